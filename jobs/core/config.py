@@ -1,0 +1,114 @@
+"""One typed place for configuration.
+
+Every knob is read from an environment variable (prefix ``PUSH_``) with a default that runs the
+embedded demo. The database URL comes, in order, from ``PUSH_DATABASE_URL``, from the Airflow
+connection ``push_db`` given as ``AIRFLOW_CONN_PUSH_DB``, and finally from the embedded
+PostgreSQL cluster that ``jobs.core.localdb`` starts under ``.local/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"PUSH_{name}", default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+def _local_dir() -> Path:
+    return Path(_env("LOCAL_DIR", str(PROJECT_ROOT / ".local")))
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Normalise ``postgres://`` / ``postgresql://`` URLs (Airflow style) to the psycopg2 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def resolve_database_url() -> str:
+    """Return the pipeline database URL, or raise with a message saying how to provide one."""
+    explicit = os.environ.get("PUSH_DATABASE_URL") or os.environ.get("AIRFLOW_CONN_PUSH_DB")
+    if explicit:
+        return to_sqlalchemy_url(explicit)
+    # Imported here: localdb imports this module for the local paths.
+    from jobs.core.localdb import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres.default()
+    url = embedded.url_if_running()
+    if url is None:
+        raise RuntimeError(
+            "No database configured: set PUSH_DATABASE_URL (or the Airflow connection "
+            "AIRFLOW_CONN_PUSH_DB), or start the embedded one with "
+            "'python -m jobs.core.localdb start' (make demo does this)."
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Pipeline settings. Build with :meth:`Settings.from_env`; override fields in tests."""
+
+    local_dir: Path = field(default_factory=_local_dir)
+    landing_dir: Path = field(default_factory=lambda: Path(_env("LANDING_DIR", str(_local_dir() / "landing"))))
+    lake_dir: Path = field(default_factory=lambda: Path(_env("LAKE_DIR", str(_local_dir() / "lake"))))
+    outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(_local_dir() / "outbox"))))
+    spark_master: str = field(default_factory=lambda: _env("SPARK_MASTER", "local[2]"))
+    spark_driver_memory: str = field(default_factory=lambda: _env("SPARK_DRIVER_MEMORY", "2g"))
+    # Cleaning: a run fails when more than this share of its rows is quarantined.
+    max_bad_row_share: float = field(default_factory=lambda: _env_float("MAX_BAD_ROW_SHARE", 0.05))
+    # Events per user per minute above which a user's events are treated as a bot's.
+    bot_events_per_minute: int = field(default_factory=lambda: _env_int("BOT_EVENTS_PER_MINUTE", 30))
+    # Profiles and ratings.
+    lookback_days: int = field(default_factory=lambda: _env_int("LOOKBACK_DAYS", 28))
+    half_life_days: float = field(default_factory=lambda: _env_float("HALF_LIFE_DAYS", 7.0))
+    kmeans_k_min: int = field(default_factory=lambda: _env_int("KMEANS_K_MIN", 2))
+    kmeans_k_max: int = field(default_factory=lambda: _env_int("KMEANS_K_MAX", 6))
+    # Recommendations.
+    top_n: int = field(default_factory=lambda: _env_int("TOP_N", 10))
+    eval_k: int = field(default_factory=lambda: _env_int("EVAL_K", 10))
+    svd_factors: int = field(default_factory=lambda: _env_int("SVD_FACTORS", 32))
+    svd_epochs: int = field(default_factory=lambda: _env_int("SVD_EPOCHS", 30))
+    svd_lr: float = field(default_factory=lambda: _env_float("SVD_LR", 0.01))
+    svd_reg: float = field(default_factory=lambda: _env_float("SVD_REG", 0.05))
+    seed: int = field(default_factory=lambda: _env_int("SEED", 42))
+    max_per_category: int = field(default_factory=lambda: _env_int("MAX_PER_CATEGORY", 4))
+    # A new model is promoted unless its NDCG@k is worse than the live model's by more than this.
+    promotion_tolerance: float = field(default_factory=lambda: _env_float("PROMOTION_TOLERANCE", 0.05))
+    # Notifications.
+    daily_cap: int = field(default_factory=lambda: _env_int("DAILY_CAP", 1))
+    holdout_percent: float = field(default_factory=lambda: _env_float("HOLDOUT_PERCENT", 5.0))
+    holdout_salt: str = field(default_factory=lambda: _env("HOLDOUT_SALT", "push-holdout-v1"))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls()
+
+    @property
+    def database_url(self) -> str:
+        return resolve_database_url()
+
+    @property
+    def clean_dir(self) -> Path:
+        return self.lake_dir / "clean" / "events"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.lake_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.local_dir / "reports"

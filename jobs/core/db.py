@@ -1,0 +1,87 @@
+"""The one database connection factory, schema migrations and bulk loading.
+
+Migrations are the numbered files in ``sql/migrations``; each is applied once, in order, inside
+a transaction that holds an advisory lock so that two processes starting together do not race.
+Bulk loads go through ``COPY`` (fast, and typed by the target table).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from jobs.core.config import PROJECT_ROOT, resolve_database_url
+
+MIGRATIONS_DIR = PROJECT_ROOT / "sql" / "migrations"
+QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
+_MIGRATION_LOCK = 7_201_001
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4, future=True)
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Return a pooled engine for ``url`` (default: the configured pipeline database)."""
+    return _engine_for(url or resolve_database_url())
+
+
+def load_query(name: str) -> str:
+    """Read a named, parameterised query from ``sql/queries/<name>.sql``."""
+    return (QUERIES_DIR / f"{name}.sql").read_text()
+
+
+def apply_migrations(engine: Engine, folder: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the not-yet-applied migrations in order; return the names applied now."""
+    applied_now: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS public.schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
+        done = {row[0] for row in conn.execute(text("SELECT name FROM public.schema_migrations"))}
+        for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+            if path.name in done:
+                continue
+            conn.exec_driver_sql(path.read_text())
+            conn.execute(text("INSERT INTO public.schema_migrations (name) VALUES (:n)"), {"n": path.name})
+            applied_now.append(path.name)
+    return applied_now
+
+
+def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
+    """Bulk-insert ``rows`` into ``table`` with COPY inside the caller's transaction."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    count = 0
+    for row in rows:
+        writer.writerow(["\\N" if value is None else value for value in row])
+        count += 1
+    if count == 0:
+        return 0
+    buffer.seek(0)
+    cursor = conn.connection.dbapi_connection.cursor()
+    column_list = ", ".join(columns)
+    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+    return count
+
+
+def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
+    """COPY a pandas frame whose columns are named like the table's."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return copy_rows(conn, table, list(frame.columns), clean.itertuples(index=False, name=None))
+
+
+def fetch_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
+    result = conn.execute(text(sql), params or {})
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -1,0 +1,237 @@
+"""The embedded, throwaway PostgreSQL cluster used when no database URL is configured.
+
+It lives under ``.local/pg`` (or a folder in the temp dir when the unprivileged ``postgres``
+user cannot reach the project folder), listens on 127.0.0.1 on a free port, trusts local
+connections (it is a throwaway cluster), and holds two databases: ``push`` for the pipeline
+and ``airflow`` for Airflow's metadata. PostgreSQL refuses to run as root, so when invoked
+as root every server command runs as the ``postgres`` user.
+
+CLI: ``python -m jobs.core.localdb start|stop|status|url|psql [SQL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.core.config import PROJECT_ROOT
+
+SUPERUSER = "push"
+PIPELINE_DB = "push"
+AIRFLOW_DB = "airflow"
+UNPRIVILEGED_USER = "postgres"
+
+
+def find_pg_bin() -> Path:
+    """Locate initdb/pg_ctl/postgres: ``PG_BIN``, then PATH, then Debian's versioned folders."""
+    candidates = []
+    if os.environ.get("PG_BIN"):
+        candidates.append(os.environ["PG_BIN"])
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(str(Path(on_path).parent))
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    for folder in candidates:
+        if all((Path(folder) / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return Path(folder)
+    raise SystemExit(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found. Install them "
+        "(e.g. 'apt-get install postgresql'), set PG_BIN to their folder, or set "
+        "PUSH_DATABASE_URL to an existing database."
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster owned by this project; ``state_dir`` holds its state file."""
+
+    state_dir: Path
+
+    @classmethod
+    def default(cls) -> EmbeddedPostgres:
+        local = Path(os.environ.get("PUSH_LOCAL_DIR", PROJECT_ROOT / ".local"))
+        return cls(local / "pg")
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def _state(self) -> dict | None:
+        if not self.state_file.exists():
+            return None
+        return json.loads(self.state_file.read_text())
+
+    def url_if_running(self, database: str = PIPELINE_DB) -> str | None:
+        state = self._state()
+        if state and _port_open(state["port"]):
+            return self.url(state["port"], database)
+        return None
+
+    @staticmethod
+    def url(port: int, database: str = PIPELINE_DB) -> str:
+        return f"postgresql+psycopg2://{SUPERUSER}@127.0.0.1:{port}/{database}"
+
+    # --- privileges ---------------------------------------------------------------------------
+    @staticmethod
+    def _as_root() -> bool:
+        return os.geteuid() == 0
+
+    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        if self._as_root():
+            args = ["runuser", "-u", UNPRIVILEGED_USER, "--", *args]
+        return subprocess.run(args, check=True, text=True, **kwargs)
+
+    def _reachable_by_server_user(self, folder: Path) -> bool:
+        if not self._as_root():
+            return True
+        probe = subprocess.run(
+            ["runuser", "-u", UNPRIVILEGED_USER, "--", "test", "-x", str(folder)], check=False
+        )
+        return probe.returncode == 0
+
+    def _choose_data_dir(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self._reachable_by_server_user(self.state_dir):
+            return self.state_dir / "data"
+        # The project folder is private to root (e.g. under /root): keep the data in the temp
+        # dir, named after the project folder so that each clone gets its own cluster.
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"push-pg-{digest}"
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> str:
+        """Start (initialising if needed) the cluster and return the pipeline database URL."""
+        running = self.url_if_running()
+        if running:
+            return running
+        if self._as_root():
+            try:
+                pwd.getpwnam(UNPRIVILEGED_USER)
+            except KeyError:
+                raise SystemExit(
+                    f"PostgreSQL refuses to run as root and there is no '{UNPRIVILEGED_USER}' "
+                    "user to run it as: create one (useradd -r postgres) or run as a normal user."
+                ) from None
+        pg_bin = find_pg_bin()
+        state = self._state() or {}
+        data_dir = Path(state.get("data_dir") or self._choose_data_dir())
+        if not (data_dir / "PG_VERSION").exists():
+            if data_dir.exists():
+                shutil.rmtree(data_dir)
+            data_dir.mkdir(parents=True)
+            if self._as_root():
+                shutil.chown(data_dir, UNPRIVILEGED_USER, UNPRIVILEGED_USER)
+            self._run(
+                [str(pg_bin / "initdb"), "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust",
+                 "--encoding=UTF8", "--no-locale"],
+                stdout=subprocess.DEVNULL,
+            )
+        port = _free_port()
+        log_file = data_dir / "server.log"
+        options = (
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200 -c shared_buffers=256MB"
+        )
+        self._run(
+            [str(pg_bin / "pg_ctl"), "-D", str(data_dir), "-l", str(log_file), "-o", options,
+             "-w", "-t", "60", "start"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.state_file.write_text(json.dumps({"port": port, "data_dir": str(data_dir), "pg_bin": str(pg_bin)}))
+        self._ensure_databases(port)
+        return self.url(port)
+
+    def _ensure_databases(self, port: int) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for name in (PIPELINE_DB, AIRFLOW_DB):
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+
+    def stop(self) -> None:
+        state = self._state()
+        if not state or not (Path(state["data_dir"]) / "postmaster.pid").exists():
+            return
+        self._run(
+            [str(Path(state["pg_bin"]) / "pg_ctl"), "-D", state["data_dir"], "-m", "fast", "-w", "stop"],
+            stdout=subprocess.DEVNULL,
+        )
+
+    def destroy(self) -> None:
+        """Stop the cluster and delete its data (tests use a fresh cluster each session)."""
+        state = self._state()
+        self.stop()
+        if state:
+            shutil.rmtree(state["data_dir"], ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["start", "stop", "status", "url", "psql"])
+    parser.add_argument("sql", nargs="?", help="with psql: one query to run instead of a shell")
+    parser.add_argument("--database", default=PIPELINE_DB)
+    args = parser.parse_args(argv)
+    cluster = EmbeddedPostgres.default()
+    if args.command == "start":
+        from jobs.core.db import apply_migrations, make_engine
+
+        url = cluster.start()
+        applied = apply_migrations(make_engine(url))
+        print(f"PostgreSQL running: {url}" + (f" (applied {len(applied)} migrations)" if applied else ""))
+        return 0
+    if args.command == "stop":
+        cluster.stop()
+        print("PostgreSQL stopped")
+        return 0
+    url = cluster.url_if_running(args.database)
+    if args.command == "status":
+        print(f"running: {url}" if url else "not running")
+        return 0 if url else 1
+    if url is None:
+        print("The embedded PostgreSQL is not running: start it with 'make db' or 'make demo'.", file=sys.stderr)
+        return 1
+    if args.command == "url":
+        print(url)
+        return 0
+    psql_url = url.replace("postgresql+psycopg2://", "postgresql://")
+    psql = shutil.which("psql") or str(find_pg_bin() / "psql")
+    command = [psql, psql_url, "-v", "ON_ERROR_STOP=1"]
+    if args.sql:
+        command += ["-P", "pager=off", "-c", args.sql]
+    os.execvp(command[0], command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
