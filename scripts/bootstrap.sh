@@ -44,8 +44,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   start=$(date +%s)
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt 2>&1 \
     | grep -v "is neither a file nor a directory" || true
-  .venv/bin/python -c "import airflow, pyspark, surprise, great_expectations, sqlalchemy, psycopg2" \
-    || fail "the pinned install did not complete: see pip's output above."
+  if ! check=$(.venv/bin/python -c "import airflow, pyspark, surprise, great_expectations, sqlalchemy, psycopg2" 2>&1); then
+    echo "$check" | tail -n 20 >&2
+    fail "the pinned install did not complete: see the output above."
+  fi
   echo "$wanted" > "$stamp"
   echo "Installed in $(( $(date +%s) - start )) s"
 fi

@@ -65,7 +65,7 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterab
     writer = csv.writer(buffer, lineterminator="\n")
     count = 0
     for row in rows:
-        writer.writerow(["\\N" if value is None else value for value in row])
+        writer.writerow([_copy_value(value) for value in row])
         count += 1
     if count == 0:
         return 0
@@ -74,6 +74,20 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterab
     column_list = ", ".join(columns)
     cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
     return count
+
+
+def _copy_value(value):
+    if value is None:
+        return "\\N"
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
+        return pg_array(value)
+    return value
+
+
+def pg_array(values) -> str:
+    """Render a sequence as a PostgreSQL array literal (for COPY)."""
+    quoted = ['"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+    return "{" + ",".join(quoted) + "}"
 
 
 def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:

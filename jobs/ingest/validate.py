@@ -1,0 +1,120 @@
+"""Validate a clean window with Great Expectations; raise before anything downstream runs.
+
+Results are recorded in ``push.validation_runs`` and rendered as Data Docs (HTML) under
+``.local/gx``; the path of the report is logged and carried in the error message.
+
+CLI: ``python -m jobs.ingest.validate --start ... --end ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from sqlalchemy import text
+
+from jobs.core.config import Settings
+from jobs.core.db import make_engine
+from jobs.core.spark import get_spark
+from jobs.core.timeutil import parse_utc
+from jobs.ingest.clean import read_clean
+
+log = logging.getLogger(__name__)
+
+
+class DataQualityError(RuntimeError):
+    """A batch failed its expectation suite; downstream tasks must not run."""
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    suite: str
+    success: bool
+    evaluated: int
+    failures: list[dict]
+    docs_path: Path | None
+
+
+def run_suite(frame: DataFrame, suite_builder, gx_dir: Path, batch_name: str) -> ValidationOutcome:
+    """Run one suite on a Spark frame in a file-backed GX context and build its Data Docs."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suite = context.suites.add_or_update(suite_builder())
+    source = context.data_sources.add_or_update_spark(name="spark")
+    asset = source.get_asset(suite.name) if suite.name in source.get_asset_names() else source.add_dataframe_asset(suite.name)
+    batch_definition = (
+        asset.get_batch_definition("whole")
+        if "whole" in [b.name for b in asset.batch_definitions]
+        else asset.add_batch_definition_whole_dataframe("whole")
+    )
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{suite.name}-whole", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{suite.name}-checkpoint",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.core.run_identifier.RunIdentifier(run_name=batch_name))
+    validation = next(iter(result.run_results.values()))
+    failures = [
+        {"expectation": r.expectation_config.type, "kwargs": {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
+         "unexpected_count": (r.result or {}).get("unexpected_count")}
+        for r in validation.results
+        if not r.success
+    ]
+    docs = gx_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return ValidationOutcome(suite.name, bool(result.success), len(validation.results), failures, docs if docs.exists() else None)
+
+
+def validate_clean_window(settings: Settings, start: datetime, end: datetime) -> ValidationOutcome:
+    from expectations import clean_events
+
+    frame = read_clean(get_spark(settings), settings, start, end)
+    outcome = run_suite(frame, clean_events.build_suite, settings.local_dir / "gx", f"clean_events {start:%Y-%m-%dT%H}..{end:%Y-%m-%dT%H}")
+    with make_engine(settings.database_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.validation_runs (suite, window_start, window_end, success, evaluated, failed, failures)"
+                " VALUES (:suite, :s, :e, :ok, :n, :f, CAST(:failures AS jsonb))"
+                " ON CONFLICT (suite, window_start, window_end) DO UPDATE SET success = EXCLUDED.success,"
+                " evaluated = EXCLUDED.evaluated, failed = EXCLUDED.failed, failures = EXCLUDED.failures"
+            ),
+            {"suite": outcome.suite, "s": start, "e": end, "ok": outcome.success, "n": outcome.evaluated,
+             "f": len(outcome.failures), "failures": json.dumps(outcome.failures, default=str)},
+        )
+    log.info("GX %s on %s..%s: success=%s; Data Docs: %s", outcome.suite, start, end, outcome.success, outcome.docs_path)
+    if not outcome.success:
+        names = ", ".join(f"{f['expectation']}({f['kwargs'].get('column', '')})" for f in outcome.failures)
+        raise DataQualityError(
+            f"suite '{outcome.suite}' failed for {start}..{end}: {names}. Report: {outcome.docs_path}"
+        )
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--start", type=parse_utc, required=True)
+    parser.add_argument("--end", type=parse_utc, required=True)
+    args = parser.parse_args(argv)
+    outcome = validate_clean_window(Settings.from_env(), args.start, args.end)
+    print(json.dumps({"suite": outcome.suite, "success": outcome.success, "docs": str(outcome.docs_path)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Pure notification-policy rules: control group, idempotency keys, channel choice, ordering.
+
+The stateful parts (consent read, cap count, ledger insert) happen in ``jobs.notify.plan``
+inside one transaction per user; everything here is deterministic and unit-tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+# Channel preference when a user consents to several.
+CHANNEL_ORDER = ("push", "email", "sms", "webhook")
+
+SENT = "sent"
+SUPPRESSED_CONSENT = "suppressed_consent"
+HOLDOUT = "holdout"
+CAPPED_DAILY = "capped_daily"
+DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    user_id: str
+    source: str  # "recommendation" or "campaign:<id>"
+    item_id: str | None
+    expected_value: float
+    transactional: bool = False
+    campaign_id: str | None = None
+    discount_text: str | None = None
+
+    @property
+    def candidate_key(self) -> str:
+        return f"{self.source}:{self.item_id or ''}"
+
+
+def in_holdout(user_id: str, salt: str, percent: float) -> bool:
+    """Stable control-group membership: a hash bucket in [0, 10000) below ``percent`` %."""
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") % 10_000
+    return bucket < round(percent * 100)
+
+
+def idempotency_key(user_id: str, candidate_key: str, slot: str) -> str:
+    """Deterministic key per (user, message source and item, slot): a retry produces the same key."""
+    return hashlib.sha256(f"{user_id}|{candidate_key}|{slot}".encode()).hexdigest()[:32]
+
+
+def choose_channel(consents: dict[str, bool]) -> str | None:
+    """The first consented channel in preference order, or None when the user consents to none."""
+    return next((channel for channel in CHANNEL_ORDER if consents.get(channel)), None)
+
+
+def order_candidates(candidates: list[Candidate]) -> list[Candidate]:
+    """Highest expected value first; ties broken by key so runs are reproducible."""
+    return sorted(candidates, key=lambda c: (-c.expected_value, c.candidate_key))

@@ -1,0 +1,39 @@
+"""Render messages per channel and locale from Jinja2 templates (autoescaped for HTML)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+SUPPORTED_LOCALES = ("en", "zh-CN")
+# Channel length limits (characters) for the body.
+BODY_LIMITS = {"push": 178, "sms": 160}
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_message(channel: str, locale: str, context: dict) -> dict[str, str]:
+    """Title and body (and HTML for email) for one message; falls back to English."""
+    locale = locale if locale in SUPPORTED_LOCALES else "en"
+    env = _environment()
+    title = env.get_template(f"{locale}/title.txt").render(**context).strip()
+    body = env.get_template(f"{locale}/body.txt").render(**context).strip()
+    limit = BODY_LIMITS.get(channel)
+    if limit and len(body) > limit:
+        body = body[: limit - 1] + "…"
+    message = {"title": title, "body": body}
+    if channel == "email":
+        message["html"] = env.get_template(f"{locale}/body.html").render(**context).strip()
+    return message

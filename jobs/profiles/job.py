@@ -1,0 +1,72 @@
+"""Daily profile and segment rebuild: clean events of the lookback window -> Postgres.
+
+Writes ``push.user_profiles`` and ``push.segments`` for one ``as_of`` date, replacing what an
+earlier run for that date wrote.
+
+CLI: ``python -m jobs.profiles.job --as-of 2026-11-25T00:00:00Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from sqlalchemy import text
+
+from jobs.core.config import Settings
+from jobs.core.db import copy_frame, make_engine
+from jobs.core.spark import get_spark
+from jobs.core.timeutil import parse_utc
+from jobs.ingest.clean import read_clean
+from jobs.profiles.build import build_user_profiles, read_items, read_users
+from jobs.profiles.segments import describe_segments, fit_segments
+
+log = logging.getLogger(__name__)
+
+
+def lookback_events(spark: SparkSession, settings: Settings, as_of: datetime) -> DataFrame:
+    """Clean events that landed in the ``lookback_days`` before ``as_of``."""
+    return read_clean(spark, settings, as_of - timedelta(days=settings.lookback_days), as_of)
+
+
+def run_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> dict:
+    """Build profiles and segments for ``as_of`` and store them; return a summary."""
+    items = read_items(spark, settings).cache()
+    events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'").cache()
+    profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, settings.half_life_days).cache()
+    user_count = profiles.count()
+    if user_count < settings.kmeans_k_min + 1:
+        raise RuntimeError(f"only {user_count} active users in the lookback window: too few to segment")
+    categories = sorted(r.category for r in items.select("category").distinct().collect())
+    segments = fit_segments(profiles, categories, settings.kmeans_k_min, settings.kmeans_k_max, settings.seed)
+    summaries = describe_segments(profiles, categories, segments.assignments, segments.silhouette).toPandas()
+    frame = profiles.join(segments.assignments, "user_id").toPandas()
+    summaries.insert(0, "as_of", as_of.date())
+    with make_engine(settings.database_url).begin() as conn:
+        params = {"d": as_of.date()}
+        conn.execute(text("DELETE FROM push.user_profiles WHERE as_of = :d"), params)
+        conn.execute(text("DELETE FROM push.segments WHERE as_of = :d"), params)
+        copy_frame(conn, "push.user_profiles", frame)
+        copy_frame(conn, "push.segments", summaries)
+    for frame_ in (items, events, profiles):
+        frame_.unpersist()
+    summary = {"as_of": str(as_of.date()), "profiles": user_count, "k": segments.k,
+               "silhouette": segments.silhouette, "silhouettes": segments.silhouettes}
+    log.info("profiles: %s", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--as-of", type=parse_utc, required=True, help="end of the data window (exclusive)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    print(json.dumps(run_profiles(get_spark(settings), settings, args.as_of)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

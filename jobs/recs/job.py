@@ -1,0 +1,191 @@
+"""Daily recommendation stages: train + evaluate + gate, then publish top-N atomically.
+
+``train_and_evaluate`` trains Surprise SVD on implicit ratings, evaluates it on a per-user
+chronological hold-out next to a popularity baseline, applies the promotion gate and records
+the run in ``push.model_runs`` (params, window, metrics, artifact). ``publish_recommendations``
+scores every user with the promoted model and swaps the new set in with one transaction.
+Run ids are derived from the logical date, so re-running a date replaces its own rows.
+
+CLI: ``python -m jobs.recs.job train|publish --as-of 2026-11-25T00:00:00Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from sqlalchemy import text
+
+from jobs.core.config import Settings
+from jobs.core.db import copy_rows, fetch_frame, make_engine
+from jobs.core.spark import get_spark
+from jobs.core.timeutil import parse_utc
+from jobs.profiles.job import lookback_events
+from jobs.recs.evaluate import popularity_ranking, ranking_metrics, relevant_items, rmse_mae
+from jobs.recs.ratings import chronological_split, implicit_ratings
+from jobs.recs.topn import assemble_top_n, score_top_candidates
+from jobs.recs.train import SvdParams, factor_model, load_model, save_model, train_svd
+
+log = logging.getLogger(__name__)
+ALGORITHM = "surprise_svd"
+
+
+def run_id_for(as_of: datetime) -> str:
+    return f"svd-{as_of:%Y%m%dT%H%M}"
+
+
+def svd_params(settings: Settings) -> SvdParams:
+    return SvdParams(settings.svd_factors, settings.svd_epochs, settings.svd_lr, settings.svd_reg, settings.seed)
+
+
+def _ratings_path(settings: Settings, run_id: str):
+    return settings.models_dir / run_id / "ratings.parquet"
+
+
+def evaluate_model(train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue_size: int) -> tuple[dict, dict]:
+    """Metrics of SVD trained on ``train`` and of the popularity baseline, both on ``test``."""
+    model = factor_model(train_svd(train, params))
+    metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
+    relevant = relevant_items(test)
+    seen = train.groupby("user_id")["item_id"].agg(set).to_dict()
+    lists = score_top_candidates(model, seen, set(), k)
+    metrics |= ranking_metrics({u: [i for i, _ in items] for u, items in lists.items()}, relevant, k, catalogue_size)
+    baseline = ranking_metrics(popularity_ranking(train, list(relevant), k), relevant, k, catalogue_size)
+    return metrics, baseline
+
+
+def gate(candidate: dict, current: dict | None, k: int, tolerance: float) -> tuple[bool, str]:
+    """Promote unless NDCG@k is worse than the live model's by more than ``tolerance`` (relative)."""
+    key = f"ndcg@{k}"
+    if current is None:
+        return True, "promoted: no live model"
+    if candidate[key] + 1e-12 >= current[key] * (1.0 - tolerance):
+        return True, f"promoted: {key} {candidate[key]:.4f} vs live {current[key]:.4f}"
+    return False, f"kept live model: {key} {candidate[key]:.4f} < live {current[key]:.4f} - {tolerance:.0%}"
+
+
+def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime) -> dict:
+    run_id = run_id_for(as_of)
+    window_start = as_of - timedelta(days=settings.lookback_days)
+    events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'")
+    ratings = implicit_ratings(events, as_of, settings.half_life_days).toPandas()
+    if ratings.empty:
+        raise RuntimeError(f"no interactions between {window_start} and {as_of}: nothing to train on")
+    ratings = ratings.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        catalogue_size = conn.execute(text("SELECT count(*) FROM push.items")).scalar_one()
+        current = conn.execute(
+            text("SELECT metrics FROM push.model_runs WHERE promoted AND as_of < :d ORDER BY as_of DESC LIMIT 1"),
+            {"d": as_of.date()},
+        ).scalar_one_or_none()
+    params = svd_params(settings)
+    train, test = chronological_split(ratings)
+    metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue_size)
+    promoted, decision = gate(metrics, current, settings.eval_k, settings.promotion_tolerance)
+    artifact = save_model(train_svd(ratings, params), settings.models_dir / run_id / "svd.pkl")
+    ratings.to_parquet(_ratings_path(settings, run_id), index=False)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.model_runs (run_id, as_of, algorithm, params, train_start, train_end, metrics,"
+                " baseline_metrics, artifact_path, promoted, decision) VALUES (:run_id, :as_of, :algo,"
+                " CAST(:params AS jsonb), :start, :end, CAST(:metrics AS jsonb), CAST(:baseline AS jsonb), :artifact,"
+                " :promoted, :decision) ON CONFLICT (run_id) DO UPDATE SET params = EXCLUDED.params,"
+                " train_start = EXCLUDED.train_start, train_end = EXCLUDED.train_end, metrics = EXCLUDED.metrics,"
+                " baseline_metrics = EXCLUDED.baseline_metrics, artifact_path = EXCLUDED.artifact_path,"
+                " promoted = EXCLUDED.promoted, decision = EXCLUDED.decision"
+            ),
+            {"run_id": run_id, "as_of": as_of.date(), "algo": ALGORITHM, "params": json.dumps(asdict(params)),
+             "start": window_start, "end": as_of, "metrics": json.dumps(_rounded(metrics)),
+             "baseline": json.dumps(_rounded(baseline)), "artifact": str(artifact), "promoted": promoted,
+             "decision": decision},
+        )
+    summary = {"run_id": run_id, "ratings": len(ratings), "train": len(train), "test": len(test),
+               "metrics": _rounded(metrics), "baseline": _rounded(baseline), "promoted": promoted, "decision": decision}
+    log.info("model run: %s", summary)
+    return summary
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
+    """Score every user with this date's model and swap the set in, if the model was promoted."""
+    run_id = run_id_for(as_of)
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        run = conn.execute(text("SELECT promoted, artifact_path FROM push.model_runs WHERE run_id = :r"), {"r": run_id}).one_or_none()
+        if run is None:
+            raise RuntimeError(f"model run {run_id} not found: run the training task first")
+        if not run.promoted:
+            log.info("model run %s was not promoted; the live recommendations stay as they are", run_id)
+            return {"run_id": run_id, "published": False, "users": 0}
+        users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
+        items = fetch_frame(conn, "SELECT item_id, title, category, in_stock FROM push.items ORDER BY item_id")
+        segments = fetch_frame(conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()})
+    ratings = pd.read_parquet(_ratings_path(settings, run_id))
+    model = factor_model(load_model(run.artifact_path))
+
+    bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
+    unavailable = set(items.loc[~items["in_stock"], "item_id"])
+    category_of = dict(zip(items["item_id"], items["category"], strict=True))
+    title_of = dict(zip(items["item_id"], items["title"], strict=True))
+    segment_of = dict(zip(segments["user_id"], segments["segment"], strict=True))
+    available = ratings[~ratings["item_id"].isin(unavailable) & ratings["item_id"].isin(category_of)]
+    global_popular = _popular(available) + sorted(set(items.loc[items["in_stock"], "item_id"]) - set(available["item_id"]))
+    with_segment = available.assign(segment=available["user_id"].map(segment_of)).dropna(subset=["segment"])
+    segment_popular = {int(s): _popular(group) for s, group in with_segment.groupby("segment")}
+    ratings["category"] = ratings["item_id"].map(category_of)
+    anchors = ratings.sort_values(["evidence", "item_id"], ascending=[False, True], kind="stable").drop_duplicates(["user_id", "category"])
+    reason_item = {(u, c): i for u, c, i in zip(anchors["user_id"], anchors["category"], anchors["item_id"], strict=True)}
+
+    candidates = score_top_candidates(model, bought, unavailable, settings.top_n * 4)
+    recommendations = assemble_top_n(
+        users, candidates, segment_of, segment_popular, global_popular, bought, category_of, reason_item, title_of,
+        settings.top_n, settings.max_per_category,
+    )
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM push.recommendations WHERE run_id = :r"), {"r": run_id})
+        copy_rows(conn, "push.recommendations", ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
+                  ((run_id, r.user_id, r.rank, r.item_id, r.score, r.source, r.reason) for r in recommendations))
+        conn.execute(
+            text(
+                "INSERT INTO push.published_recommendations (singleton, run_id, published_for) VALUES (true, :r, :d)"
+                " ON CONFLICT (singleton) DO UPDATE SET run_id = EXCLUDED.run_id, published_for = EXCLUDED.published_for"
+            ),
+            {"r": run_id, "d": as_of.date()},
+        )
+    by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
+    summary = {"run_id": run_id, "published": True, "users": len(users), "rows": len(recommendations), "by_source": by_source}
+    log.info("published: %s", summary)
+    return summary
+
+
+def _popular(ratings: pd.DataFrame) -> list[str]:
+    counts = ratings.groupby("item_id")["user_id"].nunique()
+    return sorted(counts.index, key=lambda item: (-counts[item], item))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["train", "publish"])
+    parser.add_argument("--as-of", type=parse_utc, required=True)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.stage == "train":
+        result = train_and_evaluate(get_spark(settings), settings, args.as_of)
+    else:
+        result = publish_recommendations(settings, args.as_of)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
