@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from pipeline_defaults import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
+from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
 
 
 def _settings_and_time():

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from pipeline_defaults import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, logical_time
+from jobs.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, logical_time
 
 
 @dag(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from pipeline_defaults import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
+from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
 
 
 @dag(

@@ -84,6 +84,7 @@ class Settings:
     svd_epochs: int = field(default_factory=lambda: _env_int("SVD_EPOCHS", 30))
     svd_lr: float = field(default_factory=lambda: _env_float("SVD_LR", 0.01))
     svd_reg: float = field(default_factory=lambda: _env_float("SVD_REG", 0.05))
+    svd_negative_ratio: float = field(default_factory=lambda: _env_float("SVD_NEGATIVE_RATIO", 1.0))
     seed: int = field(default_factory=lambda: _env_int("SEED", 42))
     max_per_category: int = field(default_factory=lambda: _env_int("MAX_PER_CATEGORY", 4))
     # A new model is promoted unless its NDCG@k is worse than the live model's by more than this.

@@ -118,7 +118,11 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
     event_type = F.lower(F.trim(e["event_type"]))
     rules = [
         (F.col("value").isNull() | (F.trim("value") == ""), "empty_line"),
-        (e.isNull() | (e[CORRUPT].isNotNull() & F.get_json_object("value", "$").isNull()), "malformed_json"),
+        (
+            e.isNull()
+            | (e[CORRUPT].isNotNull() & (F.get_json_object("value", "$").isNull() | ~F.trim("value").startswith("{"))),
+            "malformed_json",
+        ),
         (e[CORRUPT].isNotNull(), "wrong_type"),
         *[(e[name].isNull() | (F.trim(e[name].cast("string")) == ""), f"missing_{name}") for name in schema.REQUIRED_FIELDS],
         (~event_type.isin(*schema.EVENT_TYPES), "unknown_event_type"),

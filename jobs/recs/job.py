@@ -27,7 +27,7 @@ from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.profiles.job import lookback_events
 from jobs.recs.evaluate import popularity_ranking, ranking_metrics, relevant_items, rmse_mae
-from jobs.recs.ratings import chronological_split, implicit_ratings
+from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
 from jobs.recs.topn import assemble_top_n, score_top_candidates
 from jobs.recs.train import SvdParams, factor_model, load_model, save_model, train_svd
 
@@ -40,16 +40,23 @@ def run_id_for(as_of: datetime) -> str:
 
 
 def svd_params(settings: Settings) -> SvdParams:
-    return SvdParams(settings.svd_factors, settings.svd_epochs, settings.svd_lr, settings.svd_reg, settings.seed)
+    return SvdParams(settings.svd_factors, settings.svd_epochs, settings.svd_lr, settings.svd_reg, settings.seed,
+                     settings.svd_negative_ratio)
 
 
 def _ratings_path(settings: Settings, run_id: str):
     return settings.models_dir / run_id / "ratings.parquet"
 
 
-def evaluate_model(train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue_size: int) -> tuple[dict, dict]:
+def fit(ratings: pd.DataFrame, catalogue: list[str], params: SvdParams):
+    """Train SVD on the positives plus seeded sampled negatives from the catalogue."""
+    return train_svd(with_sampled_negatives(ratings, catalogue, params.negative_ratio, params.random_state), params)
+
+
+def evaluate_model(train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue: list[str]) -> tuple[dict, dict]:
     """Metrics of SVD trained on ``train`` and of the popularity baseline, both on ``test``."""
-    model = factor_model(train_svd(train, params))
+    catalogue_size = len(catalogue)
+    model = factor_model(fit(train, catalogue, params))
     metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
     relevant = relevant_items(test)
     seen = train.groupby("user_id")["item_id"].agg(set).to_dict()
@@ -79,16 +86,16 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     ratings = ratings.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
-        catalogue_size = conn.execute(text("SELECT count(*) FROM push.items")).scalar_one()
+        catalogue = conn.execute(text("SELECT item_id FROM push.items ORDER BY item_id")).scalars().all()
         current = conn.execute(
             text("SELECT metrics FROM push.model_runs WHERE promoted AND as_of < :d ORDER BY as_of DESC LIMIT 1"),
             {"d": as_of.date()},
         ).scalar_one_or_none()
     params = svd_params(settings)
     train, test = chronological_split(ratings)
-    metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue_size)
+    metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue)
     promoted, decision = gate(metrics, current, settings.eval_k, settings.promotion_tolerance)
-    artifact = save_model(train_svd(ratings, params), settings.models_dir / run_id / "svd.pkl")
+    artifact = save_model(fit(ratings, catalogue, params), settings.models_dir / run_id / "svd.pkl")
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
     with engine.begin() as conn:
         conn.execute(
@@ -143,12 +150,13 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     with_segment = available.assign(segment=available["user_id"].map(segment_of)).dropna(subset=["segment"])
     segment_popular = {int(s): _popular(group) for s, group in with_segment.groupby("segment")}
     ratings["category"] = ratings["item_id"].map(category_of)
-    anchors = ratings.sort_values(["evidence", "item_id"], ascending=[False, True], kind="stable").drop_duplicates(["user_id", "category"])
-    reason_item = {(u, c): i for u, c, i in zip(anchors["user_id"], anchors["category"], anchors["item_id"], strict=True)}
+    strongest = ratings.sort_values(["evidence", "item_id"], ascending=[False, True], kind="stable")
+    anchors = strongest.groupby(["user_id", "category"], sort=False).head(2)
+    reason_items = anchors.groupby(["user_id", "category"], sort=False)["item_id"].agg(list).to_dict()
 
     candidates = score_top_candidates(model, bought, unavailable, settings.top_n * 4)
     recommendations = assemble_top_n(
-        users, candidates, segment_of, segment_popular, global_popular, bought, category_of, reason_item, title_of,
+        users, candidates, segment_of, segment_popular, global_popular, bought, category_of, reason_items, title_of,
         settings.top_n, settings.max_per_category,
     )
     with engine.begin() as conn:

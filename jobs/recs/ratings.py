@@ -1,8 +1,12 @@
 """Implicit ratings from behaviour events, and a per-user chronological hold-out split.
 
 A (user, item) pair's rating grows with the weighted, time-decayed evidence of interest
-(view < click < cart < purchase) and is capped, then mapped onto Surprise's 1..5 scale with a
-log curve, so one purchase counts for more than ten views but a hundred views do not dominate.
+(view < click < cart < purchase) and is capped, then mapped onto 1..5 with a log curve, so one
+purchase counts for more than ten views but a hundred views do not dominate.
+
+Rating-trained SVD only ever sees positive evidence and then ranks poorly: it cannot tell
+"not interested" from "not seen". ``with_sampled_negatives`` adds, per user, a seeded sample
+of items they never touched with rating 0, which teaches the factors what a user skips.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from jobs.profiles.build import event_weights
 
 RATING_MIN = 1.0
 RATING_MAX = 5.0
+NEGATIVE_RATING = 0.0
 
 
 def implicit_ratings(events: DataFrame, as_of: datetime, half_life_days: float, cap: float = 20.0) -> DataFrame:
@@ -45,3 +50,23 @@ def chronological_split(ratings: pd.DataFrame, test_share: float = 0.25, min_ite
     test_count = np.floor(counts * test_share).astype(int)
     is_test = (counts >= min_items) & (position >= counts - test_count)
     return ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True)
+
+
+def with_sampled_negatives(ratings: pd.DataFrame, item_ids: list[str], ratio: float, seed: int) -> pd.DataFrame:
+    """``ratings`` plus ``ratio`` x (positives) unseen items per user at ``NEGATIVE_RATING``."""
+    if ratio <= 0:
+        return ratings[["user_id", "item_id", "rating"]]
+    rng = np.random.default_rng(seed)
+    catalogue = np.array(sorted(item_ids), dtype=object)
+    frames = [ratings[["user_id", "item_id", "rating"]]]
+    users, negatives = [], []
+    for user, seen in ratings.groupby("user_id", sort=True)["item_id"]:
+        unseen = catalogue[~np.isin(catalogue, seen.to_numpy())]
+        count = min(len(unseen), int(round(ratio * len(seen))))
+        if count:
+            negatives.append(rng.choice(unseen, size=count, replace=False))
+            users.append(np.full(count, user, dtype=object))
+    if negatives:
+        frames.append(pd.DataFrame({"user_id": np.concatenate(users), "item_id": np.concatenate(negatives),
+                                    "rating": NEGATIVE_RATING}))
+    return pd.concat(frames, ignore_index=True)

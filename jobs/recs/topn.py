@@ -85,7 +85,7 @@ def assemble_top_n(
     global_popular: list[str],
     excluded: Mapping[str, set[str]],
     category_of: Mapping[str, str],
-    reason_item: Mapping[tuple[str, str], str],
+    reason_items: Mapping[tuple[str, str], list[str]],
     title_of: Mapping[str, str],
     n: int,
     max_per_category: int,
@@ -96,8 +96,10 @@ def assemble_top_n(
         picked = diversify(model_lists.get(user, []), category_of, n, max_per_category)
         rows = []
         for item, score in picked:
-            anchor = reason_item.get((user, category_of.get(item, "")))
-            reason = f"because you viewed {title_of[anchor]}" if anchor and anchor in title_of else "picked for your taste"
+            # Explain with the user's strongest other item of the same category.
+            anchors = reason_items.get((user, category_of.get(item, "")), [])
+            anchor = next((a for a in anchors if a != item and a in title_of), None)
+            reason = f"because you viewed {title_of[anchor]}" if anchor else "picked for your taste"
             rows.append((item, score, "svd", reason))
         taken = {item for item, *_ in rows} | excluded.get(user, set())
         fallbacks = [("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),

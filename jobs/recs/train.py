@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from surprise import SVD, Dataset, Reader, dump
 
-from jobs.recs.ratings import RATING_MAX, RATING_MIN
+from jobs.recs.ratings import NEGATIVE_RATING, RATING_MAX
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class SvdParams:
     lr_all: float = 0.01
     reg_all: float = 0.05
     random_state: int = 42
+    # Sampled unseen items per positive (0 = plain rating-trained SVD).
+    negative_ratio: float = 1.0
 
 
 @dataclass
@@ -51,11 +53,12 @@ class FactorModel:
         both = known_u & known_i
         ub, ib = u[both].astype(int), i[both].astype(int)
         est[both] += np.einsum("ij,ij->i", self.user_factors[ub], self.item_factors[ib])
-        return np.clip(est, RATING_MIN, RATING_MAX)
+        return np.clip(est, NEGATIVE_RATING, RATING_MAX)
 
 
 def train_svd(ratings: pd.DataFrame, params: SvdParams) -> SVD:
-    reader = Reader(rating_scale=(RATING_MIN, RATING_MAX))
+    """Fit SVD on (user_id, item_id, rating); ratings may include sampled negatives."""
+    reader = Reader(rating_scale=(NEGATIVE_RATING, RATING_MAX))
     data = Dataset.load_from_df(ratings[["user_id", "item_id", "rating"]], reader)
     algo = SVD(
         n_factors=params.n_factors, n_epochs=params.n_epochs, lr_all=params.lr_all,

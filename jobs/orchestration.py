@@ -1,6 +1,6 @@
-"""Shared pieces of the project's DAGs: default args, callbacks, assets, run-time helpers.
+"""Shared pieces of the DAGs: default args, failure callback, assets, run-time helpers.
 
-DAG files import this module (Airflow puts the dags folder on ``sys.path``); it imports
+DAG files import this module (never each other); it imports
 nothing heavy, so parsing a DAG does no I/O and starts no Spark.
 """
 

@@ -1,0 +1,57 @@
+# The two commands of the quick start are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+Q ?=
+
+.PHONY: install demo test test-unit bench lint fix db psql down airflow up clean-local
+
+$(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+
+install: $(STAMP)
+
+## demo: embedded PostgreSQL + synthetic data + Airflow running the real DAGs, then a summary
+demo: $(STAMP)
+	@$(PY) -m jobs.demo
+
+## test: unit, DAG-integrity and integration tests on real PostgreSQL, Spark and Airflow
+test: $(STAMP)
+	@$(PY) -m pytest
+
+test-unit: $(STAMP)
+	@$(PY) -m pytest tests/unit tests/dags
+
+## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=)
+bench: $(STAMP)
+	@$(PY) -m jobs.bench --users $(or $(USERS),2000) --items $(or $(ITEMS),1000) --days $(or $(DAYS),14)
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+fix: $(STAMP)
+	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+## db: start the embedded PostgreSQL (migrated)
+db: $(STAMP)
+	@$(PY) -m jobs.core.localdb start
+
+## psql: interactive psql on the pipeline database, or one query with Q="SELECT ..."
+psql: $(STAMP)
+	@$(PY) -m jobs.core.localdb psql $(if $(Q),"$(Q)",)
+
+## down: stop the embedded PostgreSQL
+down:
+	@if [ -x $(PY) ]; then $(PY) -m jobs.core.localdb stop; fi
+
+## airflow: the Airflow UI (airflow standalone) on 127.0.0.1:8080 against the same config
+airflow: $(STAMP) db
+	@$(PY) -m jobs.core.airflow_env airflow standalone
+
+## up: PostgreSQL + Airflow + Spark in docker compose (needs a Docker engine)
+up:
+	docker compose -f docker/compose.yaml up -d --build
+
+clean-local: down
+	rm -rf .local

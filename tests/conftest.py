@@ -1,0 +1,123 @@
+"""Shared fixtures: a real PostgreSQL started for the session, a local SparkSession, Airflow.
+
+The embedded cluster of the tests lives in its own folder (never the demo's), is started in
+``pytest_configure`` (before anything imports Airflow, which reads its configuration at
+import), and is destroyed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_CLUSTER = None
+
+
+def pytest_configure(config):
+    global _CLUSTER
+    local = Path(tempfile.mkdtemp(prefix="test-", dir=_test_root()))
+    os.environ.update(
+        {
+            "PUSH_LOCAL_DIR": str(local),
+            "PUSH_TASK_RETRIES": "0",
+            "PUSH_SPARK_MASTER": "local[2]",
+            "PUSH_SPARK_SHUFFLE_PARTITIONS": "4",
+            "PUSH_KMEANS_K_MAX": "4",
+            "PUSH_SVD_EPOCHS": "20",
+        }
+    )
+    os.environ.pop("PUSH_DATABASE_URL", None)
+    os.environ.pop("AIRFLOW_CONN_PUSH_DB", None)
+    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.localdb import EmbeddedPostgres
+
+    _CLUSTER = EmbeddedPostgres.default()
+    url = _CLUSTER.start()
+    apply_migrations(make_engine(url))
+    from jobs.core.airflow_env import airflow_environment
+
+    os.environ.update(airflow_environment())
+
+
+def pytest_unconfigure(config):
+    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
+        sys.modules["airflow.settings"].dispose_orm()
+    if _CLUSTER is not None:
+        local = _CLUSTER.state_dir.parent
+        _CLUSTER.destroy()
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _test_root() -> Path:
+    root = ROOT / ".local" / "tests"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from jobs.core.config import Settings
+
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    from jobs.core.db import make_engine
+
+    return make_engine(settings.database_url)
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    from jobs.core.spark import get_spark
+
+    session = get_spark(settings, app_name="push-tests")
+    yield session
+    session.stop()
+
+
+def truncate_pipeline_tables(engine) -> None:
+    """Empty every pipeline table so a test starts from nothing."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'push'")).scalars().all()
+        conn.execute(text("TRUNCATE " + ", ".join(f"push.{t}" for t in tables) + " CASCADE"))
+
+
+@pytest.fixture
+def empty_db(engine):
+    truncate_pipeline_tables(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata schema in the test cluster (migrated once per session)."""
+    from jobs.core.airflow_env import migrate_metadata
+
+    migrate_metadata(dict(os.environ))
+    return True
+
+
+def make_event(**overrides) -> dict:
+    """A valid raw event; override any field (row-factory pattern)."""
+    base = {
+        "event_id": "e1",
+        "user_id": "u1",
+        "event_type": "view",
+        "item_id": "i1",
+        "price": 10.0,
+        "session_id": "s1",
+        "device": "web",
+        "ts": "2026-11-24T10:15:00+00:00",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
