@@ -25,9 +25,10 @@ from sqlalchemy import text
 
 from jobs.core import schema
 from jobs.core.config import Settings
-from jobs.core.db import copy_rows, make_engine
+from jobs.core.db import copy_frame, copy_rows, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hours_between, parse_utc
+from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,19 @@ def flag_bots(events: DataFrame, max_events_per_minute: int) -> DataFrame:
 CLEAN_COLUMNS = [field.name for field in schema.CLEAN_EVENT_SCHEMA.fields]
 
 
+def daily_event_summary(events: DataFrame, items: DataFrame) -> DataFrame:
+    """Events and distinct users per UTC event date, event type and item category."""
+    return (
+        events.join(items.select("item_id", "category"), "item_id", "left")
+        .groupBy(
+            F.to_date("ts").alias("event_date"),
+            "event_type",
+            F.coalesce("category", F.when(F.col("item_id").isNull(), "(no item)").otherwise("(unknown item)")).alias("category"),
+        )
+        .agg(F.count("*").alias("events"), F.countDistinct("user_id").alias("users"))
+    )
+
+
 # --- load ---------------------------------------------------------------------------------------
 def _hour_path(clean_dir: Path, hour: datetime) -> Path:
     return clean_dir / f"landing_date={hour:%Y-%m-%d}" / f"landing_hour={hour.hour}"
@@ -209,6 +223,25 @@ def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Set
         )
 
 
+def write_daily_summary(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> None:
+    """Recompute ``push.daily_event_summary`` for every event date this window can touch.
+
+    Late events land up to a day after their event time, so the dates from the hour before
+    ``start`` to ``end`` are recomputed from two days of landing partitions around them.
+    """
+    first = (start - timedelta(hours=1)).date()
+    last = (end - timedelta(microseconds=1)).date()
+    window_start = datetime.combine(first, datetime.min.time(), start.tzinfo)
+    window_end = datetime.combine(last, datetime.min.time(), start.tzinfo) + timedelta(days=2)
+    items_path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
+    items = read_items(spark, settings) if items_path.exists() else spark.createDataFrame([], ITEM_REFERENCE_SCHEMA)
+    events = read_clean(spark, settings, window_start, window_end).where(F.to_date("ts").between(F.lit(first), F.lit(last)))
+    summary = daily_event_summary(events, items).toPandas()
+    with make_engine(settings.database_url).begin() as conn:
+        conn.execute(text("DELETE FROM push.daily_event_summary WHERE event_date BETWEEN :a AND :b"), {"a": first, "b": last})
+        copy_frame(conn, "push.daily_event_summary", summary)
+
+
 def _sanitise(raw: str | None) -> str | None:
     # PostgreSQL text cannot hold NUL; keep everything else of the raw line.
     return None if raw is None else raw.replace("\x00", "\\u0000")
@@ -241,6 +274,7 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
     if result.input_rows != result.clean_rows + result.quarantined_rows + result.duplicate_rows:
         raise AssertionError(f"accounting does not balance: {result}")
     record_run(result, quarantined, settings)
+    write_daily_summary(spark, settings, start, end)
     log.info("cleaned %s..%s: %s", start, end, result)
     if result.bad_share > settings.max_bad_row_share:
         top = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])

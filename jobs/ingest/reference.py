@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
 from sqlalchemy import text
 
 from jobs.core.config import Settings
@@ -28,6 +29,21 @@ def read_reference(landing_dir: Path, name: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"reference snapshot '{name}' not found at {path}")
     return pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
+
+
+ITEM_REFERENCE_SCHEMA = "item_id string, title string, category string, brand string, price double, in_stock boolean"
+
+
+def read_items(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The catalogue snapshot as a Spark frame (for joins inside Spark jobs)."""
+    path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
+    return spark.read.csv(str(path), header=True, schema=ITEM_REFERENCE_SCHEMA)
+
+
+def read_users(spark: SparkSession, settings: Settings) -> DataFrame:
+    """User ids and timezones (no PII) as a Spark frame."""
+    path = settings.landing_dir / "reference" / REFERENCE_TABLES["users"][1]
+    return spark.read.csv(str(path), header=True).select("user_id", "timezone")
 
 
 def load_reference(settings: Settings) -> dict[str, int]:

@@ -27,6 +27,7 @@ from jobs.notify.policy import Candidate
 from jobs.notify.render import render_message
 
 log = logging.getLogger(__name__)
+CAP_WINDOW = timedelta(hours=24)
 
 
 def run_key_for(at: datetime) -> str:
@@ -75,7 +76,9 @@ def _decide_user(conn: Connection, settings: Settings, user_id: str, candidates,
             if earlier is not None:
                 # Recorded by this very run before (a retry): replay the decision; by another: duplicate.
                 decision = policy.SENT if earlier == run_key else policy.DUPLICATE
-            elif not candidate.transactional and _sent_in_window(conn, user_id, at) >= settings.daily_cap:
+            elif not candidate.transactional and policy.exceeds_rolling_cap(
+                _send_times_near(conn, user_id, at), at, settings.daily_cap, CAP_WINDOW
+            ):
                 decision = policy.CAPPED_DAILY
             else:
                 message = render_message(channel, user["locale"], facts_of[candidate.candidate_key])
@@ -108,13 +111,13 @@ def _decide_user(conn: Connection, settings: Settings, user_id: str, candidates,
     return decisions
 
 
-def _sent_in_window(conn: Connection, user_id: str, at: datetime) -> int:
-    """Non-transactional messages for the user in the rolling 24 h ending at ``at``."""
+def _send_times_near(conn: Connection, user_id: str, at: datetime) -> list[datetime]:
+    """Times of the user's non-transactional messages within one cap window either side of ``at``."""
     return conn.execute(
-        text("SELECT count(*) FROM push.notification_ledger WHERE user_id = :u AND NOT transactional"
-             " AND scheduled_at > :since AND scheduled_at <= :at"),
-        {"u": user_id, "since": at - timedelta(hours=24), "at": at},
-    ).scalar_one()
+        text("SELECT scheduled_at FROM push.notification_ledger WHERE user_id = :u AND NOT transactional"
+             " AND scheduled_at > :since AND scheduled_at < :until"),
+        {"u": user_id, "since": at - CAP_WINDOW, "until": at + CAP_WINDOW},
+    ).scalars().all()
 
 
 def plan_notifications(settings: Settings, at: datetime) -> dict:

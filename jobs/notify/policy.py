@@ -7,7 +7,9 @@ inside one transaction per user; everything here is deterministic and unit-teste
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 # Channel preference when a user consents to several.
 CHANNEL_ORDER = ("push", "email", "sms", "webhook")
@@ -54,3 +56,14 @@ def choose_channel(consents: dict[str, bool]) -> str | None:
 def order_candidates(candidates: list[Candidate]) -> list[Candidate]:
     """Highest expected value first; ties broken by key so runs are reproducible."""
     return sorted(candidates, key=lambda c: (-c.expected_value, c.candidate_key))
+
+
+def exceeds_rolling_cap(sent_at: Sequence[datetime], at: datetime, cap: int, window: timedelta) -> bool:
+    """Would one more message at ``at`` put more than ``cap`` messages in some window ``(e - window, e]``?
+
+    Planners may run out of order (a backfill after a later slot), so windows that end after
+    ``at`` count too. The count is largest for windows ending at ``at`` or at a later send, so
+    checking those ends is exact.
+    """
+    ends = [at] + [t for t in sent_at if at <= t < at + window]
+    return any(sum(1 for t in sent_at if end - window < t <= end) + 1 > cap for end in ends)

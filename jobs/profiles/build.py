@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.core.config import Settings
 
 # Implicit-feedback weight of each event type (view < click < cart < purchase).
 EVENT_WEIGHTS: dict[str, float] = {
@@ -25,20 +24,6 @@ EVENT_WEIGHTS: dict[str, float] = {
     "purchase": 6.0,
     "notification_click": 2.0,
 }
-
-USER_REFERENCE_SCHEMA = "user_id string, timezone string"
-ITEM_REFERENCE_SCHEMA = "item_id string, title string, category string, brand string, price double, in_stock boolean"
-
-
-def read_items(spark: SparkSession, settings: Settings) -> DataFrame:
-    path = settings.landing_dir / "reference" / "items.csv"
-    return spark.read.csv(str(path), header=True, schema=ITEM_REFERENCE_SCHEMA + ", extra string").drop("extra")
-
-
-def read_users(spark: SparkSession, settings: Settings) -> DataFrame:
-    path = settings.landing_dir / "reference" / "users.csv"
-    return spark.read.csv(str(path), header=True).select("user_id", "timezone")
-
 
 def event_weights() -> F.Column:
     mapping = F.create_map(*[item for pair in EVENT_WEIGHTS.items() for item in (F.lit(pair[0]), F.lit(pair[1]))])

@@ -21,7 +21,8 @@ from jobs.core.db import copy_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.ingest.clean import read_clean
-from jobs.profiles.build import build_user_profiles, read_items, read_users
+from jobs.ingest.reference import read_items, read_users
+from jobs.profiles.build import build_user_profiles
 from jobs.profiles.segments import describe_segments, fit_segments
 
 log = logging.getLogger(__name__)

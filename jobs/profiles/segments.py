@@ -42,7 +42,9 @@ def profile_features(profiles: DataFrame, categories: list[str]) -> DataFrame:
 
 def fit_segments(profiles: DataFrame, categories: list[str], k_min: int, k_max: int, seed: int) -> SegmentModel:
     """Fit K-means for each k in [k_min, k_max] and keep the best silhouette."""
-    features = profile_features(profiles, categories)
+    # A fixed row order and partitioning: K-means initialisation samples rows, so the same
+    # data in another order could converge to other clusters.
+    features = profile_features(profiles, categories).repartitionByRange(4, "user_id").sortWithinPartitions("user_id")
     columns = [c for c in features.columns if c != "user_id"]
     assembled = VectorAssembler(inputCols=columns, outputCol="raw").transform(features)
     scaled = StandardScaler(inputCol="raw", outputCol="features", withMean=True, withStd=True).fit(assembled).transform(assembled).cache()
@@ -58,10 +60,18 @@ def fit_segments(profiles: DataFrame, categories: list[str], k_min: int, k_max: 
         if best is None or score > best[1]:
             best = (k, score, predictions.select("user_id", "segment"))
     assert best is not None, "no K-means model could be fitted"
-    assignments = best[2].cache()
+    assignments = canonical_labels(best[2]).cache()
     assignments.count()
     scaled.unpersist()
     return SegmentModel(best[0], round(best[1], 4), silhouettes, assignments)
+
+
+def canonical_labels(assignments: DataFrame) -> DataFrame:
+    """Renumber segments by size (largest = 0), ties by smallest member id, so labels are stable."""
+    order = assignments.groupBy("segment").agg(F.count("*").alias("size"), F.min("user_id").alias("first")).collect()
+    ranked = sorted(order, key=lambda r: (-r["size"], r["first"]))
+    mapping = F.create_map(*[v for n, r in enumerate(ranked) for v in (F.lit(r["segment"]), F.lit(n))])
+    return assignments.withColumn("segment", mapping[F.col("segment")])
 
 
 def describe_segments(profiles: DataFrame, categories: list[str], assignments: DataFrame, silhouette: float) -> DataFrame:
@@ -82,7 +92,9 @@ def describe_segments(profiles: DataFrame, categories: list[str], assignments: D
             f"{row['size']} users into {', '.join(top[:2])}; {level} price level "
             f"({row.avg_price_level:.2f}); {row.avg_frequency:.1f} purchases per user"
         )
-        rows.append((int(row.segment), int(row["size"]), top, float(row.avg_price_level), float(row.avg_frequency), description, silhouette))
+        # Rounded: float sums depend on the order Spark adds them in, and re-runs must match.
+        rows.append((int(row.segment), int(row["size"]), top, round(row.avg_price_level, 6),
+                     round(row.avg_frequency, 6), description, silhouette))
     spark = profiles.sparkSession
     return spark.createDataFrame(
         rows,

@@ -1,7 +1,7 @@
 -- Notification candidates at :as_of, from the live recommendations and the active campaigns.
 -- Recommendation candidates: each user's top 3 recommended items.
 -- Campaign candidates: an active campaign whose target category is the user's favourite, with
--- the user's best-ranked recommended item in that category.
+-- the user's best-ranked recommended item in that category (DISTINCT ON keeps the first by rank).
 WITH latest_profiles AS (
     SELECT p.*
     FROM push.user_profiles p
@@ -19,11 +19,14 @@ SELECT user_id, 'recommendation' AS source, item_id, title, category, price, rea
 FROM recs
 WHERE rank <= 3
 UNION ALL
-SELECT DISTINCT ON (p.user_id, c.campaign_id)
-       p.user_id, 'campaign:' || c.campaign_id, r.item_id, r.title, r.category, r.price, r.reason,
-       round(r.price * 0.03 * (1 + c.priority / 10.0), 6), c.transactional, c.campaign_id, c.discount_text
-FROM latest_profiles p
-JOIN push.campaigns c ON c.target_category = p.top_categories[1]
-JOIN recs r ON r.user_id = p.user_id AND r.category = c.target_category
-WHERE c.valid_from <= :as_of AND :as_of < c.valid_to
+SELECT * FROM (
+    SELECT DISTINCT ON (p.user_id, c.campaign_id)
+           p.user_id, 'campaign:' || c.campaign_id, r.item_id, r.title, r.category, r.price, r.reason,
+           round(r.price * 0.03 * (1 + c.priority / 10.0), 6), c.transactional, c.campaign_id, c.discount_text
+    FROM latest_profiles p
+    JOIN push.campaigns c ON c.target_category = p.top_categories[1]
+    JOIN recs r ON r.user_id = p.user_id AND r.category = c.target_category
+    WHERE c.valid_from <= :as_of AND :as_of < c.valid_to
+    ORDER BY p.user_id, c.campaign_id, r.rank
+) AS campaign_candidates
 ORDER BY 1, 2, 3

@@ -36,3 +36,20 @@ def test_candidates_are_ordered_by_expected_value_then_key():
     b = Candidate("u1", "recommendation", "i1", 1.0)
     c = Candidate("u1", "campaign:c1", "i3", 5.0)
     assert policy.order_candidates([a, b, c]) == [c, b, a]
+
+
+def test_rolling_cap_counts_windows_on_both_sides():
+    from datetime import UTC, datetime, timedelta
+
+    day = timedelta(hours=24)
+    at = datetime(2026, 11, 25, 23, tzinfo=UTC)
+    later = datetime(2026, 11, 26, 1, tzinfo=UTC)
+    earlier = datetime(2026, 11, 25, 0, tzinfo=UTC)
+    assert not policy.exceeds_rolling_cap([], at, 1, day)
+    assert policy.exceeds_rolling_cap([later], at, 1, day)  # a send planned out of order, 2 h later
+    assert policy.exceeds_rolling_cap([earlier], at, 1, day)
+    assert not policy.exceeds_rolling_cap([at - day], at, 1, day)  # exactly 24 h before: outside
+    assert not policy.exceeds_rolling_cap([earlier], at, 2, day)
+    # Cap 2: sends at -20 h and +20 h are 40 h apart, never in one window with each other.
+    assert not policy.exceeds_rolling_cap([at - timedelta(hours=20), at + timedelta(hours=20)], at, 2, day)
+    assert policy.exceeds_rolling_cap([at - timedelta(hours=2), at + timedelta(hours=2)], at, 2, day)

@@ -1,0 +1,119 @@
+"""Benchmark: seconds per stage of the daily pipeline at a chosen scale.
+
+Runs the same stage functions the DAG tasks call, on a generated data set, in its own
+folder and database (``.local/bench``), and prints what it measured. Fixed overheads are
+reported on their own: Spark session start, and Airflow start (importing Airflow and parsing
+the project's DAGs in a fresh interpreter). As a yardstick measured in the same run, plain
+single-threaded Python reads and ``json.loads`` every landing line; the cleaning stage is
+reported as a ratio to it.
+
+``python -m jobs.bench --users 2000 --items 1000 --days 14`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from jobs.core.config import PROJECT_ROOT
+
+
+def _timed(label: str, results: dict, fn, *args):
+    started = time.monotonic()
+    value = fn(*args)
+    results[label] = round(time.monotonic() - started, 2)
+    print(f"  {label:<28} {results[label]:>8.2f} s", flush=True)
+    return value
+
+
+def _yardstick(landing: Path) -> int:
+    count = 0
+    for path in sorted((landing / "events").rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                json.loads(line)
+            except ValueError:
+                pass
+            count += 1
+    return count
+
+
+def _airflow_start() -> None:
+    code = "from airflow.dag_processing.dagbag import DagBag; DagBag(dag_folder=%r)" % str(PROJECT_ROOT / "dags")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=dict(os.environ))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench")
+    os.environ.pop("PUSH_DATABASE_URL", None)
+
+    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.localdb import EmbeddedPostgres
+
+    results: dict[str, float] = {}
+    url = EmbeddedPostgres.default().start()
+    apply_migrations(make_engine(url))
+    os.environ["PUSH_DATABASE_URL"] = url
+
+    from jobs.core.config import Settings
+    from jobs.core.spark import get_spark
+    from jobs.generate.synthetic import GeneratorConfig, generate
+    from jobs.ingest.clean import clean_window
+    from jobs.ingest.reference import load_reference
+    from jobs.ingest.validate import validate_clean_window
+    from jobs.notify.plan import plan_notifications
+    from jobs.notify.relay import relay_pending
+    from jobs.profiles.job import run_profiles
+    from jobs.recs.job import publish_recommendations, train_and_evaluate
+
+    settings = Settings.from_env()
+    as_of = datetime(2026, 11, 25, tzinfo=UTC)
+    start = as_of - timedelta(days=args.days)
+    print(f"scale: {args.users} users, {args.items} items, {args.days} days (seed {args.seed})")
+    print("fixed overheads")
+    _timed("airflow_start_and_parse", results, _airflow_start)
+    spark = _timed("spark_start", results, get_spark, settings)
+    print("data")
+    generated = _timed("generate", results, generate,
+                       GeneratorConfig(users=args.users, items=args.items, days=args.days, seed=args.seed,
+                                       end_date=date(2026, 11, 24)), settings.landing_dir)
+    lines = _timed("yardstick_python_json", results, _yardstick, settings.landing_dir)
+    print("stages")
+    _timed("load_reference", results, load_reference, settings)
+    cleaned = _timed("clean_events", results, clean_window, spark, settings, start, as_of)
+    _timed("validate_events", results, validate_clean_window, settings, start, as_of)
+    _timed("build_profiles", results, run_profiles, spark, settings, as_of)
+    model = _timed("train_and_evaluate", results, train_and_evaluate, spark, settings, as_of)
+    _timed("publish_recommendations", results, publish_recommendations, settings, as_of)
+    _timed("plan_notifications", results, plan_notifications, settings, as_of)
+    _timed("relay_notifications", results, relay_pending, settings)
+    stages = sum(v for k, v in results.items() if k not in ("airflow_start_and_parse", "spark_start", "generate", "yardstick_python_json"))
+    summary = {
+        "scale": vars(args),
+        "event_lines": generated["event_lines"],
+        "seconds": results,
+        "stages_total_seconds": round(stages, 2),
+        "clean_events_per_second": round(cleaned.input_rows / results["clean_events"]),
+        "yardstick_lines_per_second": round(lines / results["yardstick_python_json"]),
+        "clean_vs_yardstick_time_ratio": round(results["clean_events"] / results["yardstick_python_json"], 2),
+        "ndcg@k": model["metrics"].get(f"ndcg@{settings.eval_k}"),
+        "baseline_ndcg@k": model["baseline"].get(f"ndcg@{settings.eval_k}"),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The Great Expectations gate: a bad clean batch stops the DAG before profiles and publish."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+
+from sqlalchemy import text
+
+import jobs.ingest.clean as clean_module
+from jobs.generate.synthetic import GeneratorConfig, generate
+from tests.conftest import ROOT, truncate_pipeline_tables
+
+
+def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, engine, airflow_db, spark, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    truncate_pipeline_tables(engine)
+    for folder in (settings.landing_dir, settings.lake_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    generate(GeneratorConfig(users=60, items=50, days=1, seed=5, duplicate_share=0.05, end_date=date(2026, 11, 24)),
+             settings.landing_dir)
+    # Simulate a cleaner bug: duplicates are no longer removed.
+    monkeypatch.setattr(clean_module, "drop_duplicates", lambda frame: frame)
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "daily_recommendations.py")).dags["daily_recommendations"]
+    run = dag.test(logical_date=datetime(2026, 11, 25, tzinfo=UTC), run_conf={"clean_days": 1})
+
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "failed"
+    assert states["clean_events"] == "success"
+    assert states["validate_events"] == "failed"
+    assert {states[t] for t in ("build_profiles", "train_and_evaluate", "publish_recommendations")} == {"upstream_failed"}
+    with engine.connect() as conn:
+        validation = conn.execute(text("SELECT success, failures FROM push.validation_runs")).one()
+        downstream = conn.execute(text(
+            "SELECT (SELECT count(*) FROM push.user_profiles) + (SELECT count(*) FROM push.recommendations)")).scalar_one()
+    assert validation.success is False
+    assert [f["expectation"] for f in validation.failures] == ["expect_column_values_to_be_unique"]
+    assert validation.failures[0]["unexpected_count"] > 0
+    assert downstream == 0
+    docs = settings.local_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert docs.exists() and "clean_events" in docs.read_text()
