@@ -38,7 +38,9 @@ def _settings_and_time():
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "daily"],
     doc_md=__doc__,
-    params={"clean_days": Param(1, type="integer", minimum=1, maximum=90, description="days of landing files to (re)clean")},
+    params={
+        "clean_days": Param(1, type="integer", minimum=1, maximum=90, description="days of landing files to (re)clean")
+    },
 )
 def daily_recommendations():
     @task
@@ -57,8 +59,12 @@ def daily_recommendations():
 
         settings, as_of, params = _settings_and_time()
         result = clean_window(get_spark(settings), settings, as_of - timedelta(days=params["clean_days"]), as_of)
-        return {"input": result.input_rows, "clean": result.clean_rows, "quarantined": result.quarantined_rows,
-                "duplicates": result.duplicate_rows}
+        return {
+            "input": result.input_rows,
+            "clean": result.clean_rows,
+            "quarantined": result.quarantined_rows,
+            "duplicates": result.duplicate_rows,
+        }
 
     @task
     def validate_events() -> dict:
@@ -93,7 +99,14 @@ def daily_recommendations():
         settings, as_of, _ = _settings_and_time()
         return publish(settings, as_of)
 
-    load_reference() >> clean_events() >> validate_events() >> build_profiles() >> train_and_evaluate() >> publish_recommendations()
+    (
+        load_reference()
+        >> clean_events()
+        >> validate_events()
+        >> build_profiles()
+        >> train_and_evaluate()
+        >> publish_recommendations()
+    )
 
 
 daily_recommendations_dag = daily_recommendations()

@@ -13,6 +13,7 @@ reported as a ratio to it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -36,16 +37,14 @@ def _yardstick(landing: Path) -> int:
     count = 0
     for path in sorted((landing / "events").rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
+            with contextlib.suppress(ValueError):
                 json.loads(line)
-            except ValueError:
-                pass
             count += 1
     return count
 
 
 def _airflow_start() -> None:
-    code = "from airflow.dag_processing.dagbag import DagBag; DagBag(dag_folder=%r)" % str(PROJECT_ROOT / "dags")
+    code = f"from airflow.dag_processing.dagbag import DagBag; DagBag(dag_folder={str(PROJECT_ROOT / 'dags')!r})"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=dict(os.environ))
 
 
@@ -86,9 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     _timed("airflow_start_and_parse", results, _airflow_start)
     spark = _timed("spark_start", results, get_spark, settings)
     print("data")
-    generated = _timed("generate", results, generate,
-                       GeneratorConfig(users=args.users, items=args.items, days=args.days, seed=args.seed,
-                                       end_date=date(2026, 11, 24)), settings.landing_dir)
+    generated = _timed(
+        "generate",
+        results,
+        generate,
+        GeneratorConfig(
+            users=args.users, items=args.items, days=args.days, seed=args.seed, end_date=date(2026, 11, 24)
+        ),
+        settings.landing_dir,
+    )
     lines = _timed("yardstick_python_json", results, _yardstick, settings.landing_dir)
     print("stages")
     _timed("load_reference", results, load_reference, settings)
@@ -99,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     _timed("publish_recommendations", results, publish_recommendations, settings, as_of)
     _timed("plan_notifications", results, plan_notifications, settings, as_of)
     _timed("relay_notifications", results, relay_pending, settings)
-    stages = sum(v for k, v in results.items() if k not in ("airflow_start_and_parse", "spark_start", "generate", "yardstick_python_json"))
+    stages = sum(
+        v
+        for k, v in results.items()
+        if k not in ("airflow_start_and_parse", "spark_start", "generate", "yardstick_python_json")
+    )
     summary = {
         "scale": vars(args),
         "event_lines": generated["event_lines"],

@@ -97,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--date", type=date.fromisoformat, default=date(2026, 11, 25),
-                        help="logical date of the runs; data is generated for the days before it")
+    parser.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        default=date(2026, 11, 25),
+        help="logical date of the runs; data is generated for the days before it",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
 
@@ -108,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {url}")
     print("2/4 synthetic data")
     summary = generate(
-        GeneratorConfig(users=args.users, items=args.items, days=args.days, seed=args.seed,
-                        end_date=args.date - timedelta(days=1)),
+        GeneratorConfig(
+            users=args.users, items=args.items, days=args.days, seed=args.seed, end_date=args.date - timedelta(days=1)
+        ),
         settings.landing_dir,
     )
-    print(f"  {summary['event_lines']} event lines for {summary['users']} users, {summary['items']} items -> {settings.landing_dir}")
+    print(
+        f"  {summary['event_lines']} event lines for {summary['users']} users, {summary['items']} items -> {settings.landing_dir}"
+    )
     print("3/4 Airflow runs the DAGs")
     env = airflow_environment(settings)
     migrate_metadata(env)
@@ -125,17 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     print("4/4 results")
     with make_engine(url).connect() as conn:
         users, recs, sent, outbox = conn.execute(
-            text("SELECT (SELECT count(DISTINCT user_id) FROM analytics.current_recommendations),"
-                 " (SELECT count(*) FROM analytics.current_recommendations),"
-                 " (SELECT count(*) FROM push.notification_ledger WHERE status = 'sent'),"
-                 " (SELECT count(*) FROM push.notification_ledger)")
+            text(
+                "SELECT (SELECT count(DISTINCT user_id) FROM analytics.current_recommendations),"
+                " (SELECT count(*) FROM analytics.current_recommendations),"
+                " (SELECT count(*) FROM push.notification_ledger WHERE status = 'sent'),"
+                " (SELECT count(*) FROM push.notification_ledger)"
+            )
         ).one()
-        print(f"  {recs} recommendations for {users} users; {sent} of {outbox} outbox messages delivered to "
-              f"{settings.outbox_dir}")
+        print(
+            f"  {recs} recommendations for {users} users; {sent} of {outbox} outbox messages delivered to "
+            f"{settings.outbox_dir}"
+        )
         for title, sql in EXAMPLE_QUERIES.items():
             print_query(conn, title, sql)
     print(f"\nDone in {time.monotonic() - started:.0f} s. The database is still running:")
-    print('  make psql                      # interactive psql')
+    print("  make psql                      # interactive psql")
     print('  make psql Q="SELECT count(*) FROM analytics.current_recommendations"')
     print("  make airflow                   # the Airflow UI on http://127.0.0.1:8080")
     print("  make down                      # stop the database")

@@ -28,8 +28,11 @@ def on_task_failure(context) -> None:
     ti = context.get("task_instance")
     log.error(
         "ALERT task %s of %s failed (run %s, try %s): %s",
-        getattr(ti, "task_id", "?"), getattr(ti, "dag_id", "?"), context.get("run_id"),
-        getattr(ti, "try_number", "?"), context.get("exception"),
+        getattr(ti, "task_id", "?"),
+        getattr(ti, "dag_id", "?"),
+        context.get("run_id"),
+        getattr(ti, "try_number", "?"),
+        context.get("exception"),
     )
 
 

@@ -28,7 +28,9 @@ def airflow_database_url() -> str:
 
     url = EmbeddedPostgres.default().url_if_running(AIRFLOW_DB)
     if url is None:
-        raise RuntimeError("Airflow's metadata database is not running: start it with 'make db' or set PUSH_AIRFLOW_DATABASE_URL.")
+        raise RuntimeError(
+            "Airflow's metadata database is not running: start it with 'make db' or set PUSH_AIRFLOW_DATABASE_URL."
+        )
     return url
 
 

@@ -108,9 +108,7 @@ class EmbeddedPostgres:
     def _reachable_by_server_user(self, folder: Path) -> bool:
         if not self._as_root():
             return True
-        probe = subprocess.run(
-            ["runuser", "-u", UNPRIVILEGED_USER, "--", "test", "-x", str(folder)], check=False
-        )
+        probe = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", "test", "-x", str(folder)], check=False)
         return probe.returncode == 0
 
     def _choose_data_dir(self) -> Path:
@@ -146,8 +144,16 @@ class EmbeddedPostgres:
             if self._as_root():
                 shutil.chown(data_dir, UNPRIVILEGED_USER, UNPRIVILEGED_USER)
             self._run(
-                [str(pg_bin / "initdb"), "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust",
-                 "--encoding=UTF8", "--no-locale"],
+                [
+                    str(pg_bin / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                ],
                 stdout=subprocess.DEVNULL,
             )
         port = _free_port()
@@ -158,8 +164,19 @@ class EmbeddedPostgres:
             "-c max_connections=200 -c shared_buffers=256MB"
         )
         self._run(
-            [str(pg_bin / "pg_ctl"), "-D", str(data_dir), "-l", str(log_file), "-o", options,
-             "-w", "-t", "60", "start"],
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             stdout=subprocess.DEVNULL,
         )
         self.state_file.write_text(json.dumps({"port": port, "data_dir": str(data_dir), "pg_bin": str(pg_bin)}))

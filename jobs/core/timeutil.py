@@ -14,8 +14,16 @@ def parse_utc(value: str) -> datetime:
 
 def as_utc(value: datetime) -> datetime:
     """Convert Airflow's pendulum datetimes (or naive UTC) to plain UTC datetimes."""
-    plain = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
-                     tzinfo=value.tzinfo)
+    plain = datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=value.tzinfo,
+    )
     return plain.replace(tzinfo=UTC) if plain.tzinfo is None else plain.astimezone(UTC)
 
 

@@ -31,12 +31,24 @@ import numpy as np
 
 CATEGORIES = ("electronics", "shoes", "books", "beauty", "home", "toys", "sports", "grocery")
 CATEGORY_BASE_PRICE = {
-    "electronics": 300.0, "shoes": 80.0, "books": 20.0, "beauty": 35.0,
-    "home": 60.0, "toys": 30.0, "sports": 70.0, "grocery": 8.0,
+    "electronics": 300.0,
+    "shoes": 80.0,
+    "books": 20.0,
+    "beauty": 35.0,
+    "home": 60.0,
+    "toys": 30.0,
+    "sports": 70.0,
+    "grocery": 8.0,
 }
 NOUNS = {
-    "electronics": "headphones", "shoes": "running shoes", "books": "novel", "beauty": "serum",
-    "home": "lamp", "toys": "puzzle", "sports": "yoga mat", "grocery": "green tea",
+    "electronics": "headphones",
+    "shoes": "running shoes",
+    "books": "novel",
+    "beauty": "serum",
+    "home": "lamp",
+    "toys": "puzzle",
+    "sports": "yoga mat",
+    "grocery": "green tea",
 }
 TIMEZONES = ("Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC", "Asia/Tokyo")
 DEVICES = ("ios", "android", "web")
@@ -85,7 +97,9 @@ def make_items(rng: np.random.Generator, count: int) -> list[dict]:
     return items
 
 
-def make_users(rng: np.random.Generator, count: int, end_date: date, bot_share: float) -> tuple[list[dict], list[PlantedTaste]]:
+def make_users(
+    rng: np.random.Generator, count: int, end_date: date, bot_share: float
+) -> tuple[list[dict], list[PlantedTaste]]:
     users, tastes = [], []
     for n in range(count):
         user_id = f"u{n:05d}"
@@ -247,9 +261,16 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
                 for n in range(120):
                     item = items[int(rng.integers(0, len(items)))]
                     writer.add(
-                        {"user_id": user["user_id"], "event_type": "view", "item_id": item["item_id"],
-                         "price": item["price"], "session_id": f"bot-{user['user_id']}", "device": "web"},
-                        burst + timedelta(milliseconds=300 * n), tz,
+                        {
+                            "user_id": user["user_id"],
+                            "event_type": "view",
+                            "item_id": item["item_id"],
+                            "price": item["price"],
+                            "session_id": f"bot-{user['user_id']}",
+                            "device": "web",
+                        },
+                        burst + timedelta(milliseconds=300 * n),
+                        tz,
                     )
                 continue
             for _ in range(int(rng.poisson(config.sessions_per_day))):
@@ -270,8 +291,13 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     truth = out / "truth" / "user_tastes.json"
     truth.parent.mkdir(parents=True, exist_ok=True)
     truth.write_text(json.dumps([asdict(t) for t in tastes], indent=1))
-    return {"users": len(users), "items": len(items), "event_lines": events,
-            "window_start": window_start.isoformat(), "window_end": window_end.isoformat()}
+    return {
+        "users": len(users),
+        "items": len(items),
+        "event_lines": events,
+        "window_start": window_start.isoformat(),
+        "window_end": window_end.isoformat(),
+    }
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -288,8 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--end-date", type=date.fromisoformat, default=GeneratorConfig.end_date,
-                        help="last generated day (UTC), default %(default)s")
+    parser.add_argument(
+        "--end-date",
+        type=date.fromisoformat,
+        default=GeneratorConfig.end_date,
+        help="last generated day (UTC), default %(default)s",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     config = GeneratorConfig(users=args.users, items=args.items, days=args.days, seed=args.seed, end_date=args.end_date)

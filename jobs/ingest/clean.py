@@ -75,7 +75,9 @@ def landing_files(landing_dir: Path, start: datetime, end: datetime) -> list[tup
     for hour in hours_between(start, end):
         folder = landing_dir / "events" / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"
         if folder.is_dir():
-            found += [(path, hour) for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")]
+            found += [
+                (path, hour) for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")
+            ]
     return found
 
 
@@ -113,8 +115,12 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
     e = F.col("e")
     ts = F.expr("try_cast(e.ts AS TIMESTAMP)")
     landing_end = F.make_timestamp_ntz(
-        F.year("landing_date"), F.month("landing_date"), F.dayofmonth("landing_date"), F.col("landing_hour"),
-        F.lit(0), F.lit(0),
+        F.year("landing_date"),
+        F.month("landing_date"),
+        F.dayofmonth("landing_date"),
+        F.col("landing_hour"),
+        F.lit(0),
+        F.lit(0),
     ).cast("timestamp") + F.expr("INTERVAL 1 HOUR")
     event_type = F.lower(F.trim(e["event_type"]))
     rules = [
@@ -125,7 +131,10 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
             "malformed_json",
         ),
         (e[CORRUPT].isNotNull(), "wrong_type"),
-        *[(e[name].isNull() | (F.trim(e[name].cast("string")) == ""), f"missing_{name}") for name in schema.REQUIRED_FIELDS],
+        *[
+            (e[name].isNull() | (F.trim(e[name].cast("string")) == ""), f"missing_{name}")
+            for name in schema.REQUIRED_FIELDS
+        ],
         (~event_type.isin(*schema.EVENT_TYPES), "unknown_event_type"),
         (ts.isNull(), "bad_timestamp"),
         (ts > landing_end + F.expr(f"INTERVAL {int(FUTURE_TOLERANCE.total_seconds())} SECONDS"), "timestamp_in_future"),
@@ -151,7 +160,9 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
         e["dwell_ms"].alias("dwell_ms"),
         e["notification_id"].alias("notification_id"),
     ]
-    return parsed.select("source_file", "line_no", "landing_date", "landing_hour", "value", *normalised, reason.alias("reason"))
+    return parsed.select(
+        "source_file", "line_no", "landing_date", "landing_hour", "value", *normalised, reason.alias("reason")
+    )
 
 
 def drop_duplicates(valid: DataFrame) -> DataFrame:
@@ -164,9 +175,11 @@ def flag_bots(events: DataFrame, max_events_per_minute: int) -> DataFrame:
     """Mark every event of a user who exceeded the per-minute rate in this window as ``bot``."""
     per_minute = events.groupBy("user_id", F.date_trunc("minute", "ts").alias("minute")).count()
     bots = per_minute.where(F.col("count") > max_events_per_minute).select("user_id").distinct()
-    return events.join(bots.withColumn("_bot", F.lit(True)), "user_id", "left").withColumn(
-        "reason", F.when(F.col("_bot"), F.lit("bot")).otherwise(F.col("reason"))
-    ).drop("_bot")
+    return (
+        events.join(bots.withColumn("_bot", F.lit(True)), "user_id", "left")
+        .withColumn("reason", F.when(F.col("_bot"), F.lit("bot")).otherwise(F.col("reason")))
+        .drop("_bot")
+    )
 
 
 CLEAN_COLUMNS = [field.name for field in schema.CLEAN_EVENT_SCHEMA.fields]
@@ -179,7 +192,9 @@ def daily_event_summary(events: DataFrame, items: DataFrame) -> DataFrame:
         .groupBy(
             F.to_date("ts").alias("event_date"),
             "event_type",
-            F.coalesce("category", F.when(F.col("item_id").isNull(), "(no item)").otherwise("(unknown item)")).alias("category"),
+            F.coalesce("category", F.when(F.col("item_id").isNull(), "(no item)").otherwise("(unknown item)")).alias(
+                "category"
+            ),
         )
         .agg(F.count("*").alias("events"), F.countDistinct("user_id").alias("users"))
     )
@@ -195,7 +210,9 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
     clean.repartition("landing_date", "landing_hour").write.mode("overwrite").partitionBy(
         "landing_date", "landing_hour"
     ).parquet(str(clean_dir))
-    written = {(r.landing_date, r.landing_hour) for r in clean.select("landing_date", "landing_hour").distinct().collect()}
+    written = {
+        (r.landing_date, r.landing_hour) for r in clean.select("landing_date", "landing_hour").distinct().collect()
+    }
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     for hour in hours_between(start, end):
@@ -209,7 +226,9 @@ def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Set
     with make_engine(settings.database_url).begin() as conn:
         window = {"s": result.window_start, "e": result.window_end}
         conn.execute(text("DELETE FROM push.quarantine WHERE window_start = :s"), window)
-        copy_rows(conn, "push.quarantine", ["window_start", "source_file", "line_no", "reason", "raw"], quarantined_rows)
+        copy_rows(
+            conn, "push.quarantine", ["window_start", "source_file", "line_no", "reason", "raw"], quarantined_rows
+        )
         conn.execute(
             text(
                 "INSERT INTO push.ingest_runs (window_start, window_end, input_rows, clean_rows, quarantined_rows,"
@@ -218,8 +237,14 @@ def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Set
                 " clean_rows = EXCLUDED.clean_rows, quarantined_rows = EXCLUDED.quarantined_rows,"
                 " duplicate_rows = EXCLUDED.duplicate_rows, by_reason = EXCLUDED.by_reason"
             ),
-            {**window, "i": result.input_rows, "c": result.clean_rows, "q": result.quarantined_rows,
-             "d": result.duplicate_rows, "r": json.dumps(result.by_reason, sort_keys=True)},
+            {
+                **window,
+                "i": result.input_rows,
+                "c": result.clean_rows,
+                "q": result.quarantined_rows,
+                "d": result.duplicate_rows,
+                "r": json.dumps(result.by_reason, sort_keys=True),
+            },
         )
 
 
@@ -235,10 +260,14 @@ def write_daily_summary(spark: SparkSession, settings: Settings, start: datetime
     window_end = datetime.combine(last, datetime.min.time(), start.tzinfo) + timedelta(days=2)
     items_path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
     items = read_items(spark, settings) if items_path.exists() else spark.createDataFrame([], ITEM_REFERENCE_SCHEMA)
-    events = read_clean(spark, settings, window_start, window_end).where(F.to_date("ts").between(F.lit(first), F.lit(last)))
+    events = read_clean(spark, settings, window_start, window_end).where(
+        F.to_date("ts").between(F.lit(first), F.lit(last))
+    )
     summary = daily_event_summary(events, items).toPandas()
     with make_engine(settings.database_url).begin() as conn:
-        conn.execute(text("DELETE FROM push.daily_event_summary WHERE event_date BETWEEN :a AND :b"), {"a": first, "b": last})
+        conn.execute(
+            text("DELETE FROM push.daily_event_summary WHERE event_date BETWEEN :a AND :b"), {"a": first, "b": last}
+        )
         copy_frame(conn, "push.daily_event_summary", summary)
 
 
@@ -255,7 +284,9 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
     deduplicated = drop_duplicates(valid)
     screened = flag_bots(deduplicated, settings.bot_events_per_minute).cache()
     clean = screened.where("reason IS NULL").select(*CLEAN_COLUMNS)
-    rejected = checked.where("reason IS NOT NULL").unionByName(screened.where("reason IS NOT NULL").select(checked.columns))
+    rejected = checked.where("reason IS NOT NULL").unionByName(
+        screened.where("reason IS NOT NULL").select(checked.columns)
+    )
 
     input_rows = raw.count()
     valid_rows = valid.count()
@@ -263,10 +294,16 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
     reasons = {r["reason"]: r["count"] for r in rejected.groupBy("reason").count().collect()}
     quarantined = [
         (start, r.source_file, r.line_no, r.reason, _sanitise(r.value))
-        for r in rejected.select("source_file", "line_no", "reason", "value").orderBy("source_file", "line_no").collect()
+        for r in rejected.select("source_file", "line_no", "reason", "value")
+        .orderBy("source_file", "line_no")
+        .collect()
     ]
     write_clean(spark, clean, settings.clean_dir, start, end)
-    clean_rows = spark.read.parquet(str(settings.clean_dir)).where(_window_filter(start, end)).count() if _has_clean(settings) else 0
+    clean_rows = (
+        spark.read.parquet(str(settings.clean_dir)).where(_window_filter(start, end)).count()
+        if _has_clean(settings)
+        else 0
+    )
     result = CleanResult(start, end, input_rows, clean_rows, sum(reasons.values()), valid_rows - unique_rows, reasons)
     raw.unpersist()
     checked.unpersist()
@@ -290,7 +327,9 @@ def _has_clean(settings: Settings) -> bool:
 
 
 def _window_filter(start: datetime, end: datetime):
-    hour_start = F.to_timestamp(F.concat_ws(" ", F.col("landing_date").cast("string"), F.format_string("%02d:00:00", "landing_hour")))
+    hour_start = F.to_timestamp(
+        F.concat_ws(" ", F.col("landing_date").cast("string"), F.format_string("%02d:00:00", "landing_hour"))
+    )
     return (hour_start >= F.lit(start)) & (hour_start < F.lit(end))
 
 
@@ -308,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     result = clean_window(get_spark(settings), settings, args.start, args.end)
-    print(json.dumps({**result.__dict__, "window_start": str(result.window_start), "window_end": str(result.window_end)}))
+    print(
+        json.dumps({**result.__dict__, "window_start": str(result.window_start), "window_end": str(result.window_end)})
+    )
     return 0
 
 

@@ -52,7 +52,11 @@ def run_suite(frame: DataFrame, suite_builder, gx_dir: Path, batch_name: str) ->
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     suite = context.suites.add_or_update(suite_builder())
     source = context.data_sources.add_or_update_spark(name="spark")
-    asset = source.get_asset(suite.name) if suite.name in source.get_asset_names() else source.add_dataframe_asset(suite.name)
+    asset = (
+        source.get_asset(suite.name)
+        if suite.name in source.get_asset_names()
+        else source.add_dataframe_asset(suite.name)
+    )
     batch_definition = (
         asset.get_batch_definition("whole")
         if "whole" in [b.name for b in asset.batch_definitions]
@@ -69,23 +73,35 @@ def run_suite(frame: DataFrame, suite_builder, gx_dir: Path, batch_name: str) ->
             result_format={"result_format": "SUMMARY"},
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.core.run_identifier.RunIdentifier(run_name=batch_name))
+    result = checkpoint.run(
+        batch_parameters={"dataframe": frame}, run_id=gx.core.run_identifier.RunIdentifier(run_name=batch_name)
+    )
     validation = next(iter(result.run_results.values()))
     failures = [
-        {"expectation": r.expectation_config.type, "kwargs": {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
-         "unexpected_count": (r.result or {}).get("unexpected_count")}
+        {
+            "expectation": r.expectation_config.type,
+            "kwargs": {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
+            "unexpected_count": (r.result or {}).get("unexpected_count"),
+        }
         for r in validation.results
         if not r.success
     ]
     docs = gx_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    return ValidationOutcome(suite.name, bool(result.success), len(validation.results), failures, docs if docs.exists() else None)
+    return ValidationOutcome(
+        suite.name, bool(result.success), len(validation.results), failures, docs if docs.exists() else None
+    )
 
 
 def validate_clean_window(settings: Settings, start: datetime, end: datetime) -> ValidationOutcome:
     from expectations import clean_events
 
     frame = read_clean(get_spark(settings), settings, start, end)
-    outcome = run_suite(frame, clean_events.build_suite, settings.local_dir / "gx", f"clean_events {start:%Y-%m-%dT%H}..{end:%Y-%m-%dT%H}")
+    outcome = run_suite(
+        frame,
+        clean_events.build_suite,
+        settings.local_dir / "gx",
+        f"clean_events {start:%Y-%m-%dT%H}..{end:%Y-%m-%dT%H}",
+    )
     with make_engine(settings.database_url).begin() as conn:
         conn.execute(
             text(
@@ -94,10 +110,19 @@ def validate_clean_window(settings: Settings, start: datetime, end: datetime) ->
                 " ON CONFLICT (suite, window_start, window_end) DO UPDATE SET success = EXCLUDED.success,"
                 " evaluated = EXCLUDED.evaluated, failed = EXCLUDED.failed, failures = EXCLUDED.failures"
             ),
-            {"suite": outcome.suite, "s": start, "e": end, "ok": outcome.success, "n": outcome.evaluated,
-             "f": len(outcome.failures), "failures": json.dumps(outcome.failures, default=str)},
+            {
+                "suite": outcome.suite,
+                "s": start,
+                "e": end,
+                "ok": outcome.success,
+                "n": outcome.evaluated,
+                "f": len(outcome.failures),
+                "failures": json.dumps(outcome.failures, default=str),
+            },
         )
-    log.info("GX %s on %s..%s: success=%s; Data Docs: %s", outcome.suite, start, end, outcome.success, outcome.docs_path)
+    log.info(
+        "GX %s on %s..%s: success=%s; Data Docs: %s", outcome.suite, start, end, outcome.success, outcome.docs_path
+    )
     if not outcome.success:
         names = ", ".join(f"{f['expectation']}({f['kwargs'].get('column', '')})" for f in outcome.failures)
         raise DataQualityError(

@@ -40,23 +40,40 @@ def load_candidates(conn: Connection, at: datetime) -> dict[str, list[tuple[Cand
     by_user: dict[str, list[tuple[Candidate, dict]]] = defaultdict(list)
     for row in rows:
         candidate = Candidate(
-            user_id=row["user_id"], source=row["source"], item_id=row["item_id"],
-            expected_value=float(row["expected_value"]), transactional=bool(row["transactional"]),
-            campaign_id=row["campaign_id"], discount_text=row["discount_text"],
+            user_id=row["user_id"],
+            source=row["source"],
+            item_id=row["item_id"],
+            expected_value=float(row["expected_value"]),
+            transactional=bool(row["transactional"]),
+            campaign_id=row["campaign_id"],
+            discount_text=row["discount_text"],
         )
-        facts = {"item_title": row["title"], "category": row["category"], "price": f"{float(row['price']):.2f}",
-                 "reason": row["reason"], "discount_text": row["discount_text"]}
+        facts = {
+            "item_title": row["title"],
+            "category": row["category"],
+            "price": f"{float(row['price']):.2f}",
+            "reason": row["reason"],
+            "discount_text": row["discount_text"],
+        }
         by_user[row["user_id"]].append((candidate, facts))
     return by_user
 
 
-def _decide_user(conn: Connection, settings: Settings, user_id: str, candidates, at: datetime, run_key: str) -> list[dict]:
+def _decide_user(
+    conn: Connection, settings: Settings, user_id: str, candidates, at: datetime, run_key: str
+) -> list[dict]:
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": user_id})
-    user = conn.execute(
-        text("SELECT locale, consent_email AS email, consent_sms AS sms, consent_push AS push,"
-             " consent_webhook AS webhook FROM push.users WHERE user_id = :u"),
-        {"u": user_id},
-    ).mappings().one_or_none()
+    user = (
+        conn.execute(
+            text(
+                "SELECT locale, consent_email AS email, consent_sms AS sms, consent_push AS push,"
+                " consent_webhook AS webhook FROM push.users WHERE user_id = :u"
+            ),
+            {"u": user_id},
+        )
+        .mappings()
+        .one_or_none()
+    )
     channel = policy.choose_channel(dict(user)) if user else None
     holdout = policy.in_holdout(user_id, settings.holdout_salt, settings.holdout_percent)
     slot = f"{at:%Y-%m-%d}"
@@ -88,15 +105,33 @@ def _decide_user(conn: Connection, settings: Settings, user_id: str, candidates,
                         " item_id, scheduled_at, transactional, payload) VALUES (:k, :run, :u, :ch, :src, :item, :at,"
                         " :tx, CAST(:payload AS jsonb)) ON CONFLICT (idempotency_key) DO NOTHING"
                     ),
-                    {"k": key, "run": run_key, "u": user_id, "ch": channel, "src": candidate.source,
-                     "item": candidate.item_id, "at": at, "tx": candidate.transactional,
-                     "payload": json.dumps(message, ensure_ascii=False)},
+                    {
+                        "k": key,
+                        "run": run_key,
+                        "u": user_id,
+                        "ch": channel,
+                        "src": candidate.source,
+                        "item": candidate.item_id,
+                        "at": at,
+                        "tx": candidate.transactional,
+                        "payload": json.dumps(message, ensure_ascii=False),
+                    },
                 )
                 decision = policy.SENT
-        decisions.append({"run_key": run_key, "user_id": user_id, "candidate_key": candidate.candidate_key,
-                          "source": candidate.source, "item_id": candidate.item_id, "channel": channel,
-                          "expected_value": candidate.expected_value, "decision": decision,
-                          "idempotency_key": key, "decided_at": at})
+        decisions.append(
+            {
+                "run_key": run_key,
+                "user_id": user_id,
+                "candidate_key": candidate.candidate_key,
+                "source": candidate.source,
+                "item_id": candidate.item_id,
+                "channel": channel,
+                "expected_value": candidate.expected_value,
+                "decision": decision,
+                "idempotency_key": key,
+                "decided_at": at,
+            }
+        )
     conn.execute(
         text(
             "INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,"
@@ -113,11 +148,17 @@ def _decide_user(conn: Connection, settings: Settings, user_id: str, candidates,
 
 def _send_times_near(conn: Connection, user_id: str, at: datetime) -> list[datetime]:
     """Times of the user's non-transactional messages within one cap window either side of ``at``."""
-    return conn.execute(
-        text("SELECT scheduled_at FROM push.notification_ledger WHERE user_id = :u AND NOT transactional"
-             " AND scheduled_at > :since AND scheduled_at < :until"),
-        {"u": user_id, "since": at - CAP_WINDOW, "until": at + CAP_WINDOW},
-    ).scalars().all()
+    return (
+        conn.execute(
+            text(
+                "SELECT scheduled_at FROM push.notification_ledger WHERE user_id = :u AND NOT transactional"
+                " AND scheduled_at > :since AND scheduled_at < :until"
+            ),
+            {"u": user_id, "since": at - CAP_WINDOW, "until": at + CAP_WINDOW},
+        )
+        .scalars()
+        .all()
+    )
 
 
 def plan_notifications(settings: Settings, at: datetime) -> dict:

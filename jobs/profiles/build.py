@@ -14,7 +14,6 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-
 # Implicit-feedback weight of each event type (view < click < cart < purchase).
 EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -24,6 +23,7 @@ EVENT_WEIGHTS: dict[str, float] = {
     "purchase": 6.0,
     "notification_click": 2.0,
 }
+
 
 def event_weights() -> F.Column:
     mapping = F.create_map(*[item for pair in EVENT_WEIGHTS.items() for item in (F.lit(pair[0]), F.lit(pair[1]))])
@@ -45,8 +45,10 @@ def weighted_interactions(events: DataFrame, items: DataFrame, as_of: datetime, 
 def top_values(frame: DataFrame, key: str, value: str, score: str, n: int, alias: str) -> DataFrame:
     """Per ``key``, the ``n`` values with the highest ``score``, as an ordered array."""
     ranked = frame.withColumn("_r", F.row_number().over(Window.partitionBy(key).orderBy(F.desc(score), value)))
-    return ranked.where(F.col("_r") <= n).groupBy(key).agg(
-        F.transform(F.array_sort(F.collect_list(F.struct("_r", value))), lambda s: s[value]).alias(alias)
+    return (
+        ranked.where(F.col("_r") <= n)
+        .groupBy(key)
+        .agg(F.transform(F.array_sort(F.collect_list(F.struct("_r", value))), lambda s: s[value]).alias(alias))
     )
 
 
@@ -59,7 +61,9 @@ def build_user_profiles(
     by_category = interactions.groupBy("user_id", "category").agg(F.sum("weight").alias("affinity"))
     totals = by_category.groupBy("user_id").agg(F.sum("affinity").alias("total"))
     shares = by_category.join(totals, "user_id").withColumn("share", F.round(F.col("affinity") / F.col("total"), 4))
-    affinity = shares.groupBy("user_id").agg(F.to_json(F.map_from_entries(F.collect_list(F.struct("category", "share")))).alias("category_affinity"))
+    affinity = shares.groupBy("user_id").agg(
+        F.to_json(F.map_from_entries(F.collect_list(F.struct("category", "share")))).alias("category_affinity")
+    )
     top_categories = top_values(shares, "user_id", "category", "share", 3, "top_categories")
     by_brand = interactions.groupBy("user_id", "brand").agg(F.sum("weight").alias("affinity"))
     top_brands = top_values(by_brand, "user_id", "brand", "affinity", 2, "top_brands")
@@ -91,7 +95,11 @@ def build_user_profiles(
     # ISO weekday, Monday = 1.
     preferred_weekday = top_values(
         local.groupBy("user_id", ((F.dayofweek("local_ts") + 5) % 7 + 1).alias("weekday")).count(),
-        "user_id", "weekday", "count", 1, "days",
+        "user_id",
+        "weekday",
+        "count",
+        1,
+        "days",
     ).select("user_id", F.col("days")[0].alias("preferred_weekday"))
 
     last_seen = F.coalesce(F.col("last_purchase"), F.col("last_event"))

@@ -54,8 +54,13 @@ def run_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> di
         copy_frame(conn, "push.segments", summaries)
     for frame_ in (items, events, profiles):
         frame_.unpersist()
-    summary = {"as_of": str(as_of.date()), "profiles": user_count, "k": segments.k,
-               "silhouette": segments.silhouette, "silhouettes": segments.silhouettes}
+    summary = {
+        "as_of": str(as_of.date()),
+        "profiles": user_count,
+        "k": segments.k,
+        "silhouette": segments.silhouette,
+        "silhouettes": segments.silhouettes,
+    }
     log.info("profiles: %s", summary)
     return summary
 

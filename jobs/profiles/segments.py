@@ -47,7 +47,12 @@ def fit_segments(profiles: DataFrame, categories: list[str], k_min: int, k_max: 
     features = profile_features(profiles, categories).repartitionByRange(4, "user_id").sortWithinPartitions("user_id")
     columns = [c for c in features.columns if c != "user_id"]
     assembled = VectorAssembler(inputCols=columns, outputCol="raw").transform(features)
-    scaled = StandardScaler(inputCol="raw", outputCol="features", withMean=True, withStd=True).fit(assembled).transform(assembled).cache()
+    scaled = (
+        StandardScaler(inputCol="raw", outputCol="features", withMean=True, withStd=True)
+        .fit(assembled)
+        .transform(assembled)
+        .cache()
+    )
     users = scaled.count()
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="segment")
     silhouettes: dict[int, float] = {}
@@ -74,9 +79,15 @@ def canonical_labels(assignments: DataFrame) -> DataFrame:
     return assignments.withColumn("segment", mapping[F.col("segment")])
 
 
-def describe_segments(profiles: DataFrame, categories: list[str], assignments: DataFrame, silhouette: float) -> DataFrame:
+def describe_segments(
+    profiles: DataFrame, categories: list[str], assignments: DataFrame, silhouette: float
+) -> DataFrame:
     """One human-readable row per segment; columns match ``push.segments`` (without as_of)."""
-    joined = profile_features(profiles, categories).join(assignments, "user_id").join(profiles.select("user_id", "frequency"), "user_id")
+    joined = (
+        profile_features(profiles, categories)
+        .join(assignments, "user_id")
+        .join(profiles.select("user_id", "frequency"), "user_id")
+    )
     aggregates = joined.groupBy("segment").agg(
         F.count("*").alias("size"),
         F.avg("price_level").alias("avg_price_level"),
@@ -93,11 +104,19 @@ def describe_segments(profiles: DataFrame, categories: list[str], assignments: D
             f"({row.avg_price_level:.2f}); {row.avg_frequency:.1f} purchases per user"
         )
         # Rounded: float sums depend on the order Spark adds them in, and re-runs must match.
-        rows.append((int(row.segment), int(row["size"]), top, round(row.avg_price_level, 6),
-                     round(row.avg_frequency, 6), description, silhouette))
+        rows.append(
+            (
+                int(row.segment),
+                int(row["size"]),
+                top,
+                round(row.avg_price_level, 6),
+                round(row.avg_frequency, 6),
+                description,
+                silhouette,
+            )
+        )
     spark = profiles.sparkSession
     return spark.createDataFrame(
         rows,
         "segment int, size int, top_categories array<string>, avg_price_level double, avg_frequency double, description string, silhouette double",
     )
-

@@ -49,7 +49,10 @@ def ranking_metrics(
                 precision_sum += running / (rank + 1)
         aps.append(precision_sum / min(len(truth), k))
     users = len(precisions)
-    mean = (lambda values: float(np.mean(values)) if values else 0.0)
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else 0.0
+
     return {
         f"precision@{k}": mean(precisions),
         f"recall@{k}": mean(recalls),

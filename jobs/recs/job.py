@@ -40,8 +40,14 @@ def run_id_for(as_of: datetime) -> str:
 
 
 def svd_params(settings: Settings) -> SvdParams:
-    return SvdParams(settings.svd_factors, settings.svd_epochs, settings.svd_lr, settings.svd_reg, settings.seed,
-                     settings.svd_negative_ratio)
+    return SvdParams(
+        settings.svd_factors,
+        settings.svd_epochs,
+        settings.svd_lr,
+        settings.svd_reg,
+        settings.seed,
+        settings.svd_negative_ratio,
+    )
 
 
 def _ratings_path(settings: Settings, run_id: str):
@@ -53,7 +59,9 @@ def fit(ratings: pd.DataFrame, catalogue: list[str], params: SvdParams):
     return train_svd(with_sampled_negatives(ratings, catalogue, params.negative_ratio, params.random_state), params)
 
 
-def evaluate_model(train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue: list[str]) -> tuple[dict, dict]:
+def evaluate_model(
+    train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue: list[str]
+) -> tuple[dict, dict]:
     """Metrics of SVD trained on ``train`` and of the popularity baseline, both on ``test``."""
     catalogue_size = len(catalogue)
     model = factor_model(fit(train, catalogue, params))
@@ -108,13 +116,30 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
                 " baseline_metrics = EXCLUDED.baseline_metrics, artifact_path = EXCLUDED.artifact_path,"
                 " promoted = EXCLUDED.promoted, decision = EXCLUDED.decision"
             ),
-            {"run_id": run_id, "as_of": as_of.date(), "algo": ALGORITHM, "params": json.dumps(asdict(params)),
-             "start": window_start, "end": as_of, "metrics": json.dumps(_rounded(metrics)),
-             "baseline": json.dumps(_rounded(baseline)), "artifact": str(artifact), "promoted": promoted,
-             "decision": decision},
+            {
+                "run_id": run_id,
+                "as_of": as_of.date(),
+                "algo": ALGORITHM,
+                "params": json.dumps(asdict(params)),
+                "start": window_start,
+                "end": as_of,
+                "metrics": json.dumps(_rounded(metrics)),
+                "baseline": json.dumps(_rounded(baseline)),
+                "artifact": str(artifact),
+                "promoted": promoted,
+                "decision": decision,
+            },
         )
-    summary = {"run_id": run_id, "ratings": len(ratings), "train": len(train), "test": len(test),
-               "metrics": _rounded(metrics), "baseline": _rounded(baseline), "promoted": promoted, "decision": decision}
+    summary = {
+        "run_id": run_id,
+        "ratings": len(ratings),
+        "train": len(train),
+        "test": len(test),
+        "metrics": _rounded(metrics),
+        "baseline": _rounded(baseline),
+        "promoted": promoted,
+        "decision": decision,
+    }
     log.info("model run: %s", summary)
     return summary
 
@@ -128,7 +153,9 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     run_id = run_id_for(as_of)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
-        run = conn.execute(text("SELECT promoted, artifact_path FROM push.model_runs WHERE run_id = :r"), {"r": run_id}).one_or_none()
+        run = conn.execute(
+            text("SELECT promoted, artifact_path FROM push.model_runs WHERE run_id = :r"), {"r": run_id}
+        ).one_or_none()
         if run is None:
             raise RuntimeError(f"model run {run_id} not found: run the training task first")
         if not run.promoted:
@@ -136,7 +163,9 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
             return {"run_id": run_id, "published": False, "users": 0}
         users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
         items = fetch_frame(conn, "SELECT item_id, title, category, in_stock FROM push.items ORDER BY item_id")
-        segments = fetch_frame(conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()})
+        segments = fetch_frame(
+            conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()}
+        )
     ratings = pd.read_parquet(_ratings_path(settings, run_id))
     model = factor_model(load_model(run.artifact_path))
 
@@ -146,7 +175,9 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     title_of = dict(zip(items["item_id"], items["title"], strict=True))
     segment_of = dict(zip(segments["user_id"], segments["segment"], strict=True))
     available = ratings[~ratings["item_id"].isin(unavailable) & ratings["item_id"].isin(category_of)]
-    global_popular = _popular(available) + sorted(set(items.loc[items["in_stock"], "item_id"]) - set(available["item_id"]))
+    global_popular = _popular(available) + sorted(
+        set(items.loc[items["in_stock"], "item_id"]) - set(available["item_id"])
+    )
     with_segment = available.assign(segment=available["user_id"].map(segment_of)).dropna(subset=["segment"])
     segment_popular = {int(s): _popular(group) for s, group in with_segment.groupby("segment")}
     ratings["category"] = ratings["item_id"].map(category_of)
@@ -156,13 +187,26 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
 
     candidates = score_top_candidates(model, bought, unavailable, settings.top_n * 4)
     recommendations = assemble_top_n(
-        users, candidates, segment_of, segment_popular, global_popular, bought, category_of, reason_items, title_of,
-        settings.top_n, settings.max_per_category,
+        users,
+        candidates,
+        segment_of,
+        segment_popular,
+        global_popular,
+        bought,
+        category_of,
+        reason_items,
+        title_of,
+        settings.top_n,
+        settings.max_per_category,
     )
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM push.recommendations WHERE run_id = :r"), {"r": run_id})
-        copy_rows(conn, "push.recommendations", ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
-                  ((run_id, r.user_id, r.rank, r.item_id, r.score, r.source, r.reason) for r in recommendations))
+        copy_rows(
+            conn,
+            "push.recommendations",
+            ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
+            ((run_id, r.user_id, r.rank, r.item_id, r.score, r.source, r.reason) for r in recommendations),
+        )
         conn.execute(
             text(
                 "INSERT INTO push.published_recommendations (singleton, run_id, published_for) VALUES (true, :r, :d)"
@@ -171,7 +215,13 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
             {"r": run_id, "d": as_of.date()},
         )
     by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
-    summary = {"run_id": run_id, "published": True, "users": len(users), "rows": len(recommendations), "by_source": by_source}
+    summary = {
+        "run_id": run_id,
+        "published": True,
+        "users": len(users),
+        "rows": len(recommendations),
+        "by_source": by_source,
+    }
     log.info("published: %s", summary)
     return summary
 

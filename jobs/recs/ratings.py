@@ -42,7 +42,9 @@ def implicit_ratings(events: DataFrame, as_of: datetime, half_life_days: float, 
     )
 
 
-def chronological_split(ratings: pd.DataFrame, test_share: float = 0.25, min_items: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+def chronological_split(
+    ratings: pd.DataFrame, test_share: float = 0.25, min_items: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per user, the most recent ``test_share`` of their items go to test (users with few items stay in train)."""
     ordered = ratings.sort_values(["user_id", "last_ts", "item_id"], kind="stable").reset_index(drop=True)
     position = ordered.groupby("user_id").cumcount()
@@ -62,11 +64,14 @@ def with_sampled_negatives(ratings: pd.DataFrame, item_ids: list[str], ratio: fl
     users, negatives = [], []
     for user, seen in ratings.groupby("user_id", sort=True)["item_id"]:
         unseen = catalogue[~np.isin(catalogue, seen.to_numpy())]
-        count = min(len(unseen), int(round(ratio * len(seen))))
+        count = min(len(unseen), round(ratio * len(seen)))
         if count:
             negatives.append(rng.choice(unseen, size=count, replace=False))
             users.append(np.full(count, user, dtype=object))
     if negatives:
-        frames.append(pd.DataFrame({"user_id": np.concatenate(users), "item_id": np.concatenate(negatives),
-                                    "rating": NEGATIVE_RATING}))
+        frames.append(
+            pd.DataFrame(
+                {"user_id": np.concatenate(users), "item_id": np.concatenate(negatives), "rating": NEGATIVE_RATING}
+            )
+        )
     return pd.concat(frames, ignore_index=True)

@@ -44,7 +44,11 @@ def score_top_candidates(
     result: dict[str, list[tuple[str, float]]] = {}
     for start in range(0, len(model.user_ids), block_size):
         stop = min(start + block_size, len(model.user_ids))
-        scores = model.user_bias[start:stop, None] + model.item_bias[None, :] + model.user_factors[start:stop] @ model.item_factors.T
+        scores = (
+            model.user_bias[start:stop, None]
+            + model.item_bias[None, :]
+            + model.user_factors[start:stop] @ model.item_factors.T
+        )
         scores[:, unavailable_mask] = -np.inf
         for row, user in enumerate(model.user_ids[start:stop]):
             for item in excluded.get(user, ()):
@@ -52,18 +56,22 @@ def score_top_candidates(
                 if column is not None:
                     scores[row, column] = -np.inf
         # argpartition then a stable sort of the few survivors: O(items) per user, ties by item order.
-        top = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < scores.shape[1] else np.tile(np.arange(scores.shape[1]), (stop - start, 1))
+        top = (
+            np.argpartition(-scores, take - 1, axis=1)[:, :take]
+            if take < scores.shape[1]
+            else np.tile(np.arange(scores.shape[1]), (stop - start, 1))
+        )
         for row, user in enumerate(model.user_ids[start:stop]):
             columns = top[row]
             values = scores[row, columns]
             order = np.lexsort((columns, -values))
-            result[user] = [
-                (model.item_ids[columns[n]], float(values[n])) for n in order if np.isfinite(values[n])
-            ]
+            result[user] = [(model.item_ids[columns[n]], float(values[n])) for n in order if np.isfinite(values[n])]
     return result
 
 
-def diversify(ranked: Sequence[tuple[str, float]], category_of: Mapping[str, str], n: int, max_per_category: int) -> list[tuple[str, float]]:
+def diversify(
+    ranked: Sequence[tuple[str, float]], category_of: Mapping[str, str], n: int, max_per_category: int
+) -> list[tuple[str, float]]:
     """Greedy re-rank: keep score order but at most ``max_per_category`` items per category."""
     chosen, per_category = [], {}
     for item, score in ranked:
@@ -102,8 +110,10 @@ def assemble_top_n(
             reason = f"because you viewed {title_of[anchor]}" if anchor else "picked for your taste"
             rows.append((item, score, "svd", reason))
         taken = {item for item, *_ in rows} | excluded.get(user, set())
-        fallbacks = [("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),
-                     ("popular", global_popular, "popular right now")]
+        fallbacks = [
+            ("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),
+            ("popular", global_popular, "popular right now"),
+        ]
         for source, pool, reason in fallbacks:
             for position, item in enumerate(pool):
                 if len(rows) >= n:
@@ -113,5 +123,8 @@ def assemble_top_n(
                     taken.add(item)
         if len(rows) < n:
             raise ValueError(f"cannot fill {n} recommendations for user {user}: catalogue too small after exclusions")
-        out.extend(Recommendation(user, rank + 1, item, round(score, 6), source, reason) for rank, (item, score, source, reason) in enumerate(rows))
+        out.extend(
+            Recommendation(user, rank + 1, item, round(score, 6), source, reason)
+            for rank, (item, score, source, reason) in enumerate(rows)
+        )
     return out

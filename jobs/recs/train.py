@@ -61,8 +61,11 @@ def train_svd(ratings: pd.DataFrame, params: SvdParams) -> SVD:
     reader = Reader(rating_scale=(NEGATIVE_RATING, RATING_MAX))
     data = Dataset.load_from_df(ratings[["user_id", "item_id", "rating"]], reader)
     algo = SVD(
-        n_factors=params.n_factors, n_epochs=params.n_epochs, lr_all=params.lr_all,
-        reg_all=params.reg_all, random_state=params.random_state,
+        n_factors=params.n_factors,
+        n_epochs=params.n_epochs,
+        lr_all=params.lr_all,
+        reg_all=params.reg_all,
+        random_state=params.random_state,
     )
     algo.fit(data.build_full_trainset())
     return algo

@@ -28,7 +28,8 @@ def test_no_import_errors_and_all_dags_present(dagbag):
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
 def test_dag_conventions(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert dag.doc_md and dag.doc_md.strip().startswith("###")
+    assert dag.doc_md
+    assert dag.doc_md.strip().startswith("###")
     assert "push-notifications" in dag.tags
     assert dag.catchup is False
     assert dag.max_active_runs == 1

@@ -83,7 +83,9 @@ def test_every_line_is_accounted_for_with_the_right_reason(spark, settings, land
     assert any("\ufffd" in (r.raw or "") for r in rows), "invalid UTF-8 line not quarantined"
     assert all(r.line_no >= 1 for r in rows)
     with engine.connect() as conn:
-        summary = dict(conn.execute(text("SELECT event_type, sum(events) FROM push.daily_event_summary GROUP BY 1")).all())
+        summary = dict(
+            conn.execute(text("SELECT event_type, sum(events) FROM push.daily_event_summary GROUP BY 1")).all()
+        )
     assert summary == {"view": 3, "purchase": 1, "search": 3}
 
 

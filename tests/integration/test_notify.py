@@ -22,15 +22,30 @@ AT = datetime(2026, 11, 25, 23, tzinfo=UTC)
 def published(empty_db):
     """40 users (all consenting to push), 5 items and a live recommendation set."""
     with empty_db.begin() as conn:
-        copy_rows(conn, "push.users", ["user_id", "timezone", "locale", "consent_push", "consent_email"],
-                  [(u, "UTC", "en", True, True) for u in USERS])
-        copy_rows(conn, "push.items", ["item_id", "title", "category", "brand", "price", "in_stock"],
-                  [(f"i{n}", f"Item {n}", "shoes", "b", 10.0 + n, True) for n in range(5)])
-        conn.execute(text(
-            "INSERT INTO push.model_runs VALUES ('r1', '2026-11-25', 'test', '{}', '2026-11-01', '2026-11-25',"
-            " '{}', '{}', '/dev/null', true, 'promoted')"))
-        copy_rows(conn, "push.recommendations", ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
-                  [("r1", u, rank, f"i{rank}", 1.0 / rank, "svd", "test") for u in USERS for rank in range(1, 4)])
+        copy_rows(
+            conn,
+            "push.users",
+            ["user_id", "timezone", "locale", "consent_push", "consent_email"],
+            [(u, "UTC", "en", True, True) for u in USERS],
+        )
+        copy_rows(
+            conn,
+            "push.items",
+            ["item_id", "title", "category", "brand", "price", "in_stock"],
+            [(f"i{n}", f"Item {n}", "shoes", "b", 10.0 + n, True) for n in range(5)],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO push.model_runs VALUES ('r1', '2026-11-25', 'test', '{}', '2026-11-01', '2026-11-25',"
+                " '{}', '{}', '/dev/null', true, 'promoted')"
+            )
+        )
+        copy_rows(
+            conn,
+            "push.recommendations",
+            ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
+            [("r1", u, rank, f"i{rank}", 1.0 / rank, "svd", "test") for u in USERS for rank in range(1, 4)],
+        )
         conn.execute(text("INSERT INTO push.published_recommendations VALUES (true, 'r1', '2026-11-25')"))
     return empty_db
 
@@ -42,7 +57,9 @@ def policy_settings(settings):
 
 def _ledger(engine):
     with engine.connect() as conn:
-        return conn.execute(text("SELECT user_id, idempotency_key, run_key FROM push.notification_ledger ORDER BY 2")).all()
+        return conn.execute(
+            text("SELECT user_id, idempotency_key, run_key FROM push.notification_ledger ORDER BY 2")
+        ).all()
 
 
 def test_two_racing_planners_never_exceed_the_cap(published, policy_settings):
@@ -55,7 +72,7 @@ def test_two_racing_planners_never_exceed_the_cap(published, policy_settings):
         try:
             barrier.wait()
             plan_notifications(policy_settings, at)
-        except Exception as error:  # noqa: BLE001 - surfaced by the assertion below
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=plan, args=(at,)) for at in times]
@@ -69,7 +86,9 @@ def test_two_racing_planners_never_exceed_the_cap(published, policy_settings):
         per_user[row.user_id] = per_user.get(row.user_id, 0) + 1
     assert per_user == dict.fromkeys(USERS, 1)
     with published.connect() as conn:
-        decisions = dict(conn.execute(text("SELECT decision, count(*) FROM push.notification_decisions GROUP BY 1")).all())
+        decisions = dict(
+            conn.execute(text("SELECT decision, count(*) FROM push.notification_decisions GROUP BY 1")).all()
+        )
     # 2 planners x 40 users x 3 candidates: one send per user, everything else capped.
     assert decisions == {"sent": 40, "capped_daily": 200}
 
@@ -91,7 +110,11 @@ def test_opt_out_committed_before_planning_is_honoured(published, policy_setting
         conn.execute(text("UPDATE push.users SET consent_push = false, consent_email = false WHERE user_id = 'u007'"))
     plan_notifications(policy_settings, AT)
     with published.connect() as conn:
-        decisions = conn.execute(text("SELECT DISTINCT decision FROM push.notification_decisions WHERE user_id = 'u007'")).scalars().all()
+        decisions = (
+            conn.execute(text("SELECT DISTINCT decision FROM push.notification_decisions WHERE user_id = 'u007'"))
+            .scalars()
+            .all()
+        )
     assert decisions == ["suppressed_consent"]
     assert "u007" not in {row.user_id for row in _ledger(published)}
 
@@ -99,7 +122,9 @@ def test_opt_out_committed_before_planning_is_honoured(published, policy_setting
 def test_control_group_gets_nothing_and_is_recorded(published, settings):
     plan_notifications(replace(settings, holdout_percent=50.0), AT)
     with published.connect() as conn:
-        holdout = set(conn.execute(text("SELECT user_id FROM push.notification_decisions WHERE decision = 'holdout'")).scalars())
+        holdout = set(
+            conn.execute(text("SELECT user_id FROM push.notification_decisions WHERE decision = 'holdout'")).scalars()
+        )
     assert 5 < len(holdout) < 35
     assert not holdout & {row.user_id for row in _ledger(published)}
 

@@ -77,7 +77,8 @@ def test_ingest_accounting_matches_the_landing_files(pipeline, engine, settings)
         validation = conn.execute(text("SELECT success FROM push.validation_runs")).scalar_one()
     assert run["input_rows"] == lines == pipeline["generated"]["event_lines"]
     assert run["input_rows"] == run["clean_rows"] + run["quarantined_rows"] + run["duplicate_rows"]
-    assert run["duplicate_rows"] > 0 and run["by_reason"].get("bot", 0) > 0
+    assert run["duplicate_rows"] > 0
+    assert run["by_reason"].get("bot", 0) > 0
     assert validation is True
     with engine.connect() as conn:
         summarised = conn.execute(text("SELECT sum(events) FROM push.daily_event_summary")).scalar_one()
@@ -87,13 +88,17 @@ def test_ingest_accounting_matches_the_landing_files(pipeline, engine, settings)
 
 def test_every_user_has_exactly_n_valid_recommendations(pipeline, engine, settings):
     with engine.connect() as conn:
-        per_user = conn.execute(text(
-            "SELECT u.user_id, count(r.item_id) AS n, count(DISTINCT r.item_id) AS distinct_items"
-            " FROM push.users u LEFT JOIN analytics.current_recommendations r USING (user_id) GROUP BY 1"
-        )).all()
-        out_of_stock = conn.execute(text(
-            "SELECT count(*) FROM analytics.current_recommendations r JOIN push.items i USING (item_id) WHERE NOT i.in_stock"
-        )).scalar_one()
+        per_user = conn.execute(
+            text(
+                "SELECT u.user_id, count(r.item_id) AS n, count(DISTINCT r.item_id) AS distinct_items"
+                " FROM push.users u LEFT JOIN analytics.current_recommendations r USING (user_id) GROUP BY 1"
+            )
+        ).all()
+        out_of_stock = conn.execute(
+            text(
+                "SELECT count(*) FROM analytics.current_recommendations r JOIN push.items i USING (item_id) WHERE NOT i.in_stock"
+            )
+        ).scalar_one()
     assert len(per_user) == 150
     assert {row.n for row in per_user} == {settings.top_n}
     assert {row.distinct_items for row in per_user} == {settings.top_n}
@@ -106,7 +111,10 @@ def test_bought_items_are_never_recommended(pipeline, engine, spark, settings):
     bought = {
         (r.user_id, r.item_id)
         for r in read_clean(spark, settings, datetime(2026, 11, 1, tzinfo=UTC), LOGICAL)
-        .where("event_type = 'purchase'").select("user_id", "item_id").distinct().collect()
+        .where("event_type = 'purchase'")
+        .select("user_id", "item_id")
+        .distinct()
+        .collect()
     }
     with engine.connect() as conn:
         recommended = set(conn.execute(text("SELECT user_id, item_id FROM analytics.current_recommendations")).all())
@@ -130,7 +138,9 @@ def test_profiles_recover_planted_tastes(pipeline, engine, settings):
 def test_recommendations_lean_towards_planted_categories(pipeline, engine, settings):
     truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT user_id, category FROM analytics.current_recommendations WHERE source = 'svd'")).all()
+        rows = conn.execute(
+            text("SELECT user_id, category FROM analytics.current_recommendations WHERE source = 'svd'")
+        ).all()
     in_taste = sum(r.category in truth[r.user_id]["favourite_categories"] for r in rows)
     assert rows
     assert in_taste / len(rows) > 0.4  # random: 0.25
@@ -138,22 +148,36 @@ def test_recommendations_lean_towards_planted_categories(pipeline, engine, setti
 
 def test_notification_policy_holds(pipeline, engine, settings):
     with engine.connect() as conn:
-        over_cap = conn.execute(text(
-            "SELECT user_id, count(*) FROM push.notification_ledger WHERE NOT transactional"
-            " GROUP BY user_id HAVING count(*) > :cap"), {"cap": settings.daily_cap}).all()
-        leaked = conn.execute(text(
-            "SELECT count(*) FROM push.notification_ledger l JOIN push.users u USING (user_id)"
-            " WHERE NOT (u.consent_push OR u.consent_email OR u.consent_sms OR u.consent_webhook)")).scalar_one()
-        decisions = dict(conn.execute(text(
-            "SELECT decision, count(*) FROM push.notification_decisions GROUP BY 1")).all())
-        sent_rows = conn.execute(text("SELECT idempotency_key, channel FROM push.notification_ledger WHERE status = 'sent'")).all()
-        holdout_sends = conn.execute(text(
-            "SELECT count(*) FROM push.notification_decisions d JOIN push.notification_ledger l USING (user_id)"
-            " WHERE d.decision = 'holdout'")).scalar_one()
+        over_cap = conn.execute(
+            text(
+                "SELECT user_id, count(*) FROM push.notification_ledger WHERE NOT transactional"
+                " GROUP BY user_id HAVING count(*) > :cap"
+            ),
+            {"cap": settings.daily_cap},
+        ).all()
+        leaked = conn.execute(
+            text(
+                "SELECT count(*) FROM push.notification_ledger l JOIN push.users u USING (user_id)"
+                " WHERE NOT (u.consent_push OR u.consent_email OR u.consent_sms OR u.consent_webhook)"
+            )
+        ).scalar_one()
+        decisions = dict(
+            conn.execute(text("SELECT decision, count(*) FROM push.notification_decisions GROUP BY 1")).all()
+        )
+        sent_rows = conn.execute(
+            text("SELECT idempotency_key, channel FROM push.notification_ledger WHERE status = 'sent'")
+        ).all()
+        holdout_sends = conn.execute(
+            text(
+                "SELECT count(*) FROM push.notification_decisions d JOIN push.notification_ledger l USING (user_id)"
+                " WHERE d.decision = 'holdout'"
+            )
+        ).scalar_one()
     assert over_cap == []
     assert leaked == 0
     assert holdout_sends == 0
-    assert decisions.get("sent", 0) > 0 and decisions.get("capped_daily", 0) > 0
+    assert decisions.get("sent", 0) > 0
+    assert decisions.get("capped_daily", 0) > 0
     files = {(p.stem, p.parent.name) for p in settings.outbox_dir.rglob("*.json")}
     assert files == {(r.idempotency_key, r.channel) for r in sent_rows}
 

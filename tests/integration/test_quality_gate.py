@@ -18,8 +18,10 @@ def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, en
     truncate_pipeline_tables(engine)
     for folder in (settings.landing_dir, settings.lake_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    generate(GeneratorConfig(users=60, items=50, days=1, seed=5, duplicate_share=0.05, end_date=date(2026, 11, 24)),
-             settings.landing_dir)
+    generate(
+        GeneratorConfig(users=60, items=50, days=1, seed=5, duplicate_share=0.05, end_date=date(2026, 11, 24)),
+        settings.landing_dir,
+    )
     # Simulate a cleaner bug: duplicates are no longer removed.
     monkeypatch.setattr(clean_module, "drop_duplicates", lambda frame: frame)
 
@@ -30,14 +32,18 @@ def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, en
     assert str(run.state) == "failed"
     assert states["clean_events"] == "success"
     assert states["validate_events"] == "failed"
-    assert {states[t] for t in ("build_profiles", "train_and_evaluate", "publish_recommendations")} == {"upstream_failed"}
+    assert {states[t] for t in ("build_profiles", "train_and_evaluate", "publish_recommendations")} == {
+        "upstream_failed"
+    }
     with engine.connect() as conn:
         validation = conn.execute(text("SELECT success, failures FROM push.validation_runs")).one()
-        downstream = conn.execute(text(
-            "SELECT (SELECT count(*) FROM push.user_profiles) + (SELECT count(*) FROM push.recommendations)")).scalar_one()
+        downstream = conn.execute(
+            text("SELECT (SELECT count(*) FROM push.user_profiles) + (SELECT count(*) FROM push.recommendations)")
+        ).scalar_one()
     assert validation.success is False
     assert [f["expectation"] for f in validation.failures] == ["expect_column_values_to_be_unique"]
     assert validation.failures[0]["unexpected_count"] > 0
     assert downstream == 0
     docs = settings.local_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    assert docs.exists() and "clean_events" in docs.read_text()
+    assert docs.exists()
+    assert "clean_events" in docs.read_text()

@@ -26,7 +26,8 @@ def test_layout_and_planted_truth(tmp_path):
     assert len(truth) == 50
     assert all(len(t["favourite_categories"]) == 2 for t in truth)
     header = (tmp_path / "reference" / "users.csv").read_text().splitlines()[0]
-    assert "consent_email" in header and "timezone" in header
+    assert "consent_email" in header
+    assert "timezone" in header
 
 
 def test_purchases_follow_planted_tastes(tmp_path):
@@ -34,7 +35,9 @@ def test_purchases_follow_planted_tastes(tmp_path):
     truth = {t["user_id"]: t for t in json.loads((tmp_path / "truth" / "user_tastes.json").read_text())}
     import csv
 
-    category = {row["item_id"]: row["category"] for row in csv.DictReader((tmp_path / "reference" / "items.csv").open())}
+    category = {
+        row["item_id"]: row["category"] for row in csv.DictReader((tmp_path / "reference" / "items.csv").open())
+    }
     in_taste = total = 0
     for path in (tmp_path / "events").rglob("events.jsonl"):
         for line in path.read_text().splitlines():

@@ -1,7 +1,12 @@
 from jobs.notify.render import render_message
 
-FACTS = {"item_title": "Trail <b>runner</b>", "category": "shoes", "price": "59.00",
-         "reason": "because you viewed Road runner", "discount_text": None}
+FACTS = {
+    "item_title": "Trail <b>runner</b>",
+    "category": "shoes",
+    "price": "59.00",
+    "reason": "because you viewed Road runner",
+    "discount_text": None,
+}
 
 
 def test_email_html_is_escaped_and_text_is_not_html():
@@ -13,7 +18,8 @@ def test_email_html_is_escaped_and_text_is_not_html():
 
 def test_chinese_locale_and_campaign_wording():
     message = render_message("push", "zh-CN", {**FACTS, "discount_text": "五折"})
-    assert "五折" in message["title"] and "shoes" in message["title"]
+    assert "五折" in message["title"]
+    assert "shoes" in message["title"]
     assert "现价 59.00" in message["body"]
 
 

@@ -41,7 +41,7 @@ def test_every_user_gets_exactly_n_with_fallbacks_in_order():
         segment_popular={0: ["c", "a"]},
         global_popular=["a", "b", "c", "d"],
         excluded={"u1": {"b"}},
-        category_of={k: "x" for k in "abcd"},
+        category_of=dict.fromkeys("abcd", "x"),
         reason_items={("u1", "x"): ["a", "c"]},
         title_of={"a": "Alpha", "b": "Beta", "c": "Gamma", "d": "Delta"},
         n=3,
