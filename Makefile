@@ -41,9 +41,9 @@ db: $(STAMP)
 psql: $(STAMP)
 	@$(PY) -m jobs.core.localdb psql $(if $(Q),"$(Q)",)
 
-## down: stop the embedded PostgreSQL
+## down: stop Airflow services started by `make airflow` and the embedded PostgreSQL
 down:
-	@if [ -x $(PY) ]; then $(PY) -m jobs.core.localdb stop; fi
+	@if [ -x $(PY) ]; then $(PY) -m jobs.core.airflow_env --stop; $(PY) -m jobs.core.localdb stop; fi
 
 ## airflow: the Airflow UI (airflow standalone) on 127.0.0.1:8080 against the same config
 airflow: $(STAMP) db

@@ -7,14 +7,18 @@ metadata database in the embedded PostgreSQL (database ``airflow``) unless
 default of 32 workers is far too many for a laptop).
 
 CLI: ``python -m jobs.core.airflow_env airflow dags list`` runs a command in that environment
-(after ``airflow db migrate`` when the metadata schema is missing or old).
+(after ``airflow db migrate`` when the metadata schema is missing or old), in its own process
+group; ``python -m jobs.core.airflow_env --stop`` stops that whole group (``make down``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from jobs.core.config import PROJECT_ROOT, Settings, resolve_database_url
@@ -72,14 +76,61 @@ def migrate_metadata(env: dict[str, str]) -> None:
         subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+def _group_file(settings: Settings) -> Path:
+    return settings.local_dir / "airflow" / "services.pgid"
+
+
+def stop_services(settings: Settings | None = None, grace_seconds: float = 10.0) -> bool:
+    """Stop a process group started by :func:`run_in_group` (``airflow standalone`` and its children)."""
+    settings = settings or Settings.from_env()
+    group_file = _group_file(settings)
+    if not group_file.exists():
+        return False
+    pgid = int(group_file.read_text())
+    group_file.unlink()
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)  # LocalExecutor workers can outlive a stopped scheduler
+    return True
+
+
+def run_in_group(command: list[str], env: dict[str, str], settings: Settings) -> int:
+    """Run ``command`` in its own process group, recorded so that ``make down`` can stop all of it."""
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    _group_file(settings).write_text(str(process.pid))
+
+    def forward(signum, _frame):
+        stop_services(settings)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = process.wait()
+    stop_services(settings)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
+    if command == ["--stop"]:
+        print("Airflow services stopped" if stop_services() else "no Airflow services were running")
+        return 0
     if not command:
         print(__doc__)
         return 2
-    env = airflow_environment()
+    settings = Settings.from_env()
+    env = airflow_environment(settings)
     migrate_metadata(env)
-    return subprocess.run(command, env=env, check=False).returncode
+    return run_in_group(command, env, settings)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
             day_start = window_start + timedelta(days=day)
             if taste.is_bot:
                 burst = day_start + timedelta(hours=int(rng.integers(0, 24)))
-                for n in range(120):
+                for n in range(40):
                     item = items[int(rng.integers(0, len(items)))]
                     writer.add(
                         {
