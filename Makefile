@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench lint fix db psql down airflow up clean-local
+.PHONY: install demo test test-unit bench evaluate lint fix db psql down airflow up clean-local
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -26,6 +26,11 @@ test-unit: $(STAMP)
 ## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=)
 bench: $(STAMP)
 	@$(PY) -m jobs.bench --users $(or $(USERS),2000) --items $(or $(ITEMS),1000) --days $(or $(DAYS),14)
+
+## evaluate: run a public rating file (user item rating timestamp) through the recommendation code
+evaluate: $(STAMP)
+	@test -n "$(RATINGS)" || { echo 'usage: make evaluate RATINGS=path/to/u.data [K=10] [SEED=42]'; exit 2; }
+	@$(PY) -m jobs.evaluate_ratings "$(RATINGS)" --k $(or $(K),10) --seed $(or $(SEED),42)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from jobs.core.config import PROJECT_ROOT
+from jobs.generate.synthetic import add_scale_arguments
 
 
 def _timed(label: str, results: dict, fn, *args):
@@ -50,10 +51,7 @@ def _airflow_start() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--seed", type=int, default=42)
+    add_scale_arguments(parser, users=2000, items=1000, days=14)
     args = parser.parse_args(argv)
     os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench")
     os.environ.pop("PUSH_DATABASE_URL", None)

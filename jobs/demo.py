@@ -24,7 +24,7 @@ from sqlalchemy import text
 from jobs.core.airflow_env import airflow_environment, migrate_metadata
 from jobs.core.config import Settings
 from jobs.core.db import apply_migrations, make_engine
-from jobs.generate.synthetic import GeneratorConfig, generate
+from jobs.generate.synthetic import GeneratorConfig, add_scale_arguments, generate
 
 EXAMPLE_QUERIES = {
     "Live recommendations of one user": (
@@ -93,10 +93,7 @@ def print_query(conn, title: str, sql: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=500)
-    parser.add_argument("--items", type=int, default=300)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=42)
+    add_scale_arguments(parser)
     parser.add_argument(
         "--date",
         type=date.fromisoformat,

@@ -308,12 +308,17 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def add_scale_arguments(parser: argparse.ArgumentParser, users: int = 500, items: int = 300, days: int = 7) -> None:
+    """The data-set size options shared by the generator, the demo and the benchmark."""
+    parser.add_argument("--users", type=int, default=users)
+    parser.add_argument("--items", type=int, default=items)
+    parser.add_argument("--days", type=int, default=days)
+    parser.add_argument("--seed", type=int, default=42)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=500)
-    parser.add_argument("--items", type=int, default=300)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=42)
+    add_scale_arguments(parser)
     parser.add_argument(
         "--end-date",
         type=date.fromisoformat,

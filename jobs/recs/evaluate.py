@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from jobs.recs.topn import score_top_candidates
+from jobs.recs.train import FactorModel
+
 
 def rmse_mae(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     error = np.asarray(truth, dtype=float) - np.asarray(estimate, dtype=float)
@@ -67,7 +70,7 @@ def popularity_ranking(train: pd.DataFrame, users: Sequence[str], k: int) -> dic
     """The baseline: most-interacted items in train, minus each user's own training items."""
     popularity = train.groupby("item_id")["user_id"].nunique().sort_values(ascending=False, kind="stable")
     ranked = list(popularity.index)
-    seen = train.groupby("user_id")["item_id"].agg(set).to_dict()
+    seen = seen_items(train)
     result = {}
     for user in users:
         own = seen.get(user, set())
@@ -77,3 +80,24 @@ def popularity_ranking(train: pd.DataFrame, users: Sequence[str], k: int) -> dic
 
 def relevant_items(test: pd.DataFrame) -> dict[str, set[str]]:
     return test.groupby("user_id")["item_id"].agg(set).to_dict()
+
+
+def seen_items(train: pd.DataFrame) -> dict[str, set[str]]:
+    return train.groupby("user_id")["item_id"].agg(set).to_dict()
+
+
+def evaluate_factor_model(
+    model: FactorModel, train: pd.DataFrame, test: pd.DataFrame, k: int, catalogue_size: int
+) -> dict:
+    """RMSE/MAE on the test ratings and ranking metrics of top-k lists that exclude training items."""
+    metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
+    relevant = relevant_items(test)
+    lists = score_top_candidates(model, seen_items(train), set(), k, only_users=set(relevant))
+    return metrics | ranking_metrics(
+        {u: [i for i, _ in items] for u, items in lists.items()}, relevant, k, catalogue_size
+    )
+
+
+def evaluate_popularity(train: pd.DataFrame, test: pd.DataFrame, k: int, catalogue_size: int) -> dict:
+    relevant = relevant_items(test)
+    return ranking_metrics(popularity_ranking(train, list(relevant), k), relevant, k, catalogue_size)

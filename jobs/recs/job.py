@@ -26,7 +26,7 @@ from jobs.core.db import copy_rows, fetch_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.profiles.job import lookback_events
-from jobs.recs.evaluate import popularity_ranking, ranking_metrics, relevant_items, rmse_mae
+from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
 from jobs.recs.topn import assemble_top_n, score_top_candidates
 from jobs.recs.train import SvdParams, factor_model, load_model, save_model, train_svd
@@ -63,15 +63,11 @@ def evaluate_model(
     train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue: list[str]
 ) -> tuple[dict, dict]:
     """Metrics of SVD trained on ``train`` and of the popularity baseline, both on ``test``."""
-    catalogue_size = len(catalogue)
     model = factor_model(fit(train, catalogue, params))
-    metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
-    relevant = relevant_items(test)
-    seen = train.groupby("user_id")["item_id"].agg(set).to_dict()
-    lists = score_top_candidates(model, seen, set(), k)
-    metrics |= ranking_metrics({u: [i for i, _ in items] for u, items in lists.items()}, relevant, k, catalogue_size)
-    baseline = ranking_metrics(popularity_ranking(train, list(relevant), k), relevant, k, catalogue_size)
-    return metrics, baseline
+    return (
+        evaluate_factor_model(model, train, test, k, len(catalogue)),
+        evaluate_popularity(train, test, k, len(catalogue)),
+    )
 
 
 def gate(candidate: dict, current: dict | None, k: int, tolerance: float) -> tuple[bool, str]:

@@ -43,10 +43,24 @@ def implicit_ratings(events: DataFrame, as_of: datetime, half_life_days: float, 
 
 
 def chronological_split(
-    ratings: pd.DataFrame, test_share: float = 0.25, min_items: int = 4
+    ratings: pd.DataFrame, test_share: float = 0.25, min_items: int = 4, time_column: str = "last_ts"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per user, the most recent ``test_share`` of their items go to test (users with few items stay in train)."""
-    ordered = ratings.sort_values(["user_id", "last_ts", "item_id"], kind="stable").reset_index(drop=True)
+    ordered = ratings.sort_values(["user_id", time_column, "item_id"], kind="stable").reset_index(drop=True)
+    return _split_tail_per_user(ordered, test_share, min_items)
+
+
+def random_split(
+    ratings: pd.DataFrame, test_share: float = 0.25, min_items: int = 2, seed: int = 42
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, a seeded random ``test_share`` of their items go to test (stratified by user)."""
+    shuffled = ratings.assign(_key=np.random.default_rng(seed).random(len(ratings)))
+    ordered = shuffled.sort_values(["user_id", "_key"], kind="stable").drop(columns="_key").reset_index(drop=True)
+    return _split_tail_per_user(ordered, test_share, min_items)
+
+
+def _split_tail_per_user(ordered: pd.DataFrame, test_share: float, min_items: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last floor(n x share) rows of each user's (already ordered) rows form the test set."""
     position = ordered.groupby("user_id").cumcount()
     counts = ordered.groupby("user_id")["item_id"].transform("size")
     test_count = np.floor(counts * test_share).astype(int)

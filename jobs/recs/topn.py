@@ -33,24 +33,27 @@ def score_top_candidates(
     unavailable: set[str],
     candidates: int,
     block_size: int = 2048,
+    only_users: set[str] | None = None,
 ) -> dict[str, list[tuple[str, float]]]:
-    """For each user the model knows, the ``candidates`` best (item, score) pairs, best first."""
+    """For each user the model knows (or each of ``only_users``), the ``candidates`` best (item, score) pairs."""
     item_index = model.item_index()
     unavailable_mask = np.zeros(len(model.item_ids), dtype=bool)
     for item in unavailable:
         if item in item_index:
             unavailable_mask[item_index[item]] = True
+    rows = np.arange(len(model.user_ids))
+    if only_users is not None:
+        rows = np.array([n for n, user in enumerate(model.user_ids) if user in only_users], dtype=int)
     take = min(candidates, len(model.item_ids))
     result: dict[str, list[tuple[str, float]]] = {}
-    for start in range(0, len(model.user_ids), block_size):
-        stop = min(start + block_size, len(model.user_ids))
+    for start in range(0, len(rows), block_size):
+        block = rows[start : start + block_size]
+        users = model.user_ids[block]
         scores = (
-            model.user_bias[start:stop, None]
-            + model.item_bias[None, :]
-            + model.user_factors[start:stop] @ model.item_factors.T
+            model.user_bias[block, None] + model.item_bias[None, :] + model.user_factors[block] @ model.item_factors.T
         )
         scores[:, unavailable_mask] = -np.inf
-        for row, user in enumerate(model.user_ids[start:stop]):
+        for row, user in enumerate(users):
             for item in excluded.get(user, ()):
                 column = item_index.get(item)
                 if column is not None:
@@ -59,9 +62,9 @@ def score_top_candidates(
         top = (
             np.argpartition(-scores, take - 1, axis=1)[:, :take]
             if take < scores.shape[1]
-            else np.tile(np.arange(scores.shape[1]), (stop - start, 1))
+            else np.tile(np.arange(scores.shape[1]), (len(block), 1))
         )
-        for row, user in enumerate(model.user_ids[start:stop]):
+        for row, user in enumerate(users):
             columns = top[row]
             values = scores[row, columns]
             order = np.lexsort((columns, -values))

@@ -34,6 +34,7 @@ class FactorModel:
     item_bias: np.ndarray
     user_factors: np.ndarray
     item_factors: np.ndarray
+    rating_scale: tuple[float, float] = (NEGATIVE_RATING, RATING_MAX)
 
     def user_index(self) -> dict[str, int]:
         return {uid: n for n, uid in enumerate(self.user_ids)}
@@ -53,12 +54,17 @@ class FactorModel:
         both = known_u & known_i
         ub, ib = u[both].astype(int), i[both].astype(int)
         est[both] += np.einsum("ij,ij->i", self.user_factors[ub], self.item_factors[ib])
-        return np.clip(est, NEGATIVE_RATING, RATING_MAX)
+        return np.clip(est, *self.rating_scale)
 
 
-def train_svd(ratings: pd.DataFrame, params: SvdParams) -> SVD:
-    """Fit SVD on (user_id, item_id, rating); ratings may include sampled negatives."""
-    reader = Reader(rating_scale=(NEGATIVE_RATING, RATING_MAX))
+def train_svd(
+    ratings: pd.DataFrame, params: SvdParams, rating_scale: tuple[float, float] = (NEGATIVE_RATING, RATING_MAX)
+) -> SVD:
+    """Fit SVD on (user_id, item_id, rating); ratings may include sampled negatives.
+
+    ``rating_scale`` is Surprise's clipping range for estimates (as in ``Reader``).
+    """
+    reader = Reader(rating_scale=rating_scale)
     data = Dataset.load_from_df(ratings[["user_id", "item_id", "rating"]], reader)
     algo = SVD(
         n_factors=params.n_factors,
@@ -81,6 +87,7 @@ def factor_model(algo: SVD) -> FactorModel:
         item_bias=np.asarray(algo.bi, dtype=float),
         user_factors=np.asarray(algo.pu, dtype=float),
         item_factors=np.asarray(algo.qi, dtype=float),
+        rating_scale=tuple(trainset.rating_scale),
     )
 
 
