@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench")
     os.environ.pop("PUSH_DATABASE_URL", None)
 
-    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.db import apply_migrations, make_engine, truncate_pipeline_tables
     from jobs.core.localdb import EmbeddedPostgres
 
     results: dict[str, float] = {}
     url = EmbeddedPostgres.default().start()
     apply_migrations(make_engine(url))
+    # A sandbox of its own: every run starts from empty tables and folders.
+    truncate_pipeline_tables(make_engine(url))
+    for folder in ("landing", "lake", "outbox", "gx"):
+        shutil.rmtree(Path(os.environ["PUSH_LOCAL_DIR"]) / folder, ignore_errors=True)
     os.environ["PUSH_DATABASE_URL"] = url
 
     from jobs.core.config import Settings

@@ -83,17 +83,11 @@ def spark(settings):
     session.stop()
 
 
-def truncate_pipeline_tables(engine) -> None:
-    """Empty every pipeline table so a test starts from nothing."""
-    from sqlalchemy import text
-
-    with engine.begin() as conn:
-        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'push'")).scalars().all()
-        conn.execute(text("TRUNCATE " + ", ".join(f"push.{t}" for t in tables) + " CASCADE"))
-
-
 @pytest.fixture
 def empty_db(engine):
+    """Every pipeline table emptied, so a test starts from nothing."""
+    from jobs.core.db import truncate_pipeline_tables
+
     truncate_pipeline_tables(engine)
     return engine
 

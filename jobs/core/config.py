@@ -69,7 +69,7 @@ class Settings:
     spark_master: str = field(default_factory=lambda: _env("SPARK_MASTER", "local[2]"))
     spark_driver_memory: str = field(default_factory=lambda: _env("SPARK_DRIVER_MEMORY", "2g"))
     # Cleaning: a run fails when more than this share of its rows is quarantined.
-    max_bad_row_share: float = field(default_factory=lambda: _env_float("MAX_BAD_ROW_SHARE", 0.05))
+    max_bad_row_share: float = field(default_factory=lambda: _env_float("MAX_BAD_ROW_SHARE", 0.01))
     # Events per user per minute above which a user's events are treated as a bot's.
     bot_events_per_minute: int = field(default_factory=lambda: _env_int("BOT_EVENTS_PER_MINUTE", 30))
     # Profiles and ratings.

@@ -59,6 +59,14 @@ def apply_migrations(engine: Engine, folder: Path = MIGRATIONS_DIR) -> list[str]
     return applied_now
 
 
+def truncate_pipeline_tables(engine: Engine) -> None:
+    """Empty every table of schema ``push`` (test and benchmark sandboxes only)."""
+    with engine.begin() as conn:
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'push'")).scalars().all()
+        if tables:
+            conn.execute(text("TRUNCATE " + ", ".join(f"push.{t}" for t in tables) + " CASCADE"))
+
+
 def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """Bulk-insert ``rows`` into ``table`` with COPY inside the caller's transaction."""
     buffer = io.StringIO()

@@ -31,6 +31,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", os.environ.get("PUSH_SPARK_SHUFFLE_PARTITIONS", "8"))
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        # Listing many explicit landing files in a Spark job costs more than listing them here.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

@@ -58,7 +58,7 @@ def fit_segments(profiles: DataFrame, categories: list[str], k_min: int, k_max: 
     silhouettes: dict[int, float] = {}
     best = None
     for k in range(k_min, min(k_max, max(users - 1, k_min)) + 1):
-        model = KMeans(k=k, seed=seed, featuresCol="features", predictionCol="segment", maxIter=50).fit(scaled)
+        model = KMeans(k=k, seed=seed, featuresCol="features", predictionCol="segment", maxIter=20).fit(scaled)
         predictions = model.transform(scaled)
         score = float(evaluator.evaluate(predictions))
         silhouettes[k] = round(score, 4)

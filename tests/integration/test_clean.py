@@ -130,3 +130,18 @@ def test_bots_are_quarantined_as_bots(spark, settings, empty_db, engine):
     assert result.by_reason == {"bot": 45}
     assert result.clean_rows == 1
     assert result.bad_share == 0.0
+
+
+def test_gzipped_files_are_read_with_line_numbers(spark, settings, empty_db, engine):
+    import gzip
+    import shutil
+
+    shutil.rmtree(settings.landing_dir / "events", ignore_errors=True)
+    folder = settings.landing_dir / "events" / "date=2026-11-24" / "hour=10"
+    folder.mkdir(parents=True)
+    lines = [json.dumps(make_event(event_id=f"z{n}")) for n in range(3)] + ["{broken"]
+    (folder / "part-0.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    result = clean_window(spark, replace(settings, max_bad_row_share=1.0), START, END)
+    assert (result.input_rows, result.clean_rows, result.quarantined_rows) == (4, 3, 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT line_no, reason FROM push.quarantine")).one() == (4, "malformed_json")

@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import text
 
+from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.conftest import ROOT, truncate_pipeline_tables
+from tests.conftest import ROOT
 
 LOGICAL = datetime(2026, 11, 25, tzinfo=UTC)
 DAYS = 5

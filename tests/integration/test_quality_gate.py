@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 
 import jobs.ingest.clean as clean_module
+from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.conftest import ROOT, truncate_pipeline_tables
+from tests.conftest import ROOT
 
 
 def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, engine, airflow_db, spark, monkeypatch):
