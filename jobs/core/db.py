@@ -7,9 +7,9 @@ Bulk loads go through ``COPY`` (fast, and typed by the target table).
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,34 +68,51 @@ def truncate_pipeline_tables(engine: Engine) -> None:
 
 
 def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
-    """Bulk-insert ``rows`` into ``table`` with COPY inside the caller's transaction."""
+    """Bulk-insert ``rows`` into ``table`` with COPY inside the caller's transaction.
+
+    CSV with every value quoted and NULL as an unquoted empty field, so that no text value
+    (not even an empty string or a literal ``\\N``) can be mistaken for NULL.
+    """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     count = 0
     for row in rows:
-        writer.writerow([_copy_value(value) for value in row])
+        buffer.write(",".join(_copy_field(value) for value in row))
+        buffer.write("\n")
         count += 1
     if count == 0:
         return 0
     buffer.seek(0)
     cursor = conn.connection.dbapi_connection.cursor()
     column_list = ", ".join(columns)
-    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer)
     return count
 
 
-def _copy_value(value):
+def _copy_field(value) -> str:
     if value is None:
-        return "\\N"
+        return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
-        return pg_array(value)
-    return value
+        value = pg_array(value)
+    return '"' + str(value).replace('"', '""') + '"'
 
 
 def pg_array(values) -> str:
     """Render a sequence as a PostgreSQL array literal (for COPY)."""
     quoted = ['"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
     return "{" + ",".join(quoted) + "}"
+
+
+@contextmanager
+def advisory_lock(engine: Engine, name: str) -> Iterator[None]:
+    """Hold a session-level PostgreSQL advisory lock named ``name`` (waits for other holders)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(hashtext(:n))"), {"n": name})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
+            conn.commit()
 
 
 def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:

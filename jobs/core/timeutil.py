@@ -33,3 +33,12 @@ def hours_between(start: datetime, end: datetime) -> Iterator[datetime]:
     while hour < end:
         yield hour
         hour += timedelta(hours=1)
+
+
+def hour_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """Widen [start, end) to whole hours: start floored, end ceiled."""
+    floor = start.replace(minute=0, second=0, microsecond=0)
+    ceil = end.replace(minute=0, second=0, microsecond=0)
+    if ceil < end:
+        ceil += timedelta(hours=1)
+    return floor, ceil

@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -25,9 +25,9 @@ from sqlalchemy import text
 
 from jobs.core import schema
 from jobs.core.config import Settings
-from jobs.core.db import copy_frame, copy_rows, make_engine
+from jobs.core.db import advisory_lock, copy_frame, copy_rows, make_engine
 from jobs.core.spark import get_spark
-from jobs.core.timeutil import hours_between, parse_utc
+from jobs.core.timeutil import hour_bounds, hours_between, parse_utc
 from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,9 @@ def _hour_path(clean_dir: Path, hour: datetime) -> Path:
 
 def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: datetime, end: datetime) -> None:
     """Overwrite exactly the window's hour partitions (hours with no clean rows are emptied)."""
-    clean.repartition("landing_date", "landing_hour").write.mode("overwrite").partitionBy(
+    clean.repartition("landing_date", "landing_hour").write.mode("overwrite").option(
+        "partitionOverwriteMode", "dynamic"
+    ).partitionBy(
         "landing_date", "landing_hour"
     ).parquet(str(clean_dir))
     written = {
@@ -222,12 +224,15 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
 
 
 def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Settings) -> None:
-    """Replace the window's quarantine rows and accounting in one transaction."""
+    """Replace the quarantine rows of the window's landing hours and its accounting, in one transaction."""
     with make_engine(settings.database_url).begin() as conn:
         window = {"s": result.window_start, "e": result.window_end}
-        conn.execute(text("DELETE FROM push.quarantine WHERE window_start = :s"), window)
+        conn.execute(text("DELETE FROM push.quarantine WHERE landing_hour >= :s AND landing_hour < :e"), window)
         copy_rows(
-            conn, "push.quarantine", ["window_start", "source_file", "line_no", "reason", "raw"], quarantined_rows
+            conn,
+            "push.quarantine",
+            ["window_start", "landing_hour", "source_file", "line_no", "reason", "raw"],
+            quarantined_rows,
         )
         conn.execute(
             text(
@@ -277,12 +282,25 @@ def _sanitise(raw: str | None) -> str | None:
 
 
 def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
-    """Clean the landing hours in [start, end) and record the outcome. Raises when too much is bad."""
+    """Clean the landing hours in [start, end) and record the outcome. Raises when too much is bad.
+
+    The window is widened to whole hours. Runs that touch the lake are serialised (an advisory
+    lock), so the hourly and the daily DAG never overwrite an hour under each other.
+    """
+    start, end = hour_bounds(start, end)
+    with advisory_lock(make_engine(settings.database_url), "push:clean-lake"):
+        return _clean_locked(spark, settings, start, end)
+
+
+def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
     raw = read_landing(spark, landing_files(settings.landing_dir, start, end)).cache()
     checked = parse_and_validate(raw).cache()
     valid = checked.where("reason IS NULL")
-    deduplicated = drop_duplicates(valid)
-    screened = flag_bots(deduplicated, settings.bot_events_per_minute).cache()
+    # The first delivery wins: earlier copies in this window, and copies already cleaned from
+    # the preceding landing hours, make the others duplicates.
+    earlier = read_clean(spark, settings, start - timedelta(hours=settings.dedupe_hours), start).select("event_id")
+    first_deliveries = drop_duplicates(valid).join(earlier, "event_id", "left_anti")
+    screened = flag_bots(first_deliveries, settings.bot_events_per_minute).cache()
     clean = screened.where("reason IS NULL").select(*CLEAN_COLUMNS)
     rejected = checked.where("reason IS NOT NULL").unionByName(
         screened.where("reason IS NOT NULL").select(checked.columns)
@@ -291,35 +309,42 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
     input_rows = raw.count()
     valid_rows = valid.count()
     unique_rows = screened.count()
+    clean_rows = clean.count()
     reasons = {r["reason"]: r["count"] for r in rejected.groupBy("reason").count().collect()}
     quarantined = [
-        (start, r.source_file, r.line_no, r.reason, _sanitise(r.value))
-        for r in rejected.select("source_file", "line_no", "reason", "value")
+        (start, _hour_start(r.landing_date, r.landing_hour), r.source_file, r.line_no, r.reason, _sanitise(r.value))
+        for r in rejected.select("landing_date", "landing_hour", "source_file", "line_no", "reason", "value")
         .orderBy("source_file", "line_no")
         .collect()
     ]
-    write_clean(spark, clean, settings.clean_dir, start, end)
-    clean_rows = (
-        spark.read.parquet(str(settings.clean_dir)).where(_window_filter(start, end)).count()
-        if _has_clean(settings)
-        else 0
-    )
     result = CleanResult(start, end, input_rows, clean_rows, sum(reasons.values()), valid_rows - unique_rows, reasons)
-    raw.unpersist()
-    checked.unpersist()
-    screened.unpersist()
     if result.input_rows != result.clean_rows + result.quarantined_rows + result.duplicate_rows:
         raise AssertionError(f"accounting does not balance: {result}")
-    record_run(result, quarantined, settings)
-    write_daily_summary(spark, settings, start, end)
+    try:
+        if result.bad_share > settings.max_bad_row_share:
+            # Recorded, but nothing reaches the lake: downstream never reads a failed window.
+            record_run(result, quarantined, settings)
+            bad = {k: v for k, v in reasons.items() if k not in FILTER_REASONS}
+            top = ", ".join(f"{k}={v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:3])
+            raise BadInputShareExceeded(
+                f"{result.bad_share:.2%} of {result.input_rows} rows quarantined in {start}..{end} "
+                f"(threshold {settings.max_bad_row_share:.2%}); top reasons: {top}"
+            )
+        write_clean(spark, clean, settings.clean_dir, start, end)
+        written = read_clean(spark, settings, start, end).count()
+        if written != clean_rows:
+            raise AssertionError(f"wrote {written} clean rows for {start}..{end}, expected {clean_rows}")
+        record_run(result, quarantined, settings)
+        write_daily_summary(spark, settings, start, end)
+    finally:
+        for frame in (raw, checked, screened):
+            frame.unpersist()
     log.info("cleaned %s..%s: %s", start, end, result)
-    if result.bad_share > settings.max_bad_row_share:
-        top = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-        raise BadInputShareExceeded(
-            f"{result.bad_share:.2%} of {result.input_rows} rows quarantined in {start}..{end} "
-            f"(threshold {settings.max_bad_row_share:.2%}); top reasons: {top}"
-        )
     return result
+
+
+def _hour_start(day, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), UTC)
 
 
 def _has_clean(settings: Settings) -> bool:
@@ -335,6 +360,7 @@ def _window_filter(start: datetime, end: datetime):
 
 def read_clean(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
     """Clean events of the landing hours in [start, end) (empty frame if none were cleaned)."""
+    start, end = hour_bounds(start, end)
     if not _has_clean(settings):
         return spark.createDataFrame([], schema.CLEAN_EVENT_SCHEMA)
     return spark.read.parquet(str(settings.clean_dir)).where(_window_filter(start, end)).select(*CLEAN_COLUMNS)

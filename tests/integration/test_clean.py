@@ -145,3 +145,42 @@ def test_gzipped_files_are_read_with_line_numbers(spark, settings, empty_db, eng
     assert (result.input_rows, result.clean_rows, result.quarantined_rows) == (4, 3, 1)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT line_no, reason FROM push.quarantine")).one() == (4, "malformed_json")
+
+
+def test_redelivery_in_a_later_window_is_a_duplicate_and_windows_keep_their_quarantine(
+    spark, settings, landing, engine
+):
+    from datetime import timedelta
+
+    lenient = replace(settings, max_bad_row_share=1.0)
+    hour = timedelta(hours=1)
+    first = clean_window(spark, lenient, START, START + hour)
+    second = clean_window(spark, lenient, START + hour, END)
+    assert (second.input_rows, second.clean_rows, second.duplicate_rows) == (3, 1, 2)
+    assert first.clean_rows + second.clean_rows == 6
+    assert sorted(r.event_id for r in read_clean(spark, settings, START, END).collect()) == [
+        "g1",
+        "g2",
+        "g3",
+        "g4",
+        "g5",
+        "g6",
+    ]
+    # Cleaning the daily window afterwards replaces the same hours' quarantine, never doubles it.
+    clean_window(spark, lenient, START, END)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM push.quarantine")).scalar_one() == first.quarantined_rows
+
+
+def test_a_window_not_on_the_hour_is_widened_to_whole_hours(spark, settings, landing):
+    from datetime import timedelta
+
+    result = clean_window(spark, replace(settings, max_bad_row_share=1.0), START + timedelta(minutes=30), END)
+    assert (result.window_start, result.window_end) == (START, END)
+    assert result.clean_rows == 6
+
+
+def test_a_failed_window_writes_nothing_to_the_lake(spark, settings, landing):
+    with pytest.raises(BadInputShareExceeded):
+        clean_window(spark, replace(settings, max_bad_row_share=0.01), START, END)
+    assert read_clean(spark, settings, START, END).count() == 0
