@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
+from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, fail_fast, logical_time
 
 
 def _settings_and_time():
@@ -58,7 +58,8 @@ def daily_recommendations():
         from jobs.ingest.clean import clean_window
 
         settings, as_of, params = _settings_and_time()
-        result = clean_window(get_spark(settings), settings, as_of - timedelta(days=params["clean_days"]), as_of)
+        with fail_fast():
+            result = clean_window(get_spark(settings), settings, as_of - timedelta(days=params["clean_days"]), as_of)
         return {
             "input": result.input_rows,
             "clean": result.clean_rows,
@@ -73,7 +74,8 @@ def daily_recommendations():
         from jobs.ingest.validate import validate_clean_window
 
         settings, as_of, params = _settings_and_time()
-        outcome = validate_clean_window(settings, as_of - timedelta(days=params["clean_days"]), as_of)
+        with fail_fast():
+            outcome = validate_clean_window(settings, as_of - timedelta(days=params["clean_days"]), as_of)
         return {"suite": outcome.suite, "evaluated": outcome.evaluated, "docs": str(outcome.docs_path)}
 
     @task

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from jobs.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, logical_time
+from jobs.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, fail_fast, logical_time
 
 
 @dag(
@@ -35,7 +35,8 @@ def hourly_events():
         from jobs.ingest.clean import clean_window
 
         settings, end = Settings.from_env(), logical_time(get_current_context())
-        result = clean_window(get_spark(settings), settings, end - timedelta(hours=1), end)
+        with fail_fast():
+            result = clean_window(get_spark(settings), settings, end - timedelta(hours=1), end)
         return {
             "input": result.input_rows,
             "clean": result.clean_rows,
@@ -49,7 +50,8 @@ def hourly_events():
         from jobs.ingest.validate import validate_clean_window
 
         settings, end = Settings.from_env(), logical_time(get_current_context())
-        outcome = validate_clean_window(settings, end - timedelta(hours=1), end)
+        with fail_fast():
+            outcome = validate_clean_window(settings, end - timedelta(hours=1), end)
         return {"suite": outcome.suite, "evaluated": outcome.evaluated}
 
     clean_hour() >> validate_hour()

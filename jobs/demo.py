@@ -44,6 +44,11 @@ EXAMPLE_QUERIES = {
 
 
 def ensure_database() -> str:
+    if os.environ.get("PUSH_DATABASE_URL") and not os.environ.get("PUSH_AIRFLOW_DATABASE_URL"):
+        raise SystemExit(
+            "PUSH_DATABASE_URL is set, so no embedded database is started: also set "
+            "PUSH_AIRFLOW_DATABASE_URL to a database for Airflow's metadata."
+        )
     if not os.environ.get("PUSH_DATABASE_URL"):
         from jobs.core.localdb import EmbeddedPostgres
 

@@ -84,7 +84,7 @@ def evaluate_split(train: pd.DataFrame, test: pd.DataFrame, k: int, seed: int) -
 
     started = time.monotonic()
     ranking = SvdParams(**SURPRISE_DEFAULTS, random_state=seed, negative_ratio=1.0)
-    with_negatives = with_sampled_negatives(train, catalogue, ranking.negative_ratio, seed)
+    with_negatives = with_sampled_negatives(train, catalogue, ranking.negative_ratio, seed, held_out=test)
     model = factor_model(train_svd(with_negatives, ranking, rating_scale=(0.0, scale[1])))
     results["svd_ranking"] = evaluate_factor_model(model, train, test, k, len(catalogue))
     results["svd_ranking"]["seconds"] = round(time.monotonic() - started, 2)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pendulum
@@ -44,6 +46,19 @@ DEFAULT_ARGS = {
     "max_retry_delay": timedelta(minutes=15),
     "on_failure_callback": on_task_failure,
 }
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Turn a :class:`PermanentDataError` into a task failure that skips the remaining retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.core.errors import PermanentDataError
+
+    try:
+        yield
+    except PermanentDataError as error:
+        raise AirflowFailException(str(error)) from error
 
 
 def logical_time(context):

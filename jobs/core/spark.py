@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -23,7 +24,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
     if active is not None:
         return active
     # Spark's launcher shells out to `java`; keep the driver quiet and timezone-neutral.
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this interpreter and its packages
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)

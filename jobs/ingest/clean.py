@@ -26,6 +26,7 @@ from sqlalchemy import text
 from jobs.core import schema
 from jobs.core.config import Settings
 from jobs.core.db import advisory_lock, copy_frame, copy_rows, make_engine
+from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hour_bounds, hours_between, parse_utc
 from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
@@ -47,7 +48,7 @@ FILTER_REASONS = frozenset({"bot"})
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
-class BadInputShareExceeded(RuntimeError):
+class BadInputShareExceeded(PermanentDataError):
     """Raised when a window's quarantined share exceeds the configured threshold."""
 
 
@@ -209,9 +210,7 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
     """Overwrite exactly the window's hour partitions (hours with no clean rows are emptied)."""
     clean.repartition("landing_date", "landing_hour").write.mode("overwrite").option(
         "partitionOverwriteMode", "dynamic"
-    ).partitionBy(
-        "landing_date", "landing_hour"
-    ).parquet(str(clean_dir))
+    ).partitionBy("landing_date", "landing_hour").parquet(str(clean_dir))
     written = {
         (r.landing_date, r.landing_hour) for r in clean.select("landing_date", "landing_hour").distinct().collect()
     }

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from jobs.core.config import Settings
 from jobs.core.db import make_engine
+from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.ingest.clean import read_clean
@@ -28,7 +29,7 @@ from jobs.ingest.clean import read_clean
 log = logging.getLogger(__name__)
 
 
-class DataQualityError(RuntimeError):
+class DataQualityError(PermanentDataError):
     """A batch failed its expectation suite; downstream tasks must not run."""
 
 

@@ -54,16 +54,17 @@ def _ratings_path(settings: Settings, run_id: str):
     return settings.models_dir / run_id / "ratings.parquet"
 
 
-def fit(ratings: pd.DataFrame, catalogue: list[str], params: SvdParams):
-    """Train SVD on the positives plus seeded sampled negatives from the catalogue."""
-    return train_svd(with_sampled_negatives(ratings, catalogue, params.negative_ratio, params.random_state), params)
+def fit(ratings: pd.DataFrame, catalogue: list[str], params: SvdParams, held_out: pd.DataFrame | None = None):
+    """Train SVD on the positives plus seeded sampled negatives from the catalogue (never ``held_out``)."""
+    negatives = with_sampled_negatives(ratings, catalogue, params.negative_ratio, params.random_state, held_out)
+    return train_svd(negatives, params)
 
 
 def evaluate_model(
     train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue: list[str]
 ) -> tuple[dict, dict]:
     """Metrics of SVD trained on ``train`` and of the popularity baseline, both on ``test``."""
-    model = factor_model(fit(train, catalogue, params))
+    model = factor_model(fit(train, catalogue, params, held_out=test))
     return (
         evaluate_factor_model(model, train, test, k, len(catalogue)),
         evaluate_popularity(train, test, k, len(catalogue)),
@@ -166,7 +167,8 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     model = factor_model(load_model(run.artifact_path))
 
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
-    unavailable = set(items.loc[~items["in_stock"], "item_id"])
+    # Out of stock, or unknown to the catalogue (seen in events only): never recommended.
+    unavailable = set(items.loc[~items["in_stock"], "item_id"]) | (set(model.item_ids) - set(items["item_id"]))
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
     title_of = dict(zip(items["item_id"], items["title"], strict=True))
     segment_of = dict(zip(segments["user_id"], segments["segment"], strict=True))
@@ -207,6 +209,8 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
             text(
                 "INSERT INTO push.published_recommendations (singleton, run_id, published_for) VALUES (true, :r, :d)"
                 " ON CONFLICT (singleton) DO UPDATE SET run_id = EXCLUDED.run_id, published_for = EXCLUDED.published_for"
+                # A re-run of an older date never replaces a newer live set.
+                " WHERE push.published_recommendations.published_for <= EXCLUDED.published_for"
             ),
             {"r": run_id, "d": as_of.date()},
         )

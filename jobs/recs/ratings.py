@@ -68,16 +68,23 @@ def _split_tail_per_user(ordered: pd.DataFrame, test_share: float, min_items: in
     return ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True)
 
 
-def with_sampled_negatives(ratings: pd.DataFrame, item_ids: list[str], ratio: float, seed: int) -> pd.DataFrame:
-    """``ratings`` plus ``ratio`` x (positives) unseen items per user at ``NEGATIVE_RATING``."""
+def with_sampled_negatives(
+    ratings: pd.DataFrame, item_ids: list[str], ratio: float, seed: int, held_out: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``ratings`` plus ``ratio`` x (positives) unseen items per user at ``NEGATIVE_RATING``.
+
+    ``held_out`` pairs (an evaluation's test set) are never drawn as negatives, so a model is
+    not taught that the items it will be tested on are disliked.
+    """
     if ratio <= 0:
         return ratings[["user_id", "item_id", "rating"]]
     rng = np.random.default_rng(seed)
     catalogue = np.array(sorted(item_ids), dtype=object)
     frames = [ratings[["user_id", "item_id", "rating"]]]
     users, negatives = [], []
+    hidden = {} if held_out is None else held_out.groupby("user_id")["item_id"].agg(list).to_dict()
     for user, seen in ratings.groupby("user_id", sort=True)["item_id"]:
-        unseen = catalogue[~np.isin(catalogue, seen.to_numpy())]
+        unseen = catalogue[~np.isin(catalogue, [*seen.to_numpy(), *hidden.get(user, [])])]
         count = min(len(unseen), round(ratio * len(seen)))
         if count:
             negatives.append(rng.choice(unseen, size=count, replace=False))

@@ -154,3 +154,16 @@ def test_relay_delivers_each_message_once(published, policy_settings, tmp_path):
     assert relay_pending(policy_settings, sink) == {"sent": 40}
     assert relay_pending(policy_settings, sink) == {}
     assert len(list(tmp_path.rglob("*.json"))) == 40
+
+
+def test_opt_out_between_planning_and_relay_cancels_the_message(published, policy_settings, tmp_path):
+    plan_notifications(policy_settings, AT)
+    with published.begin() as conn:
+        conn.execute(text("UPDATE push.users SET consent_push = false WHERE user_id = 'u003'"))
+    assert relay_pending(policy_settings, {"push": FileSink(tmp_path)}) == {"sent": 39, "cancelled": 1}
+    with published.connect() as conn:
+        assert (
+            conn.execute(text("SELECT status FROM push.notification_ledger WHERE user_id = 'u003'")).scalar_one()
+            == "cancelled"
+        )
+    assert len(list(tmp_path.rglob("*.json"))) == 39

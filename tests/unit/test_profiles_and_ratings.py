@@ -94,3 +94,12 @@ def test_sampled_negatives_are_unseen_seeded_and_proportional():
     seen = set(zip(ratings["user_id"], ratings["item_id"], strict=True))
     assert not seen & set(zip(negatives["user_id"], negatives["item_id"], strict=True))
     assert with_sampled_negatives(ratings, catalogue, ratio=0, seed=1).equals(ratings[["user_id", "item_id", "rating"]])
+
+
+def test_held_out_items_are_never_sampled_as_negatives():
+    ratings = pd.DataFrame({"user_id": ["a"] * 3, "item_id": ["i1", "i2", "i3"], "rating": 4.0})
+    held_out = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["i4", "i5"]})
+    catalogue = [f"i{n}" for n in range(1, 9)]
+    result = with_sampled_negatives(ratings, catalogue, ratio=1.0, seed=0, held_out=held_out)
+    negatives = set(result.loc[result["rating"] == NEGATIVE_RATING, "item_id"])
+    assert negatives == {"i6", "i7", "i8"}
