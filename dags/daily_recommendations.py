@@ -60,12 +60,7 @@ def daily_recommendations():
         settings, as_of, params = _settings_and_time()
         with fail_fast():
             result = clean_window(get_spark(settings), settings, as_of - timedelta(days=params["clean_days"]), as_of)
-        return {
-            "input": result.input_rows,
-            "clean": result.clean_rows,
-            "quarantined": result.quarantined_rows,
-            "duplicates": result.duplicate_rows,
-        }
+        return result.counts()
 
     @task
     def validate_events() -> dict:

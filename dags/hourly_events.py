@@ -37,12 +37,7 @@ def hourly_events():
         settings, end = Settings.from_env(), logical_time(get_current_context())
         with fail_fast():
             result = clean_window(get_spark(settings), settings, end - timedelta(hours=1), end)
-        return {
-            "input": result.input_rows,
-            "clean": result.clean_rows,
-            "quarantined": result.quarantined_rows,
-            "duplicates": result.duplicate_rows,
-        }
+        return result.counts()
 
     @task(outlets=[CLEAN_EVENTS])
     def validate_hour() -> dict:

@@ -23,8 +23,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    # Spark's launcher shells out to `java`; keep the driver quiet and timezone-neutral.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this interpreter and its packages
+    # Python workers use this interpreter (and so the project's pinned packages).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)

@@ -62,6 +62,15 @@ class CleanResult:
     duplicate_rows: int
     by_reason: dict[str, int]
 
+    def counts(self) -> dict[str, int]:
+        """The accounting identity's terms, for task logs and XCom."""
+        return {
+            "input": self.input_rows,
+            "clean": self.clean_rows,
+            "quarantined": self.quarantined_rows,
+            "duplicates": self.duplicate_rows,
+        }
+
     @property
     def bad_share(self) -> float:
         """Share of input rows rejected as bad data (bot filtering is not bad data)."""
