@@ -27,6 +27,15 @@ def _env_float(name: str, default: float) -> float:
     return float(_env(name, str(default)))
 
 
+def _env_map(name: str, default: str, cast):
+    """Parse ``key:value,key:value`` (e.g. per-channel caps) into a dict."""
+    pairs = [item.split(":", 1) for item in _env(name, default).split(",") if item.strip()]
+    try:
+        return {key.strip(): cast(value) for key, value in pairs}
+    except ValueError as error:
+        raise ValueError(f"PUSH_{name} must look like 'push:3,email:1', got {_env(name, default)!r}") from error
+
+
 def _local_dir() -> Path:
     return Path(_env("LOCAL_DIR", str(PROJECT_ROOT / ".local")))
 
@@ -91,10 +100,46 @@ class Settings:
     max_per_category: int = field(default_factory=lambda: _env_int("MAX_PER_CATEGORY", 4))
     # A new model is promoted unless its NDCG@k is worse than the live model's by more than this.
     promotion_tolerance: float = field(default_factory=lambda: _env_float("PROMOTION_TOLERANCE", 0.05))
-    # Notifications.
+    # Notification policy (see README "Notification policy"): caps count non-transactional
+    # messages per user in rolling windows; a fatigued user gets the lower fatigue caps.
     daily_cap: int = field(default_factory=lambda: _env_int("DAILY_CAP", 1))
+    weekly_cap: int = field(default_factory=lambda: _env_int("WEEKLY_CAP", 5))
+    min_gap_minutes: int = field(default_factory=lambda: _env_int("MIN_GAP_MINUTES", 60))
+    channel_daily_caps: dict[str, int] = field(
+        default_factory=lambda: _env_map("CHANNEL_DAILY_CAPS", "push:3,email:1,sms:1,webhook:3", int)
+    )
+    campaign_cap: int = field(default_factory=lambda: _env_int("CAMPAIGN_CAP", 1))
+    campaign_cap_days: int = field(default_factory=lambda: _env_int("CAMPAIGN_CAP_DAYS", 7))
+    transactional_counts: bool = field(default_factory=lambda: _env("TRANSACTIONAL_COUNTS", "false") == "true")
+    quiet_hours_start: str = field(default_factory=lambda: _env("QUIET_HOURS_START", "22:00"))
+    quiet_hours_end: str = field(default_factory=lambda: _env("QUIET_HOURS_END", "08:00"))
+    message_expiry_hours: int = field(default_factory=lambda: _env_int("MESSAGE_EXPIRY_HOURS", 24))
     holdout_percent: float = field(default_factory=lambda: _env_float("HOLDOUT_PERCENT", 5.0))
     holdout_salt: str = field(default_factory=lambda: _env("HOLDOUT_SALT", "push-holdout-v1"))
+    # Adaptive frequency: after this many ignored messages in a row the fatigue caps apply.
+    fatigue_after: int = field(default_factory=lambda: _env_int("FATIGUE_AFTER", 3))
+    fatigue_daily_cap: int = field(default_factory=lambda: _env_int("FATIGUE_DAILY_CAP", 1))
+    fatigue_weekly_cap: int = field(default_factory=lambda: _env_int("FATIGUE_WEEKLY_CAP", 1))
+    # Feedback and send-time optimisation.
+    attribution_hours: int = field(default_factory=lambda: _env_int("ATTRIBUTION_HOURS", 24))
+    sto_user_prior_strength: float = field(default_factory=lambda: _env_float("STO_USER_PRIOR_STRENGTH", 10.0))
+    sto_segment_prior_strength: float = field(default_factory=lambda: _env_float("STO_SEGMENT_PRIOR_STRENGTH", 50.0))
+    # Triggers.
+    cart_abandonment_minutes: int = field(default_factory=lambda: _env_int("CART_ABANDONMENT_MINUTES", 30))
+    trigger_expiry_hours: int = field(default_factory=lambda: _env_int("TRIGGER_EXPIRY_HOURS", 24))
+    price_drop_min_percent: float = field(default_factory=lambda: _env_float("PRICE_DROP_MIN_PERCENT", 10.0))
+    # Channels: empty URLs mean the file sink (demo). SMTP URL: smtp://user:pass@host:port?starttls=1&from=a@b
+    smtp_url: str = field(default_factory=lambda: _env("SMTP_URL", ""))
+    push_gateway_url: str = field(default_factory=lambda: _env("PUSH_GATEWAY_URL", ""))
+    sms_gateway_url: str = field(default_factory=lambda: _env("SMS_GATEWAY_URL", ""))
+    gateway_secret: str = field(default_factory=lambda: _env("GATEWAY_SECRET", ""))
+    gateway_timeout_seconds: float = field(default_factory=lambda: _env_float("GATEWAY_TIMEOUT_SECONDS", 10.0))
+    channel_rate_limits: dict[str, float] = field(
+        default_factory=lambda: _env_map("CHANNEL_RATE_LIMITS", "push:200,email:50,sms:20,webhook:50", float)
+    )
+    relay_max_attempts: int = field(default_factory=lambda: _env_int("RELAY_MAX_ATTEMPTS", 5))
+    retry_base_seconds: float = field(default_factory=lambda: _env_float("RETRY_BASE_SECONDS", 2.0))
+    retry_max_seconds: float = field(default_factory=lambda: _env_float("RETRY_MAX_SECONDS", 300.0))
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -1,12 +1,18 @@
-"""Decide which candidate messages are sent, applying the policy in order, and fill the outbox.
+"""Decide which candidate messages go out, and fill the outbox, in sets.
 
-Per user, in one transaction holding that user's advisory lock (so two planners racing over
-the same users cannot both pass the cap): read consent, then for each candidate by expected
-value: control group -> replay/duplicate check -> rolling 24 h cap -> ledger insert. Every
-decision is logged in ``push.notification_decisions`` with its reason. Keys derive from the
-logical time, so a re-run of the same slot decides identically and sends nothing new.
+One planning run (a logical time, a horizon, optionally one campaign) works on one database
+session: it collects every candidate into a temp table, then decides batch after batch of users.
+Each batch is one transaction that first locks the users' rows in ``push.notify_user_state``
+(in user order, so racing planners cannot deadlock and cannot both pass a cap), then applies
+the whole policy in one statement (``sql/queries/notification_policy.sql``) and writes every
+decision and every accepted outbox row. Consent is read inside that transaction, so an opt-out
+committed before it is honoured; one committed later is caught by the relay.
 
-CLI: ``python -m jobs.notify.plan --at 2026-11-25T00:00:00Z``.
+A run's decisions are immutable once recorded: re-running the same run (a retry, a cleared
+task, a doubled start) decides only for users it has not decided yet, so result tables stay
+identical and nothing is queued twice. ``dry_run`` decides everything and rolls it back.
+
+CLI: ``python -m jobs.notify.plan --at 2026-11-25T00:00:00Z [--horizon-hours 24] [--dry-run]``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
@@ -23,165 +29,242 @@ from jobs.core.config import Settings
 from jobs.core.db import load_query, make_engine
 from jobs.core.timeutil import parse_utc
 from jobs.notify import policy
-from jobs.notify.policy import Candidate
-from jobs.notify.render import render_message
 
 log = logging.getLogger(__name__)
-CAP_WINDOW = timedelta(hours=24)
+
+_TEMP_TABLES = """
+DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, plan_eval;
+CREATE TEMP TABLE plan_candidates (
+    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, campaign_id text,
+    item_id text, transactional boolean NOT NULL, allowed_channels text[], slot text NOT NULL,
+    natural_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, expected_value double precision NOT NULL,
+    facts jsonb NOT NULL
+);
+CREATE TEMP TABLE plan_users (user_id text PRIMARY KEY, n bigint NOT NULL);
+CREATE TEMP TABLE batch_users (user_id text PRIMARY KEY);
+CREATE TEMP TABLE plan_eval (
+    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, campaign_id text, item_id text,
+    transactional boolean NOT NULL, channel text, locale text, idempotency_key text NOT NULL,
+    scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL, expires_at timestamptz NOT NULL,
+    expected_value double precision NOT NULL, facts jsonb NOT NULL, decision text NOT NULL
+);
+"""
+
+_RECORD = """
+INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel, expected_value,
+                                         decision, idempotency_key, decided_at, campaign_id, transactional, scheduled_at)
+SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
+       :at, campaign_id, transactional, scheduled_at
+FROM plan_eval
+ON CONFLICT (run_key, user_id, candidate_key) DO NOTHING;
+INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source, item_id, scheduled_at,
+                                      transactional, payload, candidate_key, campaign_id, expected_value, expires_at,
+                                      deferred)
+SELECT idempotency_key, :run_key, user_id, channel, source, item_id, scheduled_at, transactional,
+       jsonb_build_object('locale', locale, 'facts', facts), candidate_key, campaign_id, expected_value, expires_at,
+       deferred
+FROM plan_eval
+WHERE decision IN ('sent', 'deferred_quiet_hours')
+ON CONFLICT (idempotency_key) DO NOTHING;
+"""
 
 
-def run_key_for(at: datetime) -> str:
-    return f"notify-{at:%Y%m%dT%H%M}"
+def run_key_for(at: datetime, horizon_hours: int = 1, campaign_id: str | None = None, prefix: str = "notify") -> str:
+    """The run's identity: the same logical time, horizon and campaign give the same key."""
+    key = f"{prefix}-{at:%Y%m%dT%H%M}-h{horizon_hours}"
+    return f"{key}-{campaign_id}" if campaign_id else key
 
 
-def load_candidates(conn: Connection, at: datetime) -> dict[str, list[tuple[Candidate, dict]]]:
-    """Candidates per user, each with the facts its message is rendered from."""
-    rows = conn.execute(text(load_query("notification_candidates")), {"as_of": at}).mappings().all()
-    by_user: dict[str, list[tuple[Candidate, dict]]] = defaultdict(list)
-    for row in rows:
-        candidate = Candidate(
-            user_id=row["user_id"],
-            source=row["source"],
-            item_id=row["item_id"],
-            expected_value=float(row["expected_value"]),
-            transactional=bool(row["transactional"]),
-            campaign_id=row["campaign_id"],
-            discount_text=row["discount_text"],
-        )
-        facts = {
-            "item_title": row["title"],
-            "category": row["category"],
-            "price": f"{float(row['price']):.2f}",
-            "reason": row["reason"],
-            "discount_text": row["discount_text"],
-        }
-        by_user[row["user_id"]].append((candidate, facts))
-    return by_user
-
-
-def _decide_user(
-    conn: Connection, settings: Settings, user_id: str, candidates, at: datetime, run_key: str
-) -> list[dict]:
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": user_id})
-    user = (
-        conn.execute(
-            text(
-                "SELECT locale, consent_email AS email, consent_sms AS sms, consent_push AS push,"
-                " consent_webhook AS webhook FROM push.users WHERE user_id = :u"
-            ),
-            {"u": user_id},
-        )
-        .mappings()
-        .one_or_none()
+def collect_candidates(
+    conn: Connection,
+    settings: Settings,
+    at: datetime,
+    horizon_hours: int,
+    campaign_id: str | None,
+    kinds: tuple[str, ...],
+    users: list[str] | None,
+) -> int:
+    """Fill ``plan_candidates`` for this run; return the number of candidates."""
+    unknown = set(kinds) - set(policy.CANDIDATE_KINDS)
+    if unknown:
+        raise ValueError(f"unknown candidate kinds {sorted(unknown)}; known: {policy.CANDIDATE_KINDS}")
+    result = conn.execute(
+        text(load_query("notification_candidates")),
+        {
+            "at": at,
+            "horizon_end": at + timedelta(hours=horizon_hours),
+            "campaign_id": campaign_id,
+            "kinds": list(kinds),
+            "users": users,
+            "expiry": timedelta(hours=settings.message_expiry_hours),
+            "default_rate": policy.DEFAULT_RATE,
+        },
     )
-    channel = policy.choose_channel(dict(user)) if user else None
-    holdout = policy.in_holdout(user_id, settings.holdout_salt, settings.holdout_percent)
-    slot = f"{at:%Y-%m-%d}"
-    decisions = []
-    ordered = policy.order_candidates([c for c, _ in candidates])
-    facts_of = {c.candidate_key: f for c, f in candidates}
-    for candidate in ordered:
-        key = policy.idempotency_key(user_id, candidate.candidate_key, slot)
-        if channel is None:
-            decision = policy.SUPPRESSED_CONSENT
-        elif holdout:
-            decision = policy.HOLDOUT
-        else:
-            earlier = conn.execute(
-                text("SELECT run_key FROM push.notification_ledger WHERE idempotency_key = :k"), {"k": key}
-            ).scalar_one_or_none()
-            if earlier is not None:
-                # Recorded by this very run before (a retry): replay the decision; by another: duplicate.
-                decision = policy.SENT if earlier == run_key else policy.DUPLICATE
-            elif not candidate.transactional and policy.exceeds_rolling_cap(
-                _send_times_near(conn, user_id, at), at, settings.daily_cap, CAP_WINDOW
-            ):
-                decision = policy.CAPPED_DAILY
-            else:
-                message = render_message(channel, user["locale"], facts_of[candidate.candidate_key])
-                conn.execute(
-                    text(
-                        "INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source,"
-                        " item_id, scheduled_at, transactional, payload) VALUES (:k, :run, :u, :ch, :src, :item, :at,"
-                        " :tx, CAST(:payload AS jsonb)) ON CONFLICT (idempotency_key) DO NOTHING"
-                    ),
-                    {
-                        "k": key,
-                        "run": run_key,
-                        "u": user_id,
-                        "ch": channel,
-                        "src": candidate.source,
-                        "item": candidate.item_id,
-                        "at": at,
-                        "tx": candidate.transactional,
-                        "payload": json.dumps(message, ensure_ascii=False),
-                    },
-                )
-                decision = policy.SENT
-        decisions.append(
-            {
-                "run_key": run_key,
-                "user_id": user_id,
-                "candidate_key": candidate.candidate_key,
-                "source": candidate.source,
-                "item_id": candidate.item_id,
-                "channel": channel,
-                "expected_value": candidate.expected_value,
-                "decision": decision,
-                "idempotency_key": key,
-                "decided_at": at,
-            }
-        )
+    # Unique: a candidate is decided once per run (the detectors key triggers per user, item and window).
+    conn.execute(text("CREATE UNIQUE INDEX ON plan_candidates (user_id, candidate_key)"))
+    conn.execute(text("ANALYZE plan_candidates"))
+    return result.rowcount
+
+
+def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, low: int, high: int) -> Counter[str]:
+    """Lock, decide and record the users numbered [low, high) of this run; return counts by decision."""
+    conn.execute(text("TRUNCATE batch_users, plan_eval"))
+    conn.execute(
+        text("INSERT INTO batch_users SELECT user_id FROM plan_users WHERE n >= :low AND n < :high"),
+        {"low": low, "high": high},
+    )
     conn.execute(
         text(
-            "INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,"
-            " expected_value, decision, idempotency_key, decided_at) VALUES (:run_key, :user_id, :candidate_key,"
-            " :source, :item_id, :channel, :expected_value, :decision, :idempotency_key, :decided_at)"
-            " ON CONFLICT (run_key, user_id, candidate_key) DO UPDATE SET decision = EXCLUDED.decision,"
-            " channel = EXCLUDED.channel, expected_value = EXCLUDED.expected_value, item_id = EXCLUDED.item_id,"
-            " idempotency_key = EXCLUDED.idempotency_key, decided_at = EXCLUDED.decided_at"
-        ),
-        decisions,
-    )
-    return decisions
-
-
-def _send_times_near(conn: Connection, user_id: str, at: datetime) -> list[datetime]:
-    """Times of the user's non-transactional messages within one cap window either side of ``at``."""
-    return (
-        conn.execute(
-            text(
-                "SELECT scheduled_at FROM push.notification_ledger WHERE user_id = :u AND NOT transactional"
-                " AND scheduled_at > :since AND scheduled_at < :until"
-            ),
-            {"u": user_id, "since": at - CAP_WINDOW, "until": at + CAP_WINDOW},
+            "SELECT s.user_id FROM push.notify_user_state s JOIN batch_users b ON b.user_id = s.user_id"
+            " ORDER BY s.user_id FOR UPDATE OF s"
         )
-        .scalars()
-        .all()
     )
+    # A twin of this run may have decided some of these users while we waited for their locks.
+    conn.execute(
+        text(
+            "DELETE FROM batch_users b USING push.notification_decisions d"
+            " WHERE d.run_key = :run_key AND d.user_id = b.user_id"
+        ),
+        {"run_key": run_key},
+    )
+    conn.execute(text("ANALYZE batch_users"))
+    conn.execute(text(load_query("notification_policy")), params)
+    conn.execute(text(_RECORD), {"run_key": run_key, "at": at})
+    rows = conn.execute(text("SELECT decision, count(*) FROM plan_eval GROUP BY 1")).all()
+    return Counter({decision: count for decision, count in rows})
 
 
-def plan_notifications(settings: Settings, at: datetime) -> dict:
-    """Decide for every user with candidates at ``at``; return counts by decision."""
-    run_key = run_key_for(at)
+def plan_notifications(
+    settings: Settings,
+    at: datetime,
+    horizon_hours: int = 1,
+    campaign_id: str | None = None,
+    kinds: tuple[str, ...] = policy.CANDIDATE_KINDS,
+    users: list[str] | None = None,
+    dry_run: bool = False,
+    batch_size: int = 5000,
+    run_key: str | None = None,
+) -> dict:
+    """Decide every candidate whose send moment falls in ``[at, at + horizon_hours)``.
+
+    Args:
+        settings: pipeline settings (policy knobs, database).
+        at: the run's logical time (UTC); decisions are stamped with it, never with the clock.
+        horizon_hours: how far ahead this run plans send moments (1 for the hourly run, 24 when
+            new recommendations are published).
+        campaign_id: plan only this campaign's candidates.
+        kinds: candidate sources to consider (recommendation, campaign, trigger).
+        users: restrict to these users (the stream path), else everyone with candidates.
+        dry_run: decide and count, then roll back: nothing is recorded or queued.
+        batch_size: users per transaction (the unit of locking and of atomicity).
+        run_key: override the run's identity (default from ``at``, horizon and campaign).
+
+    Returns:
+        ``{"run_key", "users", "decisions": {reason: count}, "dry_run"}``; for a recorded run
+        the counts are the run's totals, so a re-run reports the same figures.
+    """
+    if horizon_hours < 1:
+        raise ValueError("horizon_hours must be at least 1")
+    run_key = run_key or run_key_for(at, horizon_hours, campaign_id)
+    params = policy.policy_params(settings)
     engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        by_user = load_candidates(conn, at)
     counts: Counter[str] = Counter()
-    for user_id in sorted(by_user):
-        with engine.begin() as conn:
-            for decision in _decide_user(conn, settings, user_id, by_user[user_id], at, run_key):
-                counts[decision["decision"]] += 1
-    summary = {"run_key": run_key, "users": len(by_user), "decisions": dict(sorted(counts.items()))}
+    with engine.connect() as conn:
+        with conn.begin():
+            conn.execute(text(_TEMP_TABLES))
+            collect_candidates(conn, settings, at, horizon_hours, campaign_id, kinds, users)
+            conn.execute(
+                text(
+                    "INSERT INTO plan_users SELECT user_id, row_number() OVER (ORDER BY user_id) FROM"
+                    " (SELECT DISTINCT c.user_id FROM plan_candidates c WHERE NOT EXISTS (SELECT 1 FROM"
+                    " push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = c.user_id)) AS todo"
+                ),
+                {"run_key": run_key},
+            )
+            pending_users = conn.execute(text("SELECT count(*) FROM plan_users")).scalar_one()
+        if pending_users and not dry_run:
+            # State rows must exist before they can be locked; inserted in user order and
+            # committed on their own so that racing planners never deadlock on them.
+            with conn.begin():
+                conn.execute(
+                    text(
+                        "INSERT INTO push.notify_user_state (user_id) SELECT user_id FROM plan_users"
+                        " ORDER BY user_id ON CONFLICT (user_id) DO NOTHING"
+                    )
+                )
+        for low in range(1, pending_users + 1, batch_size):
+            transaction = conn.begin()
+            try:
+                counts.update(_decide_batch(conn, params, run_key, at, low, low + batch_size))
+            except BaseException:
+                transaction.rollback()
+                raise
+            if dry_run:
+                transaction.rollback()
+            else:
+                transaction.commit()
+        if not dry_run:
+            with conn.begin():
+                counts, users_decided = _record_run(conn, run_key, at, horizon_hours, campaign_id)
+        else:
+            users_decided = pending_users
+        conn.execute(text("DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, plan_eval"))
+        conn.commit()
+    summary = {
+        "run_key": run_key,
+        "users": users_decided,
+        "decisions": dict(sorted(counts.items())),
+        "dry_run": dry_run,
+    }
     log.info("notification plan: %s", summary)
     return summary
+
+
+def _record_run(
+    conn: Connection, run_key: str, at: datetime, horizon_hours: int, campaign_id: str | None
+) -> tuple[Counter[str], int]:
+    """Store the run's totals (all its decisions, whichever attempt made them)."""
+    rows = conn.execute(
+        text(
+            "SELECT decision, count(*), count(DISTINCT user_id) FROM push.notification_decisions"
+            " WHERE run_key = :run_key GROUP BY decision"
+        ),
+        {"run_key": run_key},
+    ).all()
+    counts = Counter({decision: count for decision, count, _ in rows})
+    users = conn.execute(
+        text("SELECT count(DISTINCT user_id) FROM push.notification_decisions WHERE run_key = :run_key"),
+        {"run_key": run_key},
+    ).scalar_one()
+    conn.execute(
+        text(
+            "INSERT INTO push.notification_runs (run_key, logical_time, horizon_hours, campaign_id, users, decisions)"
+            " VALUES (:run_key, :at, :horizon, :campaign, :users, CAST(:decisions AS jsonb))"
+            " ON CONFLICT (run_key) DO UPDATE SET users = EXCLUDED.users, decisions = EXCLUDED.decisions"
+        ),
+        {
+            "run_key": run_key,
+            "at": at,
+            "horizon": horizon_hours,
+            "campaign": campaign_id,
+            "users": users,
+            "decisions": json.dumps(dict(sorted(counts.items()))),
+        },
+    )
+    return counts, users
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--at", type=parse_utc, required=True, help="logical decision time (UTC)")
+    parser.add_argument("--horizon-hours", type=int, default=1, help="plan send moments in [at, at + horizon)")
+    parser.add_argument("--campaign", default=None, help="plan only this campaign")
+    parser.add_argument("--dry-run", action="store_true", help="decide and count, record nothing")
     args = parser.parse_args(argv)
-    print(json.dumps(plan_notifications(Settings.from_env(), args.at)))
+    summary = plan_notifications(
+        Settings.from_env(), args.at, args.horizon_hours, campaign_id=args.campaign, dry_run=args.dry_run
+    )
+    print(json.dumps(summary))
     return 0
 
 

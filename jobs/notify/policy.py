@@ -1,69 +1,88 @@
-"""Pure notification-policy rules: control group, idempotency keys, channel choice, ordering.
+"""The notification policy: its reason codes, its order and its parameters.
 
-The stateful parts (consent read, cap count, ledger insert) happen in ``jobs.notify.plan``
-inside one transaction per user; everything here is deterministic and unit-tested.
+The rules themselves run in PostgreSQL (``sql/queries/notification_policy.sql`` and the
+``push.*`` functions of migration 0003), set-based over a batch of users whose state rows are
+locked, so that every decision and the outbox row it produces commit together. This module is
+the one place that turns :class:`~jobs.core.config.Settings` into the parameters of those rules.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import time, timedelta
 
-# Channel preference when a user consents to several.
+from jobs.core.config import Settings
+
+# Channel preference when a user consents to several (and has an address for them).
 CHANNEL_ORDER = ("push", "email", "sms", "webhook")
 
-SENT = "sent"
+# Reason codes, in the order the rules apply.
 SUPPRESSED_CONSENT = "suppressed_consent"
 HOLDOUT = "holdout"
-CAPPED_DAILY = "capped_daily"
 DUPLICATE = "duplicate"
+EXPIRED = "expired"
+EXPIRED_QUIET_HOURS = "expired_quiet_hours"
+CAPPED_MIN_GAP = "capped_min_gap"
+CAPPED_DAILY = "capped_daily"
+CAPPED_WEEKLY = "capped_weekly"
+CAPPED_CHANNEL = "capped_channel"
+CAPPED_CAMPAIGN = "capped_campaign"
+SENT = "sent"
+DEFERRED_QUIET_HOURS = "deferred_quiet_hours"
+
+# Decisions that put a message into the outbox.
+ACCEPTED = (SENT, DEFERRED_QUIET_HOURS)
+REASON_CODES = (
+    SUPPRESSED_CONSENT,
+    HOLDOUT,
+    DUPLICATE,
+    EXPIRED,
+    EXPIRED_QUIET_HOURS,
+    CAPPED_MIN_GAP,
+    CAPPED_DAILY,
+    CAPPED_WEEKLY,
+    CAPPED_CHANNEL,
+    CAPPED_CAMPAIGN,
+    SENT,
+    DEFERRED_QUIET_HOURS,
+)
+
+# Click x conversion rate assumed for a send hour before any feedback exists.
+DEFAULT_RATE = 0.02
+
+CANDIDATE_KINDS = ("recommendation", "campaign", "trigger")
 
 
-@dataclass(frozen=True)
-class Candidate:
-    user_id: str
-    source: str  # "recommendation" or "campaign:<id>"
-    item_id: str | None
-    expected_value: float
-    transactional: bool = False
-    campaign_id: str | None = None
-    discount_text: str | None = None
-
-    @property
-    def candidate_key(self) -> str:
-        return f"{self.source}:{self.item_id or ''}"
+def _clock(value: str, name: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError(f"PUSH_{name} must be a local time like 22:00, got {value!r}") from error
 
 
-def in_holdout(user_id: str, salt: str, percent: float) -> bool:
-    """Stable control-group membership: a hash bucket in [0, 10000) below ``percent`` %."""
-    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 10_000
-    return bucket < round(percent * 100)
-
-
-def idempotency_key(user_id: str, candidate_key: str, slot: str) -> str:
-    """Deterministic key per (user, message source and item, slot): a retry produces the same key."""
-    return hashlib.sha256(f"{user_id}|{candidate_key}|{slot}".encode()).hexdigest()[:32]
-
-
-def choose_channel(consents: dict[str, bool]) -> str | None:
-    """The first consented channel in preference order, or None when the user consents to none."""
-    return next((channel for channel in CHANNEL_ORDER if consents.get(channel)), None)
-
-
-def order_candidates(candidates: list[Candidate]) -> list[Candidate]:
-    """Highest expected value first; ties broken by key so runs are reproducible."""
-    return sorted(candidates, key=lambda c: (-c.expected_value, c.candidate_key))
-
-
-def exceeds_rolling_cap(sent_at: Sequence[datetime], at: datetime, cap: int, window: timedelta) -> bool:
-    """Would one more message at ``at`` put more than ``cap`` messages in some window ``(e - window, e]``?
-
-    Planners may run out of order (a backfill after a later slot), so windows that end after
-    ``at`` count too. The count is largest for windows ending at ``at`` or at a later send, so
-    checking those ends is exact.
-    """
-    ends = [at] + [t for t in sent_at if at <= t < at + window]
-    return any(sum(1 for t in sent_at if end - window < t <= end) + 1 > cap for end in ends)
+def policy_params(settings: Settings) -> dict:
+    """SQL parameters of ``notification_policy.sql``, validated."""
+    quiet_start = _clock(settings.quiet_hours_start, "QUIET_HOURS_START")
+    quiet_end = _clock(settings.quiet_hours_end, "QUIET_HOURS_END")
+    unknown = set(settings.channel_daily_caps) - set(CHANNEL_ORDER)
+    if unknown:
+        raise ValueError(f"PUSH_CHANNEL_DAILY_CAPS names unknown channels {sorted(unknown)}; known: {CHANNEL_ORDER}")
+    if settings.daily_cap < 0 or settings.weekly_cap < 0 or settings.min_gap_minutes < 0:
+        raise ValueError("caps and the minimum gap must not be negative")
+    campaign_window = timedelta(days=settings.campaign_cap_days)
+    return {
+        "holdout_salt": settings.holdout_salt,
+        "holdout_basis_points": round(settings.holdout_percent * 100),
+        "quiet_start": quiet_start,
+        "quiet_end": quiet_end,
+        "transactional_counts": settings.transactional_counts,
+        "long_window": max(timedelta(days=7), campaign_window),
+        "campaign_window": campaign_window,
+        "min_gap": timedelta(minutes=settings.min_gap_minutes),
+        "daily_cap": settings.daily_cap,
+        "weekly_cap": settings.weekly_cap,
+        "fatigue_daily_cap": settings.fatigue_daily_cap,
+        "fatigue_weekly_cap": settings.fatigue_weekly_cap,
+        "channel_order": list(CHANNEL_ORDER),
+        "channel_caps": [settings.channel_daily_caps.get(channel, 2_147_483_647) for channel in CHANNEL_ORDER],
+        "campaign_cap": settings.campaign_cap,
+    }

@@ -1,39 +1,45 @@
-"""Notification policy against real PostgreSQL: caps under racing planners, consent, retries."""
+"""Notification policy against real PostgreSQL: every rule, its order, idempotency and races."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from jobs.core.db import copy_rows
-from jobs.notify.channels import FileSink
+from jobs.notify import plan as plan_module
 from jobs.notify.plan import plan_notifications
-from jobs.notify.relay import relay_pending
 
 USERS = [f"u{n:03d}" for n in range(40)]
-AT = datetime(2026, 11, 25, 23, tzinfo=UTC)
+AT = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-def published(empty_db):
-    """40 users (all consenting to push), 5 items and a live recommendation set."""
-    with empty_db.begin() as conn:
+def add_users(engine, users, timezone="UTC", push=True, email=True, sms=False, locale="en"):
+    with engine.begin() as conn:
         copy_rows(
             conn,
             "push.users",
-            ["user_id", "timezone", "locale", "consent_push", "consent_email"],
-            [(u, "UTC", "en", True, True) for u in USERS],
+            ["user_id", "timezone", "locale", "email", "phone", "push_token", "consent_push", "consent_email",
+             "consent_sms"],
+            [(u, timezone, locale, f"{u}@example.com", "+1555000", f"tok-{u}", push, email, sms) for u in users],
         )
+
+
+def add_items(engine, count=5, category="shoes"):
+    with engine.begin() as conn:
         copy_rows(
             conn,
             "push.items",
             ["item_id", "title", "category", "brand", "price", "in_stock"],
-            [(f"i{n}", f"Item {n}", "shoes", "b", 10.0 + n, True) for n in range(5)],
+            [(f"i{n}", f"Item {n}", category, "b", 10.0 + n, True) for n in range(count)],
         )
+
+
+def publish(engine, users, ranks=3):
+    with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO push.model_runs VALUES ('r1', '2026-11-25', 'test', '{}', '2026-11-01', '2026-11-25',"
@@ -44,126 +50,347 @@ def published(empty_db):
             conn,
             "push.recommendations",
             ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
-            [("r1", u, rank, f"i{rank}", 1.0 / rank, "svd", "test") for u in USERS for rank in range(1, 4)],
+            [("r1", u, rank, f"i{rank}", 1.0 / rank, "svd", "test") for u in users for rank in range(1, ranks + 1)],
         )
         conn.execute(text("INSERT INTO push.published_recommendations VALUES (true, 'r1', '2026-11-25')"))
+
+
+def add_triggers(engine, rows):
+    """rows: (trigger_key, user_id, item_id, fire_at)."""
+    with engine.begin() as conn:
+        copy_rows(
+            conn,
+            "push.triggers",
+            ["trigger_key", "user_id", "trigger_type", "item_id", "detected_at", "fire_at", "expires_at"],
+            [(k, u, "cart_abandonment", i, f - timedelta(minutes=30), f, f + timedelta(hours=24)) for k, u, i, f in rows],
+        )
+
+
+@pytest.fixture
+def published(empty_db):
+    """40 users (push and email), 5 items and a live recommendation set of 3 items each."""
+    add_users(empty_db, USERS)
+    add_items(empty_db)
+    publish(empty_db, USERS)
     return empty_db
 
 
 @pytest.fixture
 def policy_settings(settings):
-    return replace(settings, holdout_percent=0.0, daily_cap=1)
+    """No control group, no quiet hours, one message a day: each test turns on what it checks."""
+    return replace(
+        settings,
+        holdout_percent=0.0,
+        daily_cap=1,
+        weekly_cap=10,
+        min_gap_minutes=60,
+        quiet_hours_start="00:00",
+        quiet_hours_end="00:00",
+        channel_daily_caps={},
+        campaign_cap=1,
+    )
 
 
-def _ledger(engine):
+def ledger(engine, where="true"):
     with engine.connect() as conn:
         return conn.execute(
-            text("SELECT user_id, idempotency_key, run_key FROM push.notification_ledger ORDER BY 2")
+            text(
+                "SELECT user_id, idempotency_key, run_key, channel, scheduled_at, source FROM push.notification_ledger"
+                f" WHERE {where} ORDER BY 2"
+            )
         ).all()
 
 
-def test_two_racing_planners_never_exceed_the_cap(published, policy_settings):
-    # Two slots 2 hours apart: different idempotency keys, so only the cap stands between them.
-    times = [AT, datetime(2026, 11, 26, 1, tzinfo=UTC)]
-    barrier = threading.Barrier(len(times))
-    errors = []
-
-    def plan(at):
-        try:
-            barrier.wait()
-            plan_notifications(policy_settings, at)
-        except Exception as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=plan, args=(at,)) for at in times]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    per_user = {}
-    for row in _ledger(published):
-        per_user[row.user_id] = per_user.get(row.user_id, 0) + 1
-    assert per_user == dict.fromkeys(USERS, 1)
-    with published.connect() as conn:
-        decisions = dict(
-            conn.execute(text("SELECT decision, count(*) FROM push.notification_decisions GROUP BY 1")).all()
+def decisions(engine, where="true") -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                text(f"SELECT decision, count(*) FROM push.notification_decisions WHERE {where} GROUP BY 1")
+            ).all()
         )
-    # 2 planners x 40 users x 3 candidates: one send per user, everything else capped.
-    assert decisions == {"sent": 40, "capped_daily": 200}
 
 
-def test_retry_of_the_same_slot_sends_nothing_new(published, policy_settings):
+def test_highest_expected_value_wins_when_the_cap_binds(published, policy_settings):
+    summary = plan_notifications(policy_settings, AT)
+    assert summary["decisions"] == {"sent": 40, "capped_min_gap": 80}
+    # Rank 1 has the highest expected value (price x rate / rank), so it is the one sent.
+    assert {row.source for row in ledger(published)} == {"recommendation"}
+    with published.connect() as conn:
+        items = set(conn.execute(text("SELECT item_id FROM push.notification_ledger")).scalars())
+    assert items == {"i1"}
+
+
+def test_without_min_gap_the_daily_cap_binds(published, policy_settings):
+    summary = plan_notifications(replace(policy_settings, min_gap_minutes=0, daily_cap=2), AT)
+    assert summary["decisions"] == {"sent": 80, "capped_daily": 40}
+
+
+def test_retry_of_the_same_run_changes_nothing(published, policy_settings):
     first = plan_notifications(policy_settings, AT)
-    ledger = _ledger(published)
+    before = ledger(published)
+    with published.connect() as conn:
+        decided = conn.execute(text("SELECT * FROM push.notification_decisions ORDER BY 1, 2, 3")).all()
     second = plan_notifications(policy_settings, AT)
     assert first == second
-    assert _ledger(published) == ledger
-    # A later run in the same slot sees the earlier messages as duplicates, not new sends.
-    later = plan_notifications(policy_settings, datetime(2026, 11, 25, 23, 30, tzinfo=UTC))
-    assert later["decisions"] == {"capped_daily": 80, "duplicate": 40}
-    assert _ledger(published) == ledger
+    assert ledger(published) == before
+    with published.connect() as conn:
+        assert conn.execute(text("SELECT * FROM push.notification_decisions ORDER BY 1, 2, 3")).all() == decided
+
+
+def test_a_later_run_the_same_day_sees_duplicates_and_caps(published, policy_settings):
+    plan_notifications(policy_settings, AT)
+    later = plan_notifications(policy_settings, AT + timedelta(hours=3))
+    # The key of (user, item, day) is taken: the sent item is a duplicate, the others capped.
+    assert later["decisions"] == {"duplicate": 40, "capped_daily": 80}
+    assert len(ledger(published)) == 40
+
+
+def test_dry_run_decides_but_records_nothing(published, policy_settings):
+    summary = plan_notifications(policy_settings, AT, dry_run=True)
+    assert summary["decisions"] == {"sent": 40, "capped_min_gap": 80}
+    assert ledger(published) == []
+    assert decisions(published) == {}
 
 
 def test_opt_out_committed_before_planning_is_honoured(published, policy_settings):
     with published.begin() as conn:
         conn.execute(text("UPDATE push.users SET consent_push = false, consent_email = false WHERE user_id = 'u007'"))
     plan_notifications(policy_settings, AT)
-    with published.connect() as conn:
-        decisions = (
-            conn.execute(text("SELECT DISTINCT decision FROM push.notification_decisions WHERE user_id = 'u007'"))
-            .scalars()
-            .all()
-        )
-    assert decisions == ["suppressed_consent"]
-    assert "u007" not in {row.user_id for row in _ledger(published)}
+    assert decisions(published, "user_id = 'u007'") == {"suppressed_consent": 3}
+    assert "u007" not in {row.user_id for row in ledger(published)}
 
 
-def test_control_group_gets_nothing_and_is_recorded(published, settings):
-    plan_notifications(replace(settings, holdout_percent=50.0), AT)
+def test_channel_needs_consent_and_an_address(published, policy_settings):
+    with published.begin() as conn:
+        conn.execute(text("UPDATE push.users SET push_token = NULL WHERE user_id = 'u001'"))
+        conn.execute(text("UPDATE push.users SET email = NULL, push_token = NULL WHERE user_id = 'u002'"))
+    plan_notifications(policy_settings, AT)
+    channels = {row.user_id: row.channel for row in ledger(published)}
+    assert channels["u000"] == "push"
+    assert channels["u001"] == "email"
+    assert "u002" not in channels
+
+
+def test_control_group_is_stable_recorded_and_gets_nothing(published, policy_settings):
+    halved = replace(policy_settings, holdout_percent=50.0)
+    plan_notifications(halved, AT)
     with published.connect() as conn:
         holdout = set(
             conn.execute(text("SELECT user_id FROM push.notification_decisions WHERE decision = 'holdout'")).scalars()
         )
-    assert 5 < len(holdout) < 35
-    assert not holdout & {row.user_id for row in _ledger(published)}
-
-
-class _FailingChannel:
-    name = "broken"
-
-    def send(self, message):
-        raise ConnectionError("gateway down")
-
-
-def test_failed_sends_are_retried_then_dead_lettered(published, policy_settings, tmp_path):
-    plan_notifications(policy_settings, AT)
-    broken = {"push": _FailingChannel()}
-    assert relay_pending(policy_settings, broken, max_attempts=2) == {"failed": 40}
-    assert relay_pending(policy_settings, broken, max_attempts=2) == {"dead": 40}
-    assert relay_pending(policy_settings, broken, max_attempts=2) == {}
-    with published.connect() as conn:
-        rows = conn.execute(text("SELECT status, attempts, last_error FROM push.notification_ledger")).all()
-    assert {(r.status, r.attempts) for r in rows} == {("dead", 2)}
-    assert all("gateway down" in r.last_error for r in rows)
-
-
-def test_relay_delivers_each_message_once(published, policy_settings, tmp_path):
-    plan_notifications(policy_settings, AT)
-    sink = {"push": FileSink(tmp_path)}
-    assert relay_pending(policy_settings, sink) == {"sent": 40}
-    assert relay_pending(policy_settings, sink) == {}
-    assert len(list(tmp_path.rglob("*.json"))) == 40
-
-
-def test_opt_out_between_planning_and_relay_cancels_the_message(published, policy_settings, tmp_path):
-    plan_notifications(policy_settings, AT)
-    with published.begin() as conn:
-        conn.execute(text("UPDATE push.users SET consent_push = false WHERE user_id = 'u003'"))
-    assert relay_pending(policy_settings, {"push": FileSink(tmp_path)}) == {"sent": 39, "cancelled": 1}
-    with published.connect() as conn:
-        assert (
-            conn.execute(text("SELECT status FROM push.notification_ledger WHERE user_id = 'u003'")).scalar_one()
-            == "cancelled"
+        again = set(
+            conn.execute(
+                text("SELECT user_id FROM push.users WHERE push.holdout_bucket(user_id, :salt) < 5000"),
+                {"salt": halved.holdout_salt},
+            ).scalars()
         )
-    assert len(list(tmp_path.rglob("*.json"))) == 39
+    assert 5 < len(holdout) < 35
+    assert holdout == again
+    assert not holdout & {row.user_id for row in ledger(published)}
+
+
+def test_quiet_hours_defer_to_the_end_of_the_window_in_local_time(empty_db, policy_settings):
+    add_users(empty_db, ["ny"], timezone="America/New_York")
+    add_users(empty_db, ["sh"], timezone="Asia/Shanghai")
+    add_items(empty_db)
+    publish(empty_db, ["ny", "sh"])
+    quiet = replace(policy_settings, quiet_hours_start="22:00", quiet_hours_end="08:00")
+    # 12:00 UTC is 07:00 in New York (quiet until 08:00 = 13:00 UTC) and 20:00 in Shanghai (not quiet).
+    summary = plan_notifications(quiet, AT)
+    assert summary["decisions"] == {"deferred_quiet_hours": 1, "sent": 1, "capped_min_gap": 4}
+    at = {row.user_id: row.scheduled_at for row in ledger(empty_db)}
+    assert at["ny"] == datetime(2026, 11, 25, 13, tzinfo=UTC)
+    assert at["sh"] == AT
+
+
+def test_quiet_hours_are_dst_correct(engine):
+    # New York leaves DST on 2026-11-01: 08:00 local is 12:00 UTC before and 13:00 UTC after.
+    cases = [
+        ("2026-10-31T06:00:00+00", "2026-10-31T12:00:00+00"),  # 02:00 EDT, quiet until 08:00 EDT
+        ("2026-11-01T06:30:00+00", "2026-11-01T13:00:00+00"),  # 01:30 EDT on the change day -> 08:00 EST
+        ("2026-11-01T17:00:00+00", None),  # 12:00 EST, not quiet
+        ("2026-03-08T06:30:00+00", "2026-03-08T12:00:00+00"),  # 01:30 EST, DST starts -> 08:00 EDT
+    ]
+    with engine.connect() as conn:
+        for due, expected in cases:
+            got = conn.execute(
+                text("SELECT push.quiet_hours_end(CAST(:due AS timestamptz), 'America/New_York', '22:00', '08:00')"),
+                {"due": due},
+            ).scalar_one()
+            want = None if expected is None else datetime.fromisoformat(expected)
+            assert got == want, due
+
+
+def test_deferred_past_expiry_is_not_queued(empty_db, policy_settings):
+    add_users(empty_db, ["ny"], timezone="America/New_York")
+    add_items(empty_db)
+    publish(empty_db, ["ny"])
+    quiet = replace(policy_settings, quiet_hours_start="22:00", quiet_hours_end="08:00", message_expiry_hours=0)
+    # Expiry 0 h: the message is worthless by the end of the quiet window.
+    summary = plan_notifications(quiet, AT)
+    assert summary["decisions"] == {"expired_quiet_hours": 3}
+    assert ledger(empty_db) == []
+
+
+def test_weekly_cap_and_fatigue(published, policy_settings):
+    weekly = replace(policy_settings, weekly_cap=2, min_gap_minutes=0)
+    with published.begin() as conn:
+        conn.execute(text("INSERT INTO push.notify_user_state (user_id, fatigued) VALUES ('u005', true)"))
+    plan_notifications(weekly, AT)
+    plan_notifications(weekly, AT + timedelta(days=1))
+    third = plan_notifications(weekly, AT + timedelta(days=2))
+    # Day 3: two sends already this week for everyone -> capped_weekly; the fatigued user was
+    # already capped on day 2 (fatigue weekly cap 1).
+    assert third["decisions"]["capped_weekly"] == 3 * 40
+    per_user = {}
+    for row in ledger(published):
+        per_user[row.user_id] = per_user.get(row.user_id, 0) + 1
+    assert per_user["u005"] == 1
+    assert set(per_user.values()) == {1, 2}
+
+
+def test_transactional_messages_are_exempt_and_optionally_counted(published, policy_settings):
+    with published.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
+                " priority, channels, transactional) VALUES ('order', 'Order update', ARRAY['i1'], NULL,"
+                " '2026-11-01', '2026-12-01', 0, '{email}', true)"
+            )
+        )
+        copy_rows(
+            conn,
+            "push.user_profiles",
+            ["as_of", "user_id", "top_categories", "top_brands", "category_affinity", "price_level", "recency_days",
+             "frequency", "monetary", "active_days", "preferred_hour", "preferred_weekday"],
+            [("2026-11-25", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, 12, 2) for u in USERS],
+        )
+    summary = plan_notifications(policy_settings, AT)
+    # The transactional campaign goes first and does not use up the daily message.
+    assert summary["decisions"] == {"sent": 80, "capped_min_gap": 80}
+    counting = replace(policy_settings, transactional_counts=True)
+    later = plan_notifications(counting, AT + timedelta(days=1))
+    assert later["decisions"]["sent"] == 40  # only the transactional one: it used the day's cap
+    assert later["decisions"]["capped_min_gap"] == 120
+
+
+def test_campaign_channel_set_and_campaign_cap(published, policy_settings):
+    with published.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
+                " priority, channels, transactional) VALUES ('sale', 'Sale', ARRAY['i2'], '50% off',"
+                " '2026-11-01', '2026-12-01', 50, '{email}', false)"
+            )
+        )
+        copy_rows(
+            conn,
+            "push.user_profiles",
+            ["as_of", "user_id", "top_categories", "top_brands", "category_affinity", "price_level", "recency_days",
+             "frequency", "monetary", "active_days", "preferred_hour", "preferred_weekday"],
+            [("2026-11-25", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, 12, 2) for u in USERS],
+        )
+    loose = replace(policy_settings, min_gap_minutes=0, daily_cap=5)
+    first = plan_notifications(loose, AT, campaign_id="sale")
+    assert first["decisions"] == {"sent": 40}
+    assert {row.channel for row in ledger(published)} == {"email"}
+    # The next day the campaign is capped (1 per user per 7 days); the single-campaign run
+    # considers nothing else.
+    second = plan_notifications(loose, AT + timedelta(days=1), campaign_id="sale")
+    assert second["decisions"] == {"capped_campaign": 40}
+
+
+def test_channel_cap(published, policy_settings):
+    capped = replace(policy_settings, min_gap_minutes=0, daily_cap=5, channel_daily_caps={"push": 2})
+    summary = plan_notifications(capped, AT)
+    assert summary["decisions"] == {"sent": 80, "capped_channel": 40}
+
+
+def _trigger_rows(users, tag, at):
+    return [(f"{tag}-{u}", u, "i1", at) for u in users]
+
+
+def test_racing_senders_never_exceed_the_cap_and_lose_nothing(empty_db, policy_settings):
+    users = [f"r{n:04d}" for n in range(1000)]
+    add_users(empty_db, users)
+    add_items(empty_db)
+    cap = 3
+    racing = replace(policy_settings, min_gap_minutes=0, daily_cap=cap, weekly_cap=100)
+    senders, rounds = 8, 100
+    start = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    # Every sender in every round asks to message 40 users (distinct trigger each time), all
+    # within one 24 h window: each user is asked for ~32 times and may get exactly `cap`.
+    requested: dict[str, int] = {}
+    plan_rows = []
+    for r in range(rounds):
+        for s in range(senders):
+            chosen = [users[(r * 97 + s * 131 + k * 7) % len(users)] for k in range(40)]
+            at = start + timedelta(minutes=r)
+            plan_rows.append((r, s, chosen, at))
+            for u in chosen:
+                requested[u] = requested.get(u, 0) + 1
+    add_triggers(empty_db, [(f"t{r}-{s}-{u}", u, "i1", at) for r, s, chosen, at in plan_rows for u in chosen])
+    with empty_db.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    errors = []
+
+    def sender(s):
+        try:
+            for r, s2, chosen, at in plan_rows:
+                if s2 == s:
+                    plan_notifications(racing, at, users=chosen, kinds=("trigger",), run_key=f"race-{r}-{s}")
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=sender, args=(s,)) for s in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    sent: dict[str, int] = {}
+    for row in ledger(empty_db):
+        sent[row.user_id] = sent.get(row.user_id, 0) + 1
+    assert {u: sent.get(u, 0) for u in requested} == {u: min(cap, n) for u, n in requested.items()}
+
+
+def test_the_same_run_started_twice_at_once_queues_once(published, policy_settings):
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(plan_notifications(policy_settings, AT, batch_size=7))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(ledger(published)) == 40
+    assert decisions(published) == {"sent": 40, "capped_min_gap": 80}
+
+
+def test_a_crash_mid_run_then_a_retry_equals_an_uninterrupted_run(published, policy_settings, monkeypatch):
+    original = plan_module._decide_batch
+    calls = {"n": 0}
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "_decide_batch", crash_on_third)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        plan_notifications(policy_settings, AT, batch_size=7)
+    partial = len(ledger(published))
+    assert partial == 14  # two batches of 7 users committed, the third rolled back
+    monkeypatch.setattr(plan_module, "_decide_batch", original)
+    retried = plan_notifications(policy_settings, AT, batch_size=7)
+    assert retried["decisions"] == {"sent": 40, "capped_min_gap": 80}
+    assert len(ledger(published)) == 40
