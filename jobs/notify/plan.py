@@ -131,7 +131,7 @@ def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, lo
     conn.execute(text(load_query("notification_policy")), params)
     conn.execute(text(_RECORD), {"run_key": run_key, "at": at})
     rows = conn.execute(text("SELECT decision, count(*) FROM plan_eval GROUP BY 1")).all()
-    return Counter({decision: count for decision, count in rows})
+    return Counter(dict(rows))
 
 
 def plan_notifications(

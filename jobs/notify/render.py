@@ -1,7 +1,14 @@
-"""Render messages per channel and locale from Jinja2 templates (autoescaped for HTML)."""
+"""Render messages per channel and locale from Jinja2 templates.
+
+HTML is autoescaped; plain-text parts lose control characters (a hostile item name cannot
+inject line breaks into an SMS or a header); push and SMS bodies are cut to their limits.
+The ``kind`` fact (recommendation, campaign, cart_abandonment, price_drop, back_in_stock,
+browse_intent) picks the wording.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,12 +31,19 @@ def _environment() -> Environment:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _plain(text: str) -> str:
+    return _CONTROL.sub(" ", text).strip()
+
+
 def render_message(channel: str, locale: str, context: dict) -> dict[str, str]:
     """Title and body (and HTML for email) for one message; falls back to English."""
     locale = locale if locale in SUPPORTED_LOCALES else "en"
     env = _environment()
-    title = env.get_template(f"{locale}/title.txt").render(**context).strip()
-    body = env.get_template(f"{locale}/body.txt").render(**context).strip()
+    title = _plain(env.get_template(f"{locale}/title.txt").render(**context))
+    body = _plain(env.get_template(f"{locale}/body.txt").render(**context))
     limit = BODY_LIMITS.get(channel)
     if limit and len(body) > limit:
         body = body[: limit - 1] + "…"

@@ -22,8 +22,17 @@ def add_users(engine, users, timezone="UTC", push=True, email=True, sms=False, l
         copy_rows(
             conn,
             "push.users",
-            ["user_id", "timezone", "locale", "email", "phone", "push_token", "consent_push", "consent_email",
-             "consent_sms"],
+            [
+                "user_id",
+                "timezone",
+                "locale",
+                "email",
+                "phone",
+                "push_token",
+                "consent_push",
+                "consent_email",
+                "consent_sms",
+            ],
             [(u, timezone, locale, f"{u}@example.com", "+1555000", f"tok-{u}", push, email, sms) for u in users],
         )
 
@@ -62,7 +71,10 @@ def add_triggers(engine, rows):
             conn,
             "push.triggers",
             ["trigger_key", "user_id", "trigger_type", "item_id", "detected_at", "fire_at", "expires_at"],
-            [(k, u, "cart_abandonment", i, f - timedelta(minutes=30), f, f + timedelta(hours=24)) for k, u, i, f in rows],
+            [
+                (k, u, "cart_abandonment", i, f - timedelta(minutes=30), f, f + timedelta(hours=24))
+                for k, u, i, f in rows
+            ],
         )
 
 
@@ -261,8 +273,20 @@ def test_transactional_messages_are_exempt_and_optionally_counted(published, pol
         copy_rows(
             conn,
             "push.user_profiles",
-            ["as_of", "user_id", "top_categories", "top_brands", "category_affinity", "price_level", "recency_days",
-             "frequency", "monetary", "active_days", "preferred_hour", "preferred_weekday"],
+            [
+                "as_of",
+                "user_id",
+                "top_categories",
+                "top_brands",
+                "category_affinity",
+                "price_level",
+                "recency_days",
+                "frequency",
+                "monetary",
+                "active_days",
+                "preferred_hour",
+                "preferred_weekday",
+            ],
             [("2026-11-25", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, 12, 2) for u in USERS],
         )
     summary = plan_notifications(policy_settings, AT)
@@ -286,8 +310,20 @@ def test_campaign_channel_set_and_campaign_cap(published, policy_settings):
         copy_rows(
             conn,
             "push.user_profiles",
-            ["as_of", "user_id", "top_categories", "top_brands", "category_affinity", "price_level", "recency_days",
-             "frequency", "monetary", "active_days", "preferred_hour", "preferred_weekday"],
+            [
+                "as_of",
+                "user_id",
+                "top_categories",
+                "top_brands",
+                "category_affinity",
+                "price_level",
+                "recency_days",
+                "frequency",
+                "monetary",
+                "active_days",
+                "preferred_hour",
+                "preferred_weekday",
+            ],
             [("2026-11-25", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, 12, 2) for u in USERS],
         )
     loose = replace(policy_settings, min_gap_minutes=0, daily_cap=5)
