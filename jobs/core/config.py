@@ -128,6 +128,10 @@ class Settings:
     cart_abandonment_minutes: int = field(default_factory=lambda: _env_int("CART_ABANDONMENT_MINUTES", 30))
     trigger_expiry_hours: int = field(default_factory=lambda: _env_int("TRIGGER_EXPIRY_HOURS", 24))
     price_drop_min_percent: float = field(default_factory=lambda: _env_float("PRICE_DROP_MIN_PERCENT", 10.0))
+    browse_intent_views: int = field(default_factory=lambda: _env_int("BROWSE_INTENT_VIEWS", 5))
+    browse_intent_minutes: int = field(default_factory=lambda: _env_int("BROWSE_INTENT_MINUTES", 30))
+    # Item triggers reach users who viewed or carted the item within this many days.
+    item_trigger_interest_days: int = field(default_factory=lambda: _env_int("ITEM_TRIGGER_INTEREST_DAYS", 14))
     # Channels: empty URLs mean the file sink (demo). SMTP URL: smtp://user:pass@host:port?starttls=1&from=a@b
     smtp_url: str = field(default_factory=lambda: _env("SMTP_URL", ""))
     push_gateway_url: str = field(default_factory=lambda: _env("PUSH_GATEWAY_URL", ""))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -46,14 +47,38 @@ def read_users(spark: SparkSession, settings: Settings) -> DataFrame:
     return spark.read.csv(str(path), header=True).select("user_id", "timezone")
 
 
-def load_reference(settings: Settings) -> dict[str, int]:
-    """Replace users, items and campaigns with the current snapshots; return row counts."""
+# Catalogue changes between the previous snapshot and the new one: price drops of at least
+# :min_drop percent and items back in stock (the input of the item triggers).
+_ITEM_CHANGES = """
+INSERT INTO push.item_changes (item_id, change, detected_at, old_price, new_price)
+SELECT n.item_id, 'price_drop', :at, o.price, n.price
+FROM previous_items o JOIN push.items n ON n.item_id = o.item_id
+WHERE n.price <= o.price * (1 - :min_drop / 100.0) AND n.in_stock
+UNION ALL
+SELECT n.item_id, 'back_in_stock', :at, o.price, n.price
+FROM previous_items o JOIN push.items n ON n.item_id = o.item_id
+WHERE NOT o.in_stock AND n.in_stock
+ON CONFLICT (item_id, change, detected_at) DO NOTHING
+"""
+
+
+def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[str, int]:
+    """Replace users, items and campaigns with the current snapshots; return row counts.
+
+    Price drops and items back in stock relative to the previous catalogue are recorded in
+    ``push.item_changes`` stamped ``as_of`` (the run's logical time), once per change.
+    """
     counts = {}
+    at = as_of or datetime.now(UTC)
     with make_engine(settings.database_url).begin() as conn:
+        conn.execute(text("CREATE TEMP TABLE previous_items ON COMMIT DROP AS SELECT * FROM push.items"))
         for name, (table, _) in REFERENCE_TABLES.items():
             frame = read_reference(settings.landing_dir, name)
             conn.execute(text(f"DELETE FROM {table}"))
             counts[name] = copy_frame(conn, table, frame)
+        counts["item_changes"] = conn.execute(
+            text(_ITEM_CHANGES), {"at": at, "min_drop": settings.price_drop_min_percent}
+        ).rowcount
     return counts
 
 

@@ -1,0 +1,257 @@
+"""Behavioural triggers: abandoned carts, browse intent, price drops and items back in stock.
+
+The Spark transforms here are pure (events in, trigger rows out) so that the batch path (the
+hourly DAG) and a streaming job can share them. Each trigger has a deterministic key per
+(user, trigger, item or category, window), so detecting it again - in a re-run, or by the
+other path - never creates a second one; the key is part of the message's idempotency key.
+
+- **cart_abandonment**: the first ``add_to_cart`` of an item by a user on a UTC day, with no
+  purchase or removal of it within the delay; it fires at cart time + delay and is cancelled
+  by a purchase or removal after that (an unsent message is then dropped).
+- **browse_intent**: at least N views in one category within a tumbling window without a cart
+  in that category; it fires at the window's end and names the last item viewed.
+- **price_drop** / **back_in_stock**: catalogue changes (recorded when a snapshot is loaded)
+  reach users who viewed or carted the item recently and have not bought it since.
+
+CLI: ``python -m jobs.notify.triggers --at 2026-11-25T10:00:00Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import datetime, timedelta
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from sqlalchemy import text
+
+from jobs.core.config import Settings
+from jobs.core.db import copy_frame, make_engine
+from jobs.core.spark import get_spark
+from jobs.core.timeutil import parse_utc
+from jobs.ingest.clean import read_clean
+from jobs.ingest.reference import read_items
+
+log = logging.getLogger(__name__)
+
+TRIGGER_COLUMNS = (
+    "trigger_key",
+    "user_id",
+    "trigger_type",
+    "item_id",
+    "category",
+    "detected_at",
+    "fire_at",
+    "expires_at",
+    "origin",
+    "cancelled_at",
+)
+
+
+def trigger_key(*parts: Column) -> Column:
+    """Deterministic key of a trigger instance (32 hex characters)."""
+    return F.substring(F.sha2(F.concat_ws("|", *parts), 256), 1, 32)
+
+
+def cart_abandonment(events: DataFrame, until: datetime, delay: timedelta, expiry: timedelta) -> DataFrame:
+    """Carts whose delay has passed by ``until`` without a purchase or removal of the item."""
+    carts = (
+        events.where((F.col("event_type") == "add_to_cart") & F.col("item_id").isNotNull())
+        .groupBy("user_id", "item_id", F.to_date("ts").alias("cart_day"))
+        .agg(F.min("ts").alias("carted_at"))
+    )
+    resolutions = events.where(F.col("event_type").isin("purchase", "remove_from_cart")).select(
+        "user_id", "item_id", F.col("ts").alias("resolved_at")
+    )
+    first_resolution = (
+        carts.join(resolutions, ["user_id", "item_id"], "left")
+        .where(F.col("resolved_at").isNull() | (F.col("resolved_at") >= F.col("carted_at")))
+        .groupBy("user_id", "item_id", "cart_day", "carted_at")
+        .agg(F.min("resolved_at").alias("resolved_at"))
+    )
+    fire_at = F.col("carted_at") + F.make_dt_interval(secs=F.lit(delay.total_seconds()))
+    return (
+        first_resolution.withColumn("fire_at", fire_at)
+        .where(
+            (F.col("fire_at") <= F.lit(until))
+            & (F.col("resolved_at").isNull() | (F.col("resolved_at") >= F.col("fire_at")))
+        )
+        .select(
+            trigger_key("user_id", F.lit("cart_abandonment"), "item_id", F.col("cart_day").cast("string")).alias(
+                "trigger_key"
+            ),
+            "user_id",
+            F.lit("cart_abandonment").alias("trigger_type"),
+            "item_id",
+            F.lit(None).cast("string").alias("category"),
+            F.col("fire_at").alias("detected_at"),
+            "fire_at",
+            (F.col("fire_at") + F.make_dt_interval(secs=F.lit(expiry.total_seconds()))).alias("expires_at"),
+            F.lit("batch").alias("origin"),
+            F.col("resolved_at").alias("cancelled_at"),
+        )
+    )
+
+
+def browse_intent(
+    events: DataFrame, items: DataFrame, until: datetime, min_views: int, minutes: int, expiry: timedelta
+) -> DataFrame:
+    """Bursts of views in one category (tumbling windows ending by ``until``) without a cart there."""
+    by_category = events.where(F.col("item_id").isNotNull()).join(
+        items.select("item_id", "category"), "item_id", "inner"
+    )
+    window = F.window("ts", f"{minutes} minutes")
+    views = (
+        by_category.where(F.col("event_type") == "view")
+        .groupBy("user_id", "category", window.alias("w"))
+        .agg(F.count("*").alias("views"), F.max_by("item_id", F.struct("ts", "item_id")).alias("item_id"))
+        .where(F.col("views") >= min_views)
+    )
+    carts = (
+        by_category.where(F.col("event_type") == "add_to_cart")
+        .select("user_id", "category", window.alias("w"))
+        .distinct()
+    )
+    fire_at = F.col("w.end")
+    return (
+        views.join(carts, ["user_id", "category", "w"], "left_anti")
+        .where(fire_at <= F.lit(until))
+        .select(
+            trigger_key("user_id", F.lit("browse_intent"), "category", F.col("w.start").cast("string")).alias(
+                "trigger_key"
+            ),
+            "user_id",
+            F.lit("browse_intent").alias("trigger_type"),
+            "item_id",
+            "category",
+            fire_at.alias("detected_at"),
+            fire_at.alias("fire_at"),
+            (fire_at + F.make_dt_interval(secs=F.lit(expiry.total_seconds()))).alias("expires_at"),
+            F.lit("batch").alias("origin"),
+            F.lit(None).cast("timestamp").alias("cancelled_at"),
+        )
+    )
+
+
+def recent_interactions(events: DataFrame) -> DataFrame:
+    """Per (user, item): when the user last viewed (or clicked), carted and bought it."""
+    kind = F.col("event_type")
+    return (
+        events.where(F.col("item_id").isNotNull())
+        .groupBy("user_id", "item_id")
+        .agg(
+            F.max(F.when(kind.isin("view", "click"), F.col("ts"))).alias("last_viewed_at"),
+            F.max(F.when(kind == "add_to_cart", F.col("ts"))).alias("last_carted_at"),
+            F.max(F.when(kind == "purchase", F.col("ts"))).alias("last_purchased_at"),
+        )
+    )
+
+
+_STORE_TRIGGERS = """
+INSERT INTO push.triggers (trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at,
+                           origin, cancelled_at)
+SELECT trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at, origin, cancelled_at
+FROM trigger_stage
+ON CONFLICT (trigger_key) DO UPDATE
+SET cancelled_at = coalesce(push.triggers.cancelled_at, EXCLUDED.cancelled_at)
+"""
+
+_STORE_INTERACTIONS = """
+INSERT INTO push.recent_interactions (user_id, item_id, last_viewed_at, last_carted_at, last_purchased_at)
+SELECT user_id, item_id, last_viewed_at, last_carted_at, last_purchased_at FROM interaction_stage
+ON CONFLICT (user_id, item_id) DO UPDATE
+SET last_viewed_at = greatest(push.recent_interactions.last_viewed_at, EXCLUDED.last_viewed_at),
+    last_carted_at = greatest(push.recent_interactions.last_carted_at, EXCLUDED.last_carted_at),
+    last_purchased_at = greatest(push.recent_interactions.last_purchased_at, EXCLUDED.last_purchased_at)
+"""
+
+# Item triggers: catalogue changes in (since, until] reach users interested in the item.
+_ITEM_TRIGGERS = """
+INSERT INTO push.triggers (trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at,
+                           origin, context)
+SELECT push.idempotency_key(ri.user_id, c.change, c.item_id || '@' || to_char(c.detected_at AT TIME ZONE 'UTC',
+                            'YYYY-MM-DD"T"HH24:MI:SS')),
+       ri.user_id, c.change, c.item_id, i.category, c.detected_at, c.detected_at,
+       c.detected_at + CAST(:expiry AS interval), 'batch',
+       jsonb_build_object('old_price', to_char(c.old_price, 'FM999999990.00'))
+FROM push.item_changes c
+JOIN push.recent_interactions ri ON ri.item_id = c.item_id
+JOIN push.items i ON i.item_id = c.item_id
+WHERE c.detected_at > :since AND c.detected_at <= :until
+  AND greatest(ri.last_viewed_at, ri.last_carted_at) >= c.detected_at - CAST(:interest AS interval)
+  AND greatest(ri.last_viewed_at, ri.last_carted_at) < c.detected_at
+  AND (ri.last_purchased_at IS NULL OR ri.last_purchased_at < greatest(ri.last_viewed_at, ri.last_carted_at))
+ON CONFLICT (trigger_key) DO NOTHING
+"""
+
+
+def _utc(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Spark hands back naive UTC times; make them explicit for the database."""
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
+    return frame
+
+
+def detect_triggers(spark: SparkSession, settings: Settings, until: datetime) -> dict:
+    """Detect every trigger due by ``until`` from recent clean events and catalogue changes; store them."""
+    delay = timedelta(minutes=settings.cart_abandonment_minutes)
+    expiry = timedelta(hours=settings.trigger_expiry_hours)
+    # Carts up to a day old (plus the delay) can still fire or be cancelled.
+    since = until - delay - timedelta(hours=25)
+    events = read_clean(spark, settings, since, until).where(F.col("ts") < F.lit(until)).cache()
+    behavioural = cart_abandonment(events, until, delay, expiry).unionByName(
+        browse_intent(
+            events,
+            read_items(spark, settings),
+            until,
+            settings.browse_intent_views,
+            settings.browse_intent_minutes,
+            expiry,
+        )
+    )
+    triggers = _utc(behavioural.toPandas(), ("detected_at", "fire_at", "expires_at", "cancelled_at"))
+    interactions = _utc(
+        recent_interactions(events).toPandas(), ("last_viewed_at", "last_carted_at", "last_purchased_at")
+    )
+    events.unpersist()
+    with make_engine(settings.database_url).begin() as conn:
+        conn.execute(text("CREATE TEMP TABLE trigger_stage (LIKE push.triggers INCLUDING DEFAULTS) ON COMMIT DROP"))
+        conn.execute(text("CREATE TEMP TABLE interaction_stage (LIKE push.recent_interactions) ON COMMIT DROP"))
+        copy_frame(conn, "trigger_stage", triggers[list(TRIGGER_COLUMNS)])
+        copy_frame(conn, "interaction_stage", interactions)
+        conn.execute(text(_STORE_TRIGGERS))
+        conn.execute(text(_STORE_INTERACTIONS))
+        item_triggers = conn.execute(
+            text(_ITEM_TRIGGERS),
+            {
+                "since": until - timedelta(hours=settings.trigger_expiry_hours),
+                "until": until,
+                "expiry": expiry,
+                "interest": timedelta(days=settings.item_trigger_interest_days),
+            },
+        ).rowcount
+    summary = {
+        "behavioural_triggers": len(triggers),
+        "by_type": {str(k): int(v) for k, v in triggers["trigger_type"].value_counts().sort_index().items()},
+        "cancelled": int(triggers["cancelled_at"].notna().sum()),
+        "new_item_triggers": item_triggers,
+        "interactions": len(interactions),
+    }
+    log.info("triggers: %s", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--at", type=parse_utc, required=True, help="detect triggers due by this time (UTC)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    print(json.dumps(detect_triggers(get_spark(settings), settings, args.at)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
