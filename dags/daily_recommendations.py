@@ -3,7 +3,8 @@
 
 Runs at 00:00 UTC for the day that just ended (logical time = end of the window):
 
-1. **load_reference** - users, catalogue and campaigns snapshots into PostgreSQL.
+1. **load_reference** - users, catalogue and campaigns snapshots into PostgreSQL; price drops
+   and items back in stock versus the previous catalogue go to `push.item_changes`.
 2. **clean_events** - Spark cleans the last `clean_days` days of landing files (quarantine and
    accounting in `push.ingest_runs`).
 3. **validate_events** - Great Expectations suite `clean_events`; failure stops the run.
@@ -47,8 +48,8 @@ def daily_recommendations():
     def load_reference() -> dict:
         from jobs.ingest.reference import load_reference as load
 
-        settings, _, _ = _settings_and_time()
-        return load(settings)
+        settings, as_of, _ = _settings_and_time()
+        return load(settings, as_of)
 
     @task
     def clean_events() -> dict:

@@ -4,7 +4,12 @@
 Every hour, for the hour that just ended: Spark cleans the landing files of that hour
 (quarantine + accounting), then Great Expectations validates the clean partition. A failing
 suite stops the run before anything downstream; success updates the `clean_events` asset.
-Re-running an hour overwrites exactly that hour's clean partition.
+Then **detect_triggers** finds abandoned carts, browse bursts, price drops and items back in
+stock (`push.triggers`, keyed so a trigger exists once), and **collect_feedback** stores
+notification opens, clicks and purchases and refreshes outcomes, send-time estimates and
+fatigue caps. The hourly `notifications` run picks the triggers up.
+Re-running an hour overwrites exactly that hour's clean partition and leaves triggers and
+feedback as they were.
 """
 
 from __future__ import annotations
@@ -49,7 +54,25 @@ def hourly_events():
             outcome = validate_clean_window(settings, end - timedelta(hours=1), end)
         return {"suite": outcome.suite, "evaluated": outcome.evaluated}
 
-    clean_hour() >> validate_hour()
+    @task
+    def detect_triggers() -> dict:
+        from jobs.core.config import Settings
+        from jobs.core.spark import get_spark
+        from jobs.notify.triggers import detect_triggers as detect
+
+        settings, end = Settings.from_env(), logical_time(get_current_context())
+        return detect(get_spark(settings), settings, end)
+
+    @task
+    def collect_feedback() -> dict:
+        from jobs.core.config import Settings
+        from jobs.core.spark import get_spark
+        from jobs.notify.feedback import run_feedback
+
+        settings, end = Settings.from_env(), logical_time(get_current_context())
+        return run_feedback(get_spark(settings), settings, end - timedelta(hours=1), end)
+
+    clean_hour() >> validate_hour() >> detect_triggers() >> collect_feedback()
 
 
 hourly_events_dag = hourly_events()

@@ -1,17 +1,29 @@
 """
 ### Notifications
 
-Triggered when new recommendations are published (asset `published_recommendations`) and
-every hour on the hour. **plan_notifications** applies the policy (consent, control group,
-rolling 24 h cap, idempotency) to every candidate and writes each decision with its reason to
-`push.notification_decisions` and each accepted message to the outbox
-(`push.notification_ledger`); **relay_notifications** delivers pending outbox rows through
-the channel adapters. Re-running a slot sends nothing twice.
+Triggered when new recommendations are published (asset `published_recommendations`: plans
+the next 24 hours of send moments) and every hour on the hour (plans the users whose best hour
+is now, and every trigger due this hour).
+
+1. **plan_notifications** - collects candidates (top recommendations, targeted campaigns,
+   triggers: abandoned carts, browse intent, price drops, back in stock), then applies the
+   policy in PostgreSQL, in order: consent, control group, idempotency, quiet hours (deferral),
+   frequency caps (min gap, 24 h, 7 d, per channel, per campaign; fatigued users get lower
+   caps); the highest expected value wins. Every decision is a row in
+   `push.notification_decisions` with its reason; accepted messages go to the outbox
+   (`push.notification_ledger`) in the same transaction.
+2. **relay_notifications** - delivers due outbox rows through the channel adapters (SMTP,
+   signed HTTP gateways, file sink), with retries, backoff and dead letters.
+
+Params: `horizon_hours` (default 24 for asset-triggered runs, else 1), `campaign_id` (plan one
+campaign only), `dry_run` (decide and count, record and send nothing), `relay_ahead_hours`
+(also deliver messages scheduled up to that many hours after the logical time: backfills and
+demos). Re-running a run decides nothing twice and sends nothing twice.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
 from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
 
@@ -25,23 +37,48 @@ from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, 
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "notifications"],
     doc_md=__doc__,
+    params={
+        "horizon_hours": Param(
+            None, type=["null", "integer"], minimum=1, maximum=48, description="plan send moments this far ahead"
+        ),
+        "campaign_id": Param(None, type=["null", "string"], description="plan only this campaign"),
+        "dry_run": Param(False, type="boolean", description="decide and count; record and send nothing"),
+        "relay_ahead_hours": Param(
+            0, type="integer", minimum=0, maximum=48, description="also deliver messages scheduled this far ahead"
+        ),
+    },
 )
 def notifications():
     @task
     def plan_notifications() -> dict:
         from jobs.core.config import Settings
         from jobs.notify.plan import plan_notifications as plan
+        from jobs.orchestration import planning_horizon
 
-        return plan(Settings.from_env(), logical_time(get_current_context()))
+        context = get_current_context()
+        params = context["params"]
+        return plan(
+            Settings.from_env(),
+            logical_time(context),
+            planning_horizon(context),
+            campaign_id=params["campaign_id"],
+            dry_run=params["dry_run"],
+        )
 
     @task
-    def relay_notifications() -> dict:
+    def relay_notifications(plan: dict) -> dict:
+        from datetime import timedelta
+
         from jobs.core.config import Settings
         from jobs.notify.relay import relay_pending
 
-        return relay_pending(Settings.from_env())
+        context = get_current_context()
+        if plan["dry_run"]:
+            return {"skipped": "dry run"}
+        until = logical_time(context) + timedelta(hours=context["params"]["relay_ahead_hours"])
+        return relay_pending(Settings.from_env(), until=until)
 
-    plan_notifications() >> relay_notifications()
+    relay_notifications(plan_notifications())
 
 
 notifications_dag = notifications()

@@ -3,7 +3,8 @@
 1. starts the project's own PostgreSQL (unless ``PUSH_DATABASE_URL`` is set) and migrates it;
 2. generates a small deterministic data set into the landing zone;
 3. has Airflow run the real DAGs with ``airflow dags test`` for one logical date:
-   ``daily_recommendations`` (cleaning the generated week) and then ``notifications``;
+   ``daily_recommendations`` (cleaning the generated week), ``hourly_events`` (triggers and
+   feedback) and then ``notifications`` (the next 24 hours of send moments, delivered);
 4. prints a summary and a few example SQL queries with their output.
 
 Running it again re-runs the same logical date: every table ends up identical.
@@ -34,6 +35,12 @@ EXAMPLE_QUERIES = {
     "Notification decisions by reason": (
         "SELECT decision, channel, sum(decisions) AS n FROM analytics.notification_outcomes"
         " GROUP BY 1, 2 ORDER BY n DESC"
+    ),
+    "Triggers detected": (
+        "SELECT trigger_type, count(*) AS n, count(cancelled_at) AS cancelled FROM push.triggers GROUP BY 1 ORDER BY 1"
+    ),
+    "Outbox by source and status": (
+        "SELECT source, status, count(*) AS n FROM push.notification_ledger GROUP BY 1, 2 ORDER BY 1, 2"
     ),
     "Ingestion accounting (input = clean + quarantined + duplicates)": (
         "SELECT window_start, input_rows, clean_rows, quarantined_rows, duplicate_rows, quarantined_percent"
@@ -129,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = settings.local_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     run_dag(env, "daily_recommendations", logical, {"clean_days": args.days}, log_dir)
-    run_dag(env, "notifications", logical, None, log_dir)
+    # The hourly run of the same logical time detects triggers (abandoned carts, browse bursts)
+    # and collects feedback; the notifications run then plans the next 24 hours and delivers them.
+    run_dag(env, "hourly_events", logical, None, log_dir)
+    run_dag(env, "notifications", logical, {"horizon_hours": 24, "relay_ahead_hours": 24}, log_dir)
 
     print("4/4 results")
     with make_engine(url).connect() as conn:

@@ -67,3 +67,13 @@ def logical_time(context):
 
     when = context.get("logical_date") or context["dag_run"].run_after
     return as_utc(when)
+
+
+def planning_horizon(context) -> int:
+    """Hours of send moments a notifications run plans: the ``horizon_hours`` param, else 24
+    for a run triggered by newly published recommendations and 1 for the hourly slot."""
+    explicit = context["params"].get("horizon_hours")
+    if explicit:
+        return int(explicit)
+    run_type = str(getattr(context["dag_run"], "run_type", ""))
+    return 24 if "asset" in run_type else 1

@@ -41,9 +41,9 @@ FEEDBACK_COLUMNS = ("event_id", "notification_id", "user_id", "event_type", "ite
 
 def feedback_events(events: DataFrame) -> DataFrame:
     """Opens and clicks of notifications (with their id) and every purchase (with its revenue)."""
-    is_notification = F.col("event_type").isin("notification_open", "notification_click") & F.col(
-        "notification_id"
-    ).isNotNull()
+    is_notification = (
+        F.col("event_type").isin("notification_open", "notification_click") & F.col("notification_id").isNotNull()
+    )
     return events.where(is_notification | (F.col("event_type") == "purchase")).select(
         "event_id",
         "notification_id",
@@ -63,8 +63,7 @@ def store_feedback(settings: Settings, frame: pd.DataFrame) -> int:
         copy_frame(conn, "feedback_stage", frame[list(FEEDBACK_COLUMNS)])
         return conn.execute(
             text(
-                "INSERT INTO push.notification_feedback SELECT * FROM feedback_stage"
-                " ON CONFLICT (event_id) DO NOTHING"
+                "INSERT INTO push.notification_feedback SELECT * FROM feedback_stage ON CONFLICT (event_id) DO NOTHING"
             )
         ).rowcount
 
