@@ -430,3 +430,21 @@ def test_a_crash_mid_run_then_a_retry_equals_an_uninterrupted_run(published, pol
     retried = plan_notifications(policy_settings, AT, batch_size=7)
     assert retried["decisions"] == {"sent": 40, "capped_min_gap": 80}
     assert len(ledger(published)) == 40
+
+
+def test_opt_out_committed_while_a_run_is_in_flight_is_honoured(published, policy_settings, monkeypatch):
+    original = plan_module._decide_batch
+    calls = {"n": 0}
+
+    def opt_out_before_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            # Another session withdraws consent after the run collected its candidates.
+            with published.begin() as conn:
+                conn.execute(text("UPDATE push.users SET consent_push = false, consent_email = false"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "_decide_batch", opt_out_before_second_batch)
+    plan_notifications(policy_settings, AT, batch_size=20)
+    assert {row.user_id for row in ledger(published)} == set(USERS[:20])
+    assert decisions(published, "user_id >= 'u020'") == {"suppressed_consent": 60}
