@@ -33,20 +33,25 @@ from jobs.notify import policy
 log = logging.getLogger(__name__)
 
 _TEMP_TABLES = """
-DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, plan_eval;
+DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, batch_sched, plan_eval;
 CREATE TEMP TABLE plan_candidates (
-    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, campaign_id text,
-    item_id text, transactional boolean NOT NULL, allowed_channels text[], slot text NOT NULL,
+    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, kind text NOT NULL, campaign_id text,
+    item_id text, category text, transactional boolean NOT NULL, allowed_channels text[], idempotency_key text NOT NULL,
     natural_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, expected_value double precision NOT NULL,
-    facts jsonb NOT NULL
+    reason text, discount_text text, old_price text
 );
 CREATE TEMP TABLE plan_users (user_id text PRIMARY KEY, n bigint NOT NULL);
 CREATE TEMP TABLE batch_users (user_id text PRIMARY KEY);
+CREATE TEMP TABLE batch_sched (
+    user_id text PRIMARY KEY, locale text, fatigued boolean NOT NULL, in_holdout boolean NOT NULL,
+    reachable boolean[] NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL
+);
 CREATE TEMP TABLE plan_eval (
-    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, campaign_id text, item_id text,
-    transactional boolean NOT NULL, channel text, locale text, idempotency_key text NOT NULL,
-    scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL, expires_at timestamptz NOT NULL,
-    expected_value double precision NOT NULL, facts jsonb NOT NULL, decision text NOT NULL
+    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, kind text NOT NULL, campaign_id text,
+    item_id text, category text, transactional boolean NOT NULL, channel text, locale text,
+    idempotency_key text NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
+    expires_at timestamptz NOT NULL, expected_value double precision NOT NULL, reason text, discount_text text,
+    old_price text, decision text NOT NULL
 );
 """
 
@@ -60,11 +65,15 @@ ON CONFLICT (run_key, user_id, candidate_key) DO NOTHING;
 INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source, item_id, scheduled_at,
                                       transactional, payload, candidate_key, campaign_id, expected_value, expires_at,
                                       deferred)
-SELECT idempotency_key, :run_key, user_id, channel, source, item_id, scheduled_at, transactional,
-       jsonb_build_object('locale', locale, 'facts', facts), candidate_key, campaign_id, expected_value, expires_at,
-       deferred
-FROM plan_eval
-WHERE decision IN ('sent', 'deferred_quiet_hours')
+SELECT e.idempotency_key, :run_key, e.user_id, e.channel, e.source, e.item_id, e.scheduled_at, e.transactional,
+       jsonb_build_object('locale', e.locale, 'facts', jsonb_build_object(
+           'kind', e.kind, 'item_title', coalesce(i.title, e.category), 'category', coalesce(i.category, e.category),
+           'price', to_char(coalesce(i.price, 0), 'FM999999990.00'), 'reason', e.reason,
+           'discount_text', e.discount_text, 'old_price', e.old_price)),
+       e.candidate_key, e.campaign_id, e.expected_value, e.expires_at, e.deferred
+FROM plan_eval e
+LEFT JOIN push.items i ON i.item_id = e.item_id
+WHERE e.decision IN ('sent', 'deferred_quiet_hours')
 ON CONFLICT (idempotency_key) DO NOTHING;
 """
 
@@ -108,11 +117,14 @@ def collect_candidates(
 
 def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, low: int, high: int) -> Counter[str]:
     """Lock, decide and record the users numbered [low, high) of this run; return counts by decision."""
-    conn.execute(text("TRUNCATE batch_users, plan_eval"))
+    # JIT compilation of these large statements costs more than it saves (seconds per batch).
+    conn.execute(text("SET LOCAL jit = off"))
+    conn.execute(text("TRUNCATE batch_users, batch_sched, plan_eval"))
     conn.execute(
         text("INSERT INTO batch_users SELECT user_id FROM plan_users WHERE n >= :low AND n < :high"),
         {"low": low, "high": high},
     )
+    conn.execute(text("ANALYZE batch_users"))
     conn.execute(
         text(
             "SELECT s.user_id FROM push.notify_user_state s JOIN batch_users b ON b.user_id = s.user_id"
@@ -122,13 +134,16 @@ def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, lo
     # A twin of this run may have decided some of these users while we waited for their locks.
     conn.execute(
         text(
-            "DELETE FROM batch_users b USING push.notification_decisions d"
-            " WHERE d.run_key = :run_key AND d.user_id = b.user_id"
+            "DELETE FROM batch_users b WHERE EXISTS (SELECT 1 FROM push.notification_decisions d"
+            " WHERE d.run_key = :run_key AND d.user_id = b.user_id)"
         ),
         {"run_key": run_key},
     )
-    conn.execute(text("ANALYZE batch_users"))
-    conn.execute(text(load_query("notification_policy")), params)
+    first_user, last_user = conn.execute(text("SELECT min(user_id), max(user_id) FROM batch_users")).one()
+    bounds = {**params, "first_user": first_user, "last_user": last_user}
+    conn.execute(text(load_query("notification_moments")), bounds)
+    conn.execute(text("ANALYZE batch_sched"))
+    conn.execute(text(load_query("notification_policy")), bounds)
     conn.execute(text(_RECORD), {"run_key": run_key, "at": at})
     rows = conn.execute(text("SELECT decision, count(*) FROM plan_eval GROUP BY 1")).all()
     return Counter(dict(rows))
@@ -142,7 +157,7 @@ def plan_notifications(
     kinds: tuple[str, ...] = policy.CANDIDATE_KINDS,
     users: list[str] | None = None,
     dry_run: bool = False,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     run_key: str | None = None,
 ) -> dict:
     """Decide every candidate whose send moment falls in ``[at, at + horizon_hours)``.
@@ -171,6 +186,7 @@ def plan_notifications(
     counts: Counter[str] = Counter()
     with engine.connect() as conn:
         with conn.begin():
+            conn.execute(text("SET LOCAL jit = off"))
             conn.execute(text(_TEMP_TABLES))
             collect_candidates(conn, settings, at, horizon_hours, campaign_id, kinds, users)
             conn.execute(
@@ -208,7 +224,7 @@ def plan_notifications(
                 counts, users_decided = _record_run(conn, run_key, at, horizon_hours, campaign_id)
         else:
             users_decided = pending_users
-        conn.execute(text("DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, plan_eval"))
+        conn.execute(text("DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, batch_sched, plan_eval"))
         conn.commit()
     summary = {
         "run_key": run_key,

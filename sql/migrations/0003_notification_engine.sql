@@ -135,8 +135,9 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 -- Deterministic idempotency key per (user, candidate, slot): a retry computes the same key.
+-- STABLE like convert_to, so that PostgreSQL inlines it into set-based queries.
 CREATE FUNCTION push.idempotency_key(user_id text, candidate_key text, slot text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
     SELECT left(encode(sha256(convert_to(user_id || '|' || candidate_key || '|' || slot, 'UTF8')), 'hex'), 32)
 $$;
 
@@ -149,12 +150,11 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN quiet_start = quiet_end THEN NULL
         WHEN quiet_start < quiet_end THEN
-            CASE WHEN l.local::time >= quiet_start AND l.local::time < quiet_end
-                 THEN timezone(tz, l.local::date + quiet_end) END
-        WHEN l.local::time >= quiet_start THEN timezone(tz, (l.local::date + 1) + quiet_end)
-        WHEN l.local::time < quiet_end THEN timezone(tz, l.local::date + quiet_end)
+            CASE WHEN timezone(tz, due_at)::time >= quiet_start AND timezone(tz, due_at)::time < quiet_end
+                 THEN timezone(tz, timezone(tz, due_at)::date + quiet_end) END
+        WHEN timezone(tz, due_at)::time >= quiet_start THEN timezone(tz, (timezone(tz, due_at)::date + 1) + quiet_end)
+        WHEN timezone(tz, due_at)::time < quiet_end THEN timezone(tz, timezone(tz, due_at)::date + quiet_end)
     END
-    FROM (SELECT timezone(tz, due_at) AS local) AS l
 $$;
 
 -- The frequency rules for one candidate, given what is already used: NULL when it may go,

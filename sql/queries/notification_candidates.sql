@@ -10,8 +10,11 @@
 -- optimisation) for recommendations and campaigns, the trigger's fire time for triggers.
 -- expected_value = weight x price x estimated click-and-convert rate at that hour; the weights
 -- (1/rank for recommendations, priority for campaigns, intent strength for triggers) are here.
-INSERT INTO plan_candidates (user_id, candidate_key, source, campaign_id, item_id, transactional,
-                             allowed_channels, slot, natural_at, expires_at, expected_value, facts)
+-- Only what the policy needs is computed for every candidate; the message's facts are built
+-- for the accepted ones when they are recorded.
+INSERT INTO plan_candidates (user_id, candidate_key, source, kind, campaign_id, item_id, category, transactional,
+                             allowed_channels, idempotency_key, natural_at, expires_at, expected_value,
+                             reason, discount_text, old_price)
 WITH scope AS (
     SELECT u.user_id, u.timezone
     FROM push.users u
@@ -22,84 +25,100 @@ latest_profiles AS (
     FROM push.user_profiles p
     WHERE p.as_of = (SELECT max(as_of) FROM push.user_profiles WHERE as_of <= CAST(:at AS date))
 ),
--- The user's best hour on each local day that overlaps the horizon: the estimate for that
--- weekday, else the profile's most active hour, else the hour of the run.
-send_moments AS (
-    SELECT s.user_id, m.send_at, coalesce(e.rate, :default_rate) AS rate
+-- The user's first best hour (the estimate for that local weekday, else the profile's most
+-- active hour, else the hour of the run) whose clock hour has not fully passed at :at and
+-- that starts before the horizon ends.
+best_moment AS MATERIALIZED (
+    SELECT s.user_id, greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at, m.rate
     FROM scope s
     LEFT JOIN latest_profiles p ON p.user_id = s.user_id
     CROSS JOIN LATERAL (
-        SELECT (timezone(s.timezone, CAST(:at AS timestamptz)))::date + d AS local_day FROM generate_series(0, 2) AS d
-    ) AS days
-    LEFT JOIN push.send_time_estimates e
-           ON e.user_id = s.user_id AND e.weekday = extract(isodow FROM days.local_day)::integer - 1
-    CROSS JOIN LATERAL (
-        SELECT timezone(s.timezone, days.local_day + make_interval(hours => coalesce(
-            e.best_hour, p.preferred_hour, extract(hour FROM timezone(s.timezone, CAST(:at AS timestamptz)))::integer
-        ))) AS send_at
+        SELECT t.send_at, coalesce(e.rate, :default_rate) AS rate
+        FROM generate_series(0, 2) AS d
+        CROSS JOIN LATERAL (
+            SELECT (timezone(s.timezone, CAST(:at AS timestamptz)))::date + d AS local_day
+        ) AS ld
+        LEFT JOIN push.send_time_estimates e
+               ON e.user_id = s.user_id AND e.weekday = extract(isodow FROM ld.local_day)::integer - 1
+        CROSS JOIN LATERAL (
+            SELECT timezone(s.timezone, ld.local_day + make_interval(hours => coalesce(
+                e.best_hour, p.preferred_hour,
+                extract(hour FROM timezone(s.timezone, CAST(:at AS timestamptz)))::integer))) AS send_at
+        ) AS t
+        WHERE t.send_at > CAST(:at AS timestamptz) - interval '1 hour'
+          AND t.send_at < CAST(:horizon_end AS timestamptz)
+        ORDER BY t.send_at
+        LIMIT 1
     ) AS m
+    WHERE 'recommendation' = ANY(CAST(:kinds AS text[])) OR 'campaign' = ANY(CAST(:kinds AS text[]))
 ),
-best_moment AS (
-    -- The first best hour whose clock hour has not fully passed at :at and starts before the horizon ends.
-    SELECT DISTINCT ON (user_id) user_id, greatest(send_at, CAST(:at AS timestamptz)) AS natural_at, rate
-    FROM send_moments
-    WHERE send_at > CAST(:at AS timestamptz) - interval '1 hour' AND send_at < CAST(:horizon_end AS timestamptz)
-    ORDER BY user_id, send_at
-),
-recs AS (
-    SELECT r.user_id, r.rank, r.item_id, r.reason, i.title, i.category, i.brand, i.price
+recs AS MATERIALIZED (
+    SELECT r.user_id, r.rank, r.item_id, r.reason, i.category, i.brand, i.price
     FROM push.published_recommendations pub
     JOIN push.recommendations r ON r.run_id = pub.run_id
+    JOIN best_moment b ON b.user_id = r.user_id
     JOIN push.items i ON i.item_id = r.item_id
     WHERE i.in_stock
+),
+active_campaigns AS (
+    SELECT c.*
+    FROM push.campaigns c
+    WHERE 'campaign' = ANY(CAST(:kinds AS text[]))
+      AND c.valid_to > CAST(:at AS timestamptz) AND c.valid_from < CAST(:horizon_end AS timestamptz)
+      AND (CAST(:campaign_id AS text) IS NULL OR c.campaign_id = CAST(:campaign_id AS text))
+),
+-- A campaign reaches a user whose tastes match one of its targets: a favourite category, a
+-- favourite brand, or one of its items among the user's recommendations.
+campaign_matches AS (
+    SELECT p.user_id, c.campaign_id, r.rank, r.item_id
+    FROM latest_profiles p
+    JOIN active_campaigns c ON c.target_category = ANY(p.top_categories[1:2])
+    JOIN recs r ON r.user_id = p.user_id AND r.category = c.target_category
+    UNION ALL
+    SELECT p.user_id, c.campaign_id, r.rank, r.item_id
+    FROM latest_profiles p
+    JOIN active_campaigns c ON c.target_brand = ANY(p.top_brands)
+    JOIN recs r ON r.user_id = p.user_id AND r.brand = c.target_brand
+    UNION ALL
+    SELECT r.user_id, c.campaign_id, r.rank, r.item_id
+    FROM recs r
+    JOIN active_campaigns c ON r.item_id = ANY(c.target_items)
+),
+best_match AS (
+    SELECT DISTINCT ON (user_id, campaign_id) user_id, campaign_id, item_id
+    FROM campaign_matches
+    ORDER BY user_id, campaign_id, rank
 )
-SELECT b.user_id, 'rec:' || r.item_id, 'recommendation', NULL, r.item_id, false,
-       NULL::text[], to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), b.natural_at,
-       b.natural_at + CAST(:expiry AS interval),
-       round((r.price * b.rate / r.rank)::numeric, 6),
-       jsonb_build_object('kind', 'recommendation', 'item_title', r.title, 'category', r.category,
-                          'price', to_char(r.price, 'FM999999990.00'), 'reason', r.reason,
-                          'discount_text', NULL, 'old_price', NULL)
+SELECT b.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL, r.item_id, r.category, false,
+       NULL::text[],
+       push.idempotency_key(b.user_id, 'rec:' || r.item_id, to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
+       b.natural_at, b.natural_at + CAST(:expiry AS interval), (r.price * b.rate / r.rank)::double precision,
+       r.reason, NULL, NULL
 FROM best_moment b
 JOIN recs r ON r.user_id = b.user_id
 WHERE r.rank <= 3 AND 'recommendation' = ANY(CAST(:kinds AS text[])) AND CAST(:campaign_id AS text) IS NULL
 UNION ALL
-SELECT * FROM (
-    -- A campaign reaches a user whose tastes match its targets (favourite categories, favourite
-    -- brands, or one of its items among the user's recommendations), showing the user's
-    -- best-ranked recommended item that matches.
-    SELECT DISTINCT ON (b.user_id, c.campaign_id)
-           b.user_id, 'campaign:' || c.campaign_id, 'campaign', c.campaign_id, r.item_id, c.transactional,
-           c.channels, c.campaign_id || ':' || to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), b.natural_at,
-           least(c.valid_to, b.natural_at + CAST(:expiry AS interval)),
-           round((r.price * b.rate * (1 + c.priority / 10.0) * 1.2)::numeric, 6),
-           jsonb_build_object('kind', 'campaign', 'item_title', r.title, 'category', r.category,
-                              'price', to_char(r.price, 'FM999999990.00'), 'reason', r.reason,
-                              'discount_text', c.discount_text, 'old_price', NULL)
-    FROM best_moment b
-    JOIN latest_profiles p ON p.user_id = b.user_id
-    JOIN push.campaigns c
-      ON c.valid_from <= b.natural_at AND b.natural_at < c.valid_to
-     AND (CAST(:campaign_id AS text) IS NULL OR c.campaign_id = CAST(:campaign_id AS text))
-    JOIN recs r ON r.user_id = b.user_id
-    WHERE 'campaign' = ANY(CAST(:kinds AS text[]))
-      AND ((c.target_items IS NOT NULL AND r.item_id = ANY(c.target_items))
-        OR (c.target_category IS NOT NULL AND r.category = c.target_category
-            AND c.target_category = ANY(p.top_categories[1:2]))
-        OR (c.target_brand IS NOT NULL AND r.brand = c.target_brand AND c.target_brand = ANY(p.top_brands)))
-    ORDER BY b.user_id, c.campaign_id, r.rank
-) AS campaign_candidates
+SELECT b.user_id, 'campaign:' || c.campaign_id, 'campaign', 'campaign', c.campaign_id, r.item_id, r.category,
+       c.transactional, c.channels,
+       push.idempotency_key(b.user_id, 'campaign:' || c.campaign_id,
+                            c.campaign_id || ':' || to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
+       b.natural_at, least(c.valid_to, b.natural_at + CAST(:expiry AS interval)),
+       (r.price * b.rate * (1 + c.priority / 10.0) * 1.2)::double precision,
+       r.reason, c.discount_text, NULL
+FROM best_match m
+JOIN best_moment b ON b.user_id = m.user_id
+JOIN active_campaigns c ON c.campaign_id = m.campaign_id
+JOIN recs r ON r.user_id = m.user_id AND r.item_id = m.item_id
+WHERE c.valid_from <= b.natural_at AND b.natural_at < c.valid_to
 UNION ALL
-SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, NULL, t.item_id, false, NULL::text[],
-       'trigger',
+SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.trigger_type, NULL, t.item_id,
+       coalesce(i.category, t.category), false, NULL::text[],
+       push.idempotency_key(t.user_id, 'trigger:' || t.trigger_key, 'trigger'),
        greatest(t.fire_at, CAST(:at AS timestamptz)), t.expires_at,
-       round((coalesce(i.price, 10) * :default_rate * CASE t.trigger_type
-           WHEN 'cart_abandonment' THEN 3.0 WHEN 'price_drop' THEN 2.0 WHEN 'back_in_stock' THEN 2.0 ELSE 1.5 END)::numeric, 6),
-       jsonb_build_object('kind', t.trigger_type, 'item_title', coalesce(i.title, t.category),
-                          'category', coalesce(i.category, t.category),
-                          'price', to_char(coalesce(i.price, 0), 'FM999999990.00'),
-                          'reason', 'because of your recent activity', 'discount_text', NULL,
-                          'old_price', t.context ->> 'old_price')
+       (coalesce(i.price, 10) * :default_rate * CASE t.trigger_type
+           WHEN 'cart_abandonment' THEN 3.0 WHEN 'price_drop' THEN 2.0 WHEN 'back_in_stock' THEN 2.0 ELSE 1.5
+       END)::double precision,
+       'because of your recent activity', NULL, t.context ->> 'old_price'
 FROM push.triggers t
 JOIN scope s ON s.user_id = t.user_id
 LEFT JOIN push.items i ON i.item_id = t.item_id

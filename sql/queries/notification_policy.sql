@@ -1,5 +1,5 @@
--- Decide every candidate of the users in batch_users (whose state rows the caller has locked),
--- into the temp table plan_eval. The rules apply in this order, the first that binds wins:
+-- Decide every candidate of the users in batch_sched (their send moments and facts, see
+-- notification_moments.sql), into the temp table plan_eval. The rules apply in this order, the first that binds wins:
 --   1 consent      no consented channel with an address among the candidate's channels -> suppressed_consent
 --   2 control group  hash bucket below the holdout share (not for transactional)       -> holdout
 --   3 idempotency  the message's key is already in the outbox                          -> duplicate
@@ -12,43 +12,25 @@
 -- Each user has one send moment per run (the earliest due candidate, moved out of quiet hours);
 -- rolling caps are checked on every window that contains it, including windows that end after
 -- it, so a backfill planned out of order cannot overshoot either.
-INSERT INTO plan_eval (user_id, candidate_key, source, campaign_id, item_id, transactional, channel, locale,
-                       idempotency_key, scheduled_at, deferred, expires_at, expected_value, facts, decision)
+INSERT INTO plan_eval (user_id, candidate_key, source, kind, campaign_id, item_id, category, transactional, channel,
+                       locale, idempotency_key, scheduled_at, deferred, expires_at, expected_value, reason,
+                       discount_text, old_price, decision)
 WITH RECURSIVE
-u AS (
-    SELECT b.user_id, us.timezone, us.locale, coalesce(st.fatigued, false) AS fatigued,
-           push.holdout_bucket(b.user_id, :holdout_salt) < :holdout_basis_points AS in_holdout,
-           ARRAY[us.consent_push AND us.push_token IS NOT NULL,
-                 us.consent_email AND us.email IS NOT NULL,
-                 us.consent_sms AND us.phone IS NOT NULL,
-                 us.consent_webhook AND us.webhook_url IS NOT NULL] AS reachable
-    FROM batch_users b
-    JOIN push.users us ON us.user_id = b.user_id
-    LEFT JOIN push.notify_user_state st ON st.user_id = b.user_id
-),
-moment AS (
-    SELECT c.user_id, min(c.natural_at) AS natural_at
-    FROM plan_candidates c JOIN batch_users b ON b.user_id = c.user_id
-    GROUP BY c.user_id
-),
-sched AS (
-    SELECT m.user_id, coalesce(q.quiet_end, m.natural_at) AS scheduled_at, q.quiet_end IS NOT NULL AS deferred
-    FROM moment m
-    JOIN u ON u.user_id = m.user_id
-    CROSS JOIN LATERAL (
-        SELECT push.quiet_hours_end(m.natural_at, u.timezone, CAST(:quiet_start AS time), CAST(:quiet_end AS time))
-               AS quiet_end
-    ) AS q
-),
+sched AS (SELECT * FROM batch_sched),
 existing AS MATERIALIZED (
-    -- Messages that count toward caps, near each user's send moment.
-    SELECT l.user_id, l.scheduled_at AS t, l.channel, l.campaign_id
-    FROM push.notification_ledger l
-    JOIN sched s ON s.user_id = l.user_id
-    WHERE l.status IN ('pending', 'sent')
-      AND (NOT l.transactional OR :transactional_counts)
-      AND l.scheduled_at > s.scheduled_at - CAST(:long_window AS interval)
-      AND l.scheduled_at < s.scheduled_at + CAST(:long_window AS interval)
+    -- Messages that count toward caps, near each user's send moment (an index range per user).
+    SELECT s.user_id, l.scheduled_at AS t, l.channel, l.campaign_id
+    FROM sched s
+    CROSS JOIN LATERAL (
+        SELECT l.scheduled_at, l.channel, l.campaign_id
+        FROM push.notification_ledger l
+        WHERE l.user_id = s.user_id
+          AND l.scheduled_at > s.scheduled_at - CAST(:long_window AS interval)
+          AND l.scheduled_at < s.scheduled_at + CAST(:long_window AS interval)
+          AND l.status IN ('pending', 'sent')
+          AND (NOT l.transactional OR :transactional_counts)
+        OFFSET 0  -- keeps the per-user index range: the planner would hash the whole outbox
+    ) AS l
 ),
 ends AS (
     -- Ends of the rolling windows that contain the send moment: the moment itself and every
@@ -101,15 +83,20 @@ campaign_usage AS (
     GROUP BY x.user_id, x.campaign_id
 ),
 cand AS (
-    SELECT c.*, u.locale, u.in_holdout, u.fatigued, s.scheduled_at, s.deferred,
-           (SELECT o.channel FROM unnest(CAST(:channel_order AS text[])) WITH ORDINALITY AS o(channel, n)
-            WHERE u.reachable[o.n] AND (c.allowed_channels IS NULL OR o.channel = ANY(c.allowed_channels))
-            ORDER BY o.n LIMIT 1) AS channel,
-           push.idempotency_key(c.user_id, c.candidate_key, c.slot) AS idempotency_key
+    -- Channel: the first of the channel order (4 channels, as in batch_sched.reachable) that the
+    -- user can be reached on and the candidate allows.
+    SELECT c.*, s.locale, s.in_holdout, s.fatigued, s.scheduled_at, s.deferred,
+           CASE
+               WHEN s.reachable[1] AND (c.allowed_channels IS NULL OR o.ch[1] = ANY(c.allowed_channels)) THEN o.ch[1]
+               WHEN s.reachable[2] AND (c.allowed_channels IS NULL OR o.ch[2] = ANY(c.allowed_channels)) THEN o.ch[2]
+               WHEN s.reachable[3] AND (c.allowed_channels IS NULL OR o.ch[3] = ANY(c.allowed_channels)) THEN o.ch[3]
+               WHEN s.reachable[4] AND (c.allowed_channels IS NULL OR o.ch[4] = ANY(c.allowed_channels)) THEN o.ch[4]
+           END AS channel
     FROM plan_candidates c
-    JOIN batch_users b ON b.user_id = c.user_id
-    JOIN u ON u.user_id = c.user_id
     JOIN sched s ON s.user_id = c.user_id
+    CROSS JOIN (SELECT CAST(:channel_order AS text[]) AS ch) AS o
+    -- Batches are ranges of user ids: an index range instead of a scan of every candidate.
+    WHERE c.user_id BETWEEN :first_user AND :last_user
 ),
 pre AS (
     SELECT cand.*,
@@ -163,8 +150,9 @@ greedy (user_id, rn, candidate_key, reason, accepted, taken_channels, taken_camp
                   CASE WHEN r.campaign_id IS NULL THEN 2147483647 ELSE :campaign_cap END) AS reason) AS d
     ) AS v
 )
-SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional, p.channel, p.locale,
-       p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value, p.facts,
+SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional, p.channel,
+       p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value, p.reason,
+       p.discount_text, p.old_price,
        coalesce(p.pre_decision, g.reason, CASE WHEN p.deferred THEN 'deferred_quiet_hours' ELSE 'sent' END)
 FROM pre p
 LEFT JOIN greedy g ON g.user_id = p.user_id AND g.candidate_key = p.candidate_key
