@@ -8,10 +8,9 @@ on (control group, quiet hours, min gap, daily, weekly, channel and campaign cap
 
 Measured in the same run, on the same data:
 
-* the engine, with ``batch_size`` 5000, again with 20000 after restoring the outbox (the same
-  decisions are expected: a stability check), and on the next logical date on top of the first
-  run's outbox. A diagnostic re-run with JIT compilation off for the planner's sessions (not the
-  engine's configuration; ``--no-jit-diagnostic`` skips it) shows what JIT costs;
+* the engine, with ``batch_size`` 10000 (its default), again with 20000 after restoring the
+  outbox (the same decisions are expected: a stability check), and on the next logical date on
+  top of the first run's outbox;
 * the naive per-row loop the engine replaces: one candidate at a time, one transaction per
   candidate (read consent and addresses, holdout by hashlib, idempotency-key lookup, 24 h count,
   insert the outbox row, insert the decision) into scratch tables shaped like the real ones, in
@@ -41,13 +40,11 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from jobs.core.config import PROJECT_ROOT, Settings, resolve_database_url, to_sqlalchemy_url
 
@@ -686,25 +683,6 @@ def engine_run(label: str, settings: Settings, at: datetime, batch_size: int, re
     }
 
 
-@contextmanager
-def _database_url(url: str) -> Iterator[None]:
-    """Point the pipeline (``Settings.database_url``) at ``url`` for a while."""
-    previous = os.environ.get("PUSH_DATABASE_URL")
-    os.environ["PUSH_DATABASE_URL"] = url
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PUSH_DATABASE_URL", None)
-        else:
-            os.environ["PUSH_DATABASE_URL"] = previous
-
-
-def _with_options(url: str, options: str) -> str:
-    """``url`` whose sessions start with the server ``options`` (libpq ``options``)."""
-    return make_url(url).update_query_dict({"options": options}).render_as_string(hide_password=False)
-
-
 def forget_run(engine, run_key: str) -> None:
     """Restore the database to before a run: its outbox rows, decisions, run row and new state rows."""
     with engine.begin() as conn:
@@ -757,12 +735,6 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
     runs = [engine_run(f"engine_b{args.batch_size}", settings, at, args.batch_size, report)]
     forget_run(engine, runs[0]["run_key"])
     runs.append(engine_run(f"engine_b{args.second_batch_size}", settings, at, args.second_batch_size, report))
-    if args.jit_diagnostic:
-        # Not the engine's configuration: the same run on sessions with JIT compilation off,
-        # to show how much of the time goes to compiling the policy statement.
-        forget_run(engine, runs[0]["run_key"])
-        with _database_url(_with_options(url, "-c jit=off")):
-            runs.append(engine_run(f"diagnostic_jit_off_b{args.batch_size}", settings, at, args.batch_size, report))
     same = all(run["by_reason"] == runs[0]["by_reason"] for run in runs[1:])
     report("engine_reruns_same_decisions", str(same).lower(), "(bool)")
     runs.append(
@@ -781,13 +753,6 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
         "x",
         f"(batch {args.second_batch_size} / batch {args.batch_size})",
     )
-    if args.jit_diagnostic:
-        report(
-            "diagnostic_jit_off_rate_ratio",
-            round(runs[2]["decisions_per_second"] / primary["decisions_per_second"], 3),
-            "x",
-            "(JIT off / engine as configured)",
-        )
     targets = {
         "engine_decisions_per_second": {
             "target": TARGET_DECISIONS_PER_SECOND,
@@ -813,7 +778,6 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
             "seed": args.seed,
             "horizon_hours": HORIZON_HOURS,
             "batch_sizes": [args.batch_size, args.second_batch_size],
-            "jit_diagnostic": args.jit_diagnostic,
         },
         "cpu_count": os.cpu_count(),
         "rows": rows,
@@ -863,14 +827,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--naive-sample", type=int, default=3000, help="candidates decided by the naive loop")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--batch-size", type=int, default=5000, help="users per engine transaction")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="users per engine transaction")
     parser.add_argument("--second-batch-size", type=int, default=20000, help="batch size of the re-run")
-    parser.add_argument(
-        "--no-jit-diagnostic",
-        dest="jit_diagnostic",
-        action="store_false",
-        help="skip the diagnostic re-run on sessions with JIT compilation off",
-    )
     parser.add_argument(
         "--database-url",
         default=None,
