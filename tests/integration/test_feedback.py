@@ -11,13 +11,9 @@ from sqlalchemy import text
 from jobs.core.db import copy_rows
 from jobs.notify.feedback import FEEDBACK_COLUMNS, refresh_derived, store_feedback
 from jobs.notify.plan import plan_notifications
-from tests.integration.test_notify import add_items, add_users, publish
+from tests.integration.test_notify import add_items, add_profiles, add_users, publish
 
 T0 = datetime(2026, 11, 10, 19, tzinfo=UTC)
-PROFILE_COLUMNS = [
-    "as_of", "user_id", "top_categories", "top_brands", "category_affinity", "price_level", "recency_days",
-    "frequency", "monetary", "active_days", "preferred_hour", "preferred_weekday", "segment",
-]  # fmt: skip
 
 
 def add_sent(engine, rows):
@@ -37,17 +33,6 @@ def feedback(settings, rows):
         [(e, n, u, t, None, r, ts) for e, n, u, t, r, ts in rows], columns=list(FEEDBACK_COLUMNS)
     ).astype(object)
     return store_feedback(settings, frame)
-
-
-def add_profiles(engine, rows):
-    """rows: (user_id, segment, preferred_hour)."""
-    with engine.begin() as conn:
-        copy_rows(
-            conn,
-            "push.user_profiles",
-            PROFILE_COLUMNS,
-            [("2026-11-20", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, h, 2, s) for u, s, h in rows],
-        )
 
 
 def test_attribution_by_id_and_by_click_window(empty_db, settings):
@@ -127,7 +112,9 @@ def test_hourly_runs_pick_users_whose_best_hour_is_now(empty_db, settings):
     assert at_best["decisions"]["sent"] == 1
     # A daily plan made at 01:00 UTC (20:00 EST) schedules the message at the next 19:00 local.
     with empty_db.begin() as conn:
-        conn.execute(text("TRUNCATE push.notification_ledger, push.notification_decisions, push.notification_runs CASCADE"))
+        conn.execute(
+            text("TRUNCATE push.notification_ledger, push.notification_decisions, push.notification_runs CASCADE")
+        )
     plan_notifications(quiet_free, datetime(2026, 11, 25, 1, tzinfo=UTC), horizon_hours=24)
     with empty_db.connect() as conn:
         scheduled = conn.execute(text("SELECT scheduled_at FROM push.notification_ledger")).scalar_one()

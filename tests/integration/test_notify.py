@@ -64,6 +64,23 @@ def publish(engine, users, ranks=3):
         conn.execute(text("INSERT INTO push.published_recommendations VALUES (true, 'r1', '2026-11-25')"))
 
 
+PROFILE_COLUMNS = [
+    "as_of", "user_id", "top_categories", "top_brands", "category_affinity", "price_level", "recency_days",
+    "frequency", "monetary", "active_days", "preferred_hour", "preferred_weekday", "segment",
+]  # fmt: skip
+
+
+def add_profiles(engine, rows, as_of="2026-11-20"):
+    """rows: (user_id, segment, preferred_hour); every user likes shoes and brand b."""
+    with engine.begin() as conn:
+        copy_rows(
+            conn,
+            "push.user_profiles",
+            PROFILE_COLUMNS,
+            [(as_of, u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, h, 2, seg) for u, seg, h in rows],
+        )
+
+
 def add_triggers(engine, rows):
     """rows: (trigger_key, user_id, item_id, fire_at)."""
     with engine.begin() as conn:
@@ -270,25 +287,7 @@ def test_transactional_messages_are_exempt_and_optionally_counted(published, pol
                 " '2026-11-01', '2026-12-01', 0, '{email}', true)"
             )
         )
-        copy_rows(
-            conn,
-            "push.user_profiles",
-            [
-                "as_of",
-                "user_id",
-                "top_categories",
-                "top_brands",
-                "category_affinity",
-                "price_level",
-                "recency_days",
-                "frequency",
-                "monetary",
-                "active_days",
-                "preferred_hour",
-                "preferred_weekday",
-            ],
-            [("2026-11-25", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, 12, 2) for u in USERS],
-        )
+    add_profiles(published, [(u, None, 12) for u in USERS])
     summary = plan_notifications(policy_settings, AT)
     # The transactional campaign goes first and does not use up the daily message.
     assert summary["decisions"] == {"sent": 80, "capped_min_gap": 80}
@@ -307,25 +306,7 @@ def test_campaign_channel_set_and_campaign_cap(published, policy_settings):
                 " '2026-11-01', '2026-12-01', 50, '{email}', false)"
             )
         )
-        copy_rows(
-            conn,
-            "push.user_profiles",
-            [
-                "as_of",
-                "user_id",
-                "top_categories",
-                "top_brands",
-                "category_affinity",
-                "price_level",
-                "recency_days",
-                "frequency",
-                "monetary",
-                "active_days",
-                "preferred_hour",
-                "preferred_weekday",
-            ],
-            [("2026-11-25", u, ["shoes"], ["b"], "{}", 0.5, 1, 1, 1, 1, 12, 2) for u in USERS],
-        )
+    add_profiles(published, [(u, None, 12) for u in USERS])
     loose = replace(policy_settings, min_gap_minutes=0, daily_cap=5)
     first = plan_notifications(loose, AT, campaign_id="sale")
     assert first["decisions"] == {"sent": 40}
