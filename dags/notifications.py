@@ -75,8 +75,9 @@ def notifications():
         context = get_current_context()
         if plan["dry_run"]:
             return {"skipped": "dry run"}
-        until = logical_time(context) + timedelta(hours=context["params"]["relay_ahead_hours"])
-        return relay_pending(Settings.from_env(), until=until)
+        at = logical_time(context)
+        until = at + timedelta(hours=context["params"]["relay_ahead_hours"])
+        return relay_pending(Settings.from_env(), until=until, as_of=at)
 
     relay_notifications(plan_notifications())
 

@@ -10,7 +10,8 @@ Guarantees:
   committed after planning cancels the message (``cancelled``), and PII never enters the ledger.
 - A row is due when ``scheduled_at <= until`` (the logical end of the slot; rows deferred by
   quiet hours wait for a later pass) and its ``next_attempt_at`` has passed. A pending row
-  whose ``expires_at <= until`` is ``expired`` instead of sent.
+  that would go out (at ``max(scheduled_at, as_of)``) at or after its ``expires_at`` is
+  ``expired`` instead of sent.
 - The payload is the render context (``{"locale": ..., "facts": {...}}``) and is rendered at
   send time; a rendering error, a missing address or a permanent provider error sends the row
   to ``dead`` at once. Transient errors (and any error a channel did not classify) are retried
@@ -61,7 +62,7 @@ _ERROR_LIMIT = 1000
 
 CLAIM_NEXT = """
 SELECT l.idempotency_key, l.user_id, l.channel, l.source, l.item_id, l.payload, l.attempts,
-       (l.expires_at IS NOT NULL AND l.expires_at <= :until) AS expired,
+       (l.expires_at IS NOT NULL AND l.expires_at <= greatest(l.scheduled_at, :as_of)) AS expired,
        coalesce(CASE l.channel WHEN 'email' THEN u.consent_email WHEN 'sms' THEN u.consent_sms
                                WHEN 'push' THEN u.consent_push WHEN 'webhook' THEN u.consent_webhook END,
                 false) AS consented,
@@ -71,7 +72,7 @@ FROM push.notification_ledger l
 LEFT JOIN push.users u ON u.user_id = l.user_id
 WHERE l.status = 'pending'
   AND l.idempotency_key <> ALL(CAST(:skip AS text[]))
-  AND ((l.expires_at IS NOT NULL AND l.expires_at <= :until)
+  AND ((l.expires_at IS NOT NULL AND l.expires_at <= greatest(l.scheduled_at, :as_of) AND l.scheduled_at <= :until)
        OR (l.channel = ANY(CAST(:channels AS text[]))
            AND l.scheduled_at <= :until
            AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= :now)))
@@ -153,6 +154,7 @@ def relay_pending(
     max_attempts: int | None = None,
     max_wait_seconds: float = 0.0,
     clock: Clock | None = None,
+    as_of: datetime | None = None,
 ) -> dict[str, int]:
     """Deliver the due outbox messages; return how many attempts ended in each outcome.
 
@@ -163,8 +165,11 @@ def relay_pending(
         settings: Database, retry, timeout and rate-limit settings.
         channels: Adapter per channel name (default: :func:`~jobs.notify.channels.build_channels`).
             Only rows of these channels are sent; expired rows of any channel are expired.
-        until: Logical end of the slot (default: now). Rows scheduled later are left alone;
-            pending rows with ``expires_at <= until`` become ``expired``.
+        until: Logical end of the slot (default: now). Rows scheduled later are left alone.
+        as_of: The logical time of the pass (default: ``until``). A due row goes out at
+            ``max(scheduled_at, as_of)``; if it expires by then it becomes ``expired``. Passing
+            an ``until`` ahead of ``as_of`` delivers a whole planned horizon (a backfill or a
+            demo) as if each message went out at its scheduled time.
         max_attempts: Attempts before a message is dead-lettered (default
             ``settings.relay_max_attempts``).
         max_wait_seconds: With 0 each row is attempted at most once per pass and retries wait
@@ -185,6 +190,7 @@ def relay_pending(
     engine = make_engine(settings.database_url)
     started = clock.now()
     until = started if until is None else as_utc(until)
+    as_of = until if as_of is None else as_utc(as_of)
     deadline = started + timedelta(seconds=max(0.0, max_wait_seconds))
     names = sorted(channels)
     counts: Counter[str] = Counter()
@@ -193,7 +199,10 @@ def relay_pending(
         now = clock.now()
         with engine.begin() as conn:
             row = (
-                conn.execute(text(CLAIM_NEXT), {"skip": tried_this_pass, "channels": names, "until": until, "now": now})
+                conn.execute(
+                    text(CLAIM_NEXT),
+                    {"skip": tried_this_pass, "channels": names, "until": until, "as_of": as_of, "now": now},
+                )
                 .mappings()
                 .one_or_none()
             )
