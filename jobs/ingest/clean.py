@@ -170,9 +170,8 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
         e["dwell_ms"].alias("dwell_ms"),
         e["notification_id"].alias("notification_id"),
     ]
-    return parsed.select(
-        "source_file", "line_no", "landing_date", "landing_hour", "value", *normalised, reason.alias("reason")
-    )
+    # Input columns pass through (the batch reader's five; the stream adds its landing time).
+    return parsed.select(*raw.columns, *normalised, reason.alias("reason"))
 
 
 def drop_duplicates(valid: DataFrame) -> DataFrame:
@@ -235,7 +234,11 @@ def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Set
     """Replace the quarantine rows of the window's landing hours and its accounting, in one transaction."""
     with make_engine(settings.database_url).begin() as conn:
         window = {"s": result.window_start, "e": result.window_end}
-        conn.execute(text("DELETE FROM push.quarantine WHERE landing_hour >= :s AND landing_hour < :e"), window)
+        # Lines the stream rejected (stream_batch set) are not this window's to replace.
+        conn.execute(
+            text("DELETE FROM push.quarantine WHERE landing_hour >= :s AND landing_hour < :e AND stream_batch IS NULL"),
+            window,
+        )
         copy_rows(
             conn,
             "push.quarantine",

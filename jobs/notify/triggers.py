@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from jobs.core.config import Settings
 from jobs.core.db import copy_frame, make_engine
@@ -56,6 +56,16 @@ def trigger_key(*parts: Column) -> Column:
     return F.substring(F.sha2(F.concat_ws("|", *parts), 256), 1, 32)
 
 
+def cart_abandonment_key(user_id: Column, item_id: Column, cart_day: Column) -> Column:
+    """Key of an abandoned cart: one per (user, item, UTC cart day), whichever path detects it."""
+    return trigger_key(user_id, F.lit("cart_abandonment"), item_id, cart_day.cast("string"))
+
+
+def browse_intent_key(user_id: Column, category: Column, window_start: Column) -> Column:
+    """Key of a browse burst: one per (user, category, tumbling window), whichever path detects it."""
+    return trigger_key(user_id, F.lit("browse_intent"), category, window_start.cast("string"))
+
+
 def cart_abandonment(events: DataFrame, until: datetime, delay: timedelta, expiry: timedelta) -> DataFrame:
     """Carts whose delay has passed by ``until`` without a purchase or removal of the item."""
     carts = (
@@ -80,9 +90,7 @@ def cart_abandonment(events: DataFrame, until: datetime, delay: timedelta, expir
             & (F.col("resolved_at").isNull() | (F.col("resolved_at") >= F.col("fire_at")))
         )
         .select(
-            trigger_key("user_id", F.lit("cart_abandonment"), "item_id", F.col("cart_day").cast("string")).alias(
-                "trigger_key"
-            ),
+            cart_abandonment_key(F.col("user_id"), F.col("item_id"), F.col("cart_day")).alias("trigger_key"),
             "user_id",
             F.lit("cart_abandonment").alias("trigger_type"),
             "item_id",
@@ -120,9 +128,7 @@ def browse_intent(
         views.join(carts, ["user_id", "category", "w"], "left_anti")
         .where(fire_at <= F.lit(until))
         .select(
-            trigger_key("user_id", F.lit("browse_intent"), "category", F.col("w.start").cast("string")).alias(
-                "trigger_key"
-            ),
+            browse_intent_key(F.col("user_id"), F.col("category"), F.col("w.start")).alias("trigger_key"),
             "user_id",
             F.lit("browse_intent").alias("trigger_type"),
             "item_id",
@@ -169,7 +175,7 @@ SET last_viewed_at = greatest(push.recent_interactions.last_viewed_at, EXCLUDED.
 """
 
 # Item triggers: catalogue changes in (since, until] reach users interested in the item.
-_ITEM_TRIGGERS = """
+ITEM_TRIGGERS_SQL = """
 INSERT INTO push.triggers (trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at,
                            origin, context)
 SELECT push.idempotency_key(ri.user_id, c.change, c.item_id || '@' || to_char(c.detected_at AT TIME ZONE 'UTC',
@@ -186,6 +192,30 @@ WHERE c.detected_at > :since AND c.detected_at <= :until
   AND (ri.last_purchased_at IS NULL OR ri.last_purchased_at < greatest(ri.last_viewed_at, ri.last_carted_at))
 ON CONFLICT (trigger_key) DO NOTHING
 """
+
+
+def store_triggers(conn: Connection, triggers: pd.DataFrame, interactions: pd.DataFrame) -> None:
+    """Upsert behavioural triggers (by key) and recent interactions in the caller's transaction.
+
+    Shared by the batch detector and the stream, so both paths write triggers the same way: a
+    trigger detected twice stays one row, and a cancellation is kept once set.
+    """
+    conn.execute(text("CREATE TEMP TABLE trigger_stage (LIKE push.triggers INCLUDING DEFAULTS) ON COMMIT DROP"))
+    conn.execute(text("CREATE TEMP TABLE interaction_stage (LIKE push.recent_interactions) ON COMMIT DROP"))
+    copy_frame(conn, "trigger_stage", triggers[list(TRIGGER_COLUMNS)])
+    copy_frame(conn, "interaction_stage", interactions)
+    conn.execute(text(_STORE_TRIGGERS))
+    conn.execute(text(_STORE_INTERACTIONS))
+
+
+def item_trigger_params(settings: Settings, until: datetime) -> dict:
+    """Parameters of :data:`ITEM_TRIGGERS_SQL`: catalogue changes still fresh at ``until``."""
+    return {
+        "since": until - timedelta(hours=settings.trigger_expiry_hours),
+        "until": until,
+        "expiry": timedelta(hours=settings.trigger_expiry_hours),
+        "interest": timedelta(days=settings.item_trigger_interest_days),
+    }
 
 
 def _utc(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -218,21 +248,8 @@ def detect_triggers(spark: SparkSession, settings: Settings, until: datetime) ->
     )
     events.unpersist()
     with make_engine(settings.database_url).begin() as conn:
-        conn.execute(text("CREATE TEMP TABLE trigger_stage (LIKE push.triggers INCLUDING DEFAULTS) ON COMMIT DROP"))
-        conn.execute(text("CREATE TEMP TABLE interaction_stage (LIKE push.recent_interactions) ON COMMIT DROP"))
-        copy_frame(conn, "trigger_stage", triggers[list(TRIGGER_COLUMNS)])
-        copy_frame(conn, "interaction_stage", interactions)
-        conn.execute(text(_STORE_TRIGGERS))
-        conn.execute(text(_STORE_INTERACTIONS))
-        item_triggers = conn.execute(
-            text(_ITEM_TRIGGERS),
-            {
-                "since": until - timedelta(hours=settings.trigger_expiry_hours),
-                "until": until,
-                "expiry": expiry,
-                "interest": timedelta(days=settings.item_trigger_interest_days),
-            },
-        ).rowcount
+        store_triggers(conn, triggers, interactions)
+        item_triggers = conn.execute(text(ITEM_TRIGGERS_SQL), item_trigger_params(settings, until)).rowcount
     summary = {
         "behavioural_triggers": len(triggers),
         "by_type": {str(k): int(v) for k, v in triggers["trigger_type"].value_counts().sort_index().items()},

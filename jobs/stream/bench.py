@@ -1,0 +1,259 @@
+"""Latency benchmark of the real-time path: an event file landing -> its decision row in PostgreSQL.
+
+A generator writes JSON-lines files into ``<landing>/events/live/`` at a sustained event rate
+(each file written under a hidden name, then renamed, like a real producer); a share of the
+events are carts. The streaming job runs as a subprocess with the cart delay set to 0 and a short
+watermark, so a cart is due as soon as event time passes it: the latency measured is pipeline
+latency (file discovery, micro-batch, state, trigger, policy, outbox), not the business delay.
+
+For every cart the generator knows its file's landing time; its decision row's batch is found
+through the trigger key (the same formula as the detectors) and the batch's ``recorded_at``
+(wall clock once decisions and relay committed). Per-file latency (landing -> batch recorded)
+is reported too, and the drain time after the generator stops shows whether the stream kept up.
+
+It runs in its own sandbox (``.local/bench-stream``: its own PostgreSQL cluster and folders).
+
+CLI: ``python -m jobs.stream.bench --rate 1000 --seconds 60 [--trigger-seconds 1] [--files-per-second 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jobs.core.config import PROJECT_ROOT
+
+SANDBOX = PROJECT_ROOT / ".local" / "bench-stream"
+
+
+def cart_trigger_key(user_id: str, item_id: str, day: str) -> str:
+    """The detectors' cart key (``jobs.notify.triggers.cart_abandonment_key``) in plain Python."""
+    return hashlib.sha256(f"{user_id}|cart_abandonment|{item_id}|{day}".encode()).hexdigest()[:32]
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50 / p95 / max (nearest rank), in seconds rounded to ms."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "max": None}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+    return {"n": len(ordered), "p50": round(rank(0.5), 3), "p95": round(rank(0.95), 3), "max": round(ordered[-1], 3)}
+
+
+def write_reference(landing: Path, users: int, items: int) -> None:
+    reference = landing / "reference"
+    reference.mkdir(parents=True, exist_ok=True)
+    (reference / "users.csv").write_text(
+        "user_id,email,phone,push_token,timezone,locale,signup_date,consent_email,consent_sms,consent_push,"
+        "consent_webhook\n" + "".join(f"u{n},,,tok{n},UTC,en,2026-01-01,false,false,true,false\n" for n in range(users))
+    )
+    (reference / "items.csv").write_text(
+        "item_id,title,category,brand,price,in_stock\n"
+        + "".join(f"i{n},Item {n},c{n % 10},b,{10 + n % 90},true\n" for n in range(items))
+    )
+    (reference / "campaigns.csv").write_text(
+        "campaign_id,name,target_category,discount_text,valid_from,valid_to,priority,channels,transactional\n"
+    )
+
+
+def generate(live: Path, rate: int, seconds: float, files_per_second: float, users: int, items: int, seed: int):
+    """Write files at the rate; return [(file name, landed_at epoch s, [(user, item, day) carts])]."""
+    rng = random.Random(seed)
+    per_file = max(1, int(rate / files_per_second))
+    interval = 1.0 / files_per_second
+    written = []
+    start = time.monotonic()
+    n = 0
+    while time.monotonic() - start < seconds:
+        due = start + n * interval
+        time.sleep(max(0.0, due - time.monotonic()))
+        now = datetime.now(UTC)
+        lines, carts = [], []
+        for k in range(per_file):
+            user, item = f"u{rng.randrange(users)}", f"i{rng.randrange(items)}"
+            kind = "add_to_cart" if rng.random() < 0.02 else "view"
+            if kind == "add_to_cart":
+                carts.append((user, item, now.date().isoformat()))
+            event = {
+                "event_id": f"f{n}-{k}",
+                "user_id": user,
+                "event_type": kind,
+                "item_id": item,
+                "price": 10.0,
+                "session_id": "s",
+                "device": "web",
+                "ts": now.isoformat(),
+            }
+            lines.append(json.dumps(event))
+        name = f"bench-{n:06d}.jsonl"
+        hidden = live / f".{name}"
+        hidden.write_text("\n".join(lines) + "\n")
+        hidden.rename(live / name)
+        written.append((name, time.time(), carts))
+        n += 1
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=int, default=1000, help="events per second")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to generate")
+    parser.add_argument("--trigger-seconds", type=float, default=1.0, help="micro-batch interval")
+    parser.add_argument("--files-per-second", type=float, default=2.0)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--drain-seconds", type=float, default=90.0, help="wait this long for the backlog")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+
+    os.environ["PUSH_LOCAL_DIR"] = str(SANDBOX)
+    os.environ.pop("PUSH_DATABASE_URL", None)
+    from sqlalchemy import text
+
+    from jobs.core.config import Settings
+    from jobs.core.db import apply_migrations, make_engine, truncate_pipeline_tables
+    from jobs.core.localdb import EmbeddedPostgres
+    from jobs.ingest.reference import load_reference
+
+    url = EmbeddedPostgres.default().start()
+    engine = make_engine(url)
+    apply_migrations(engine)
+    truncate_pipeline_tables(engine)
+    for folder in ("landing", "stream", "outbox"):
+        shutil.rmtree(SANDBOX / folder, ignore_errors=True)
+    settings = Settings.from_env()
+    write_reference(settings.landing_dir, args.users, args.items)
+    load_reference(settings)
+    live = settings.landing_dir / "events" / "live"
+    live.mkdir(parents=True, exist_ok=True)
+
+    env = {
+        **os.environ,
+        "PUSH_DATABASE_URL": url,
+        "PUSH_CART_ABANDONMENT_MINUTES": "0",
+        "PUSH_STREAM_WATERMARK_SECONDS": "1",
+        "PUSH_QUIET_HOURS_START": "00:00",
+        "PUSH_QUIET_HOURS_END": "00:00",
+    }
+    log = (SANDBOX / "stream.log").open("wb")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "jobs.stream.job", "--trigger-seconds", str(args.trigger_seconds)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # Warm-up: the first batch pays for JVM code generation and Python workers.
+        (live / "warmup.jsonl").write_text(
+            json.dumps(
+                {
+                    "event_id": "w",
+                    "user_id": "u0",
+                    "event_type": "view",
+                    "item_id": "i0",
+                    "ts": datetime.now(UTC).isoformat(),
+                }
+            )
+            + "\n"
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(
+                    text("SELECT count(*) FROM push.stream_batches WHERE recorded_at IS NOT NULL")
+                ).scalar():
+                    break
+            if job.poll() is not None:
+                raise SystemExit(f"stream job exited: see {SANDBOX / 'stream.log'}")
+            time.sleep(0.5)
+        written = generate(live, args.rate, args.seconds, args.files_per_second, args.users, args.items, args.seed)
+        generated_at = time.time()
+        names = {name for name, _, _ in written}
+        drained = None
+        deadline = time.monotonic() + args.drain_seconds
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                seen = conn.execute(
+                    text(
+                        "SELECT count(*) FROM (SELECT unnest(source_files) AS f FROM push.stream_batches"
+                        " WHERE recorded_at IS NOT NULL) s WHERE f LIKE '%bench-%'"
+                    )
+                ).scalar()
+            if seen >= len(names):
+                drained = time.time() - generated_at
+                break
+            time.sleep(0.5)
+        time.sleep(3 * args.trigger_seconds + 2)  # carts of the last file fire once event time moves past them
+        with engine.connect() as conn:
+            batches = conn.execute(
+                text(
+                    "SELECT run_key, recorded_at, source_files, input_rows, duration_ms, processed_rows_per_second"
+                    " FROM push.stream_batches WHERE recorded_at IS NOT NULL"
+                )
+            ).all()
+            decided = dict(
+                conn.execute(
+                    text(
+                        "SELECT DISTINCT ON (candidate_key) candidate_key, run_key FROM push.notification_decisions"
+                        " WHERE run_key LIKE 'stream-%' ORDER BY candidate_key, decided_at"
+                    )
+                ).all()
+            )
+    finally:
+        os.killpg(job.pid, signal.SIGTERM)
+        try:
+            job.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+        log.close()
+        EmbeddedPostgres.default().stop()
+
+    recorded = {row.run_key: row.recorded_at.timestamp() for row in batches}
+    file_batch = {Path(f).name: row.recorded_at.timestamp() for row in batches for f in row.source_files}
+    landed = {name: at for name, at, _ in written}
+    file_latency = [file_batch[n] - landed[n] for n in landed if n in file_batch]
+    first_cart: dict[str, float] = {}
+    for _, at, carts in written:
+        for user, item, day in carts:
+            first_cart.setdefault("trigger:" + cart_trigger_key(user, item, day), at)
+    decision_latency = [
+        recorded[decided[key]] - at for key, at in first_cart.items() if key in decided and decided[key] in recorded
+    ]
+    events = sum(r.input_rows for r in batches)
+    durations = [r.duration_ms for r in batches if r.duration_ms]
+    report = {
+        "rate_events_per_s": args.rate,
+        "seconds": args.seconds,
+        "trigger_seconds": args.trigger_seconds,
+        "files": len(written),
+        "events_per_file": max(1, int(args.rate / args.files_per_second)),
+        "batches": len(batches),
+        "events_processed": events,
+        "mean_batch_ms": round(sum(durations) / len(durations)) if durations else None,
+        "max_processed_rows_per_s": max((r.processed_rows_per_second or 0 for r in batches), default=None),
+        "drain_seconds_after_generator_stopped": None if drained is None else round(drained, 1),
+        "kept_up": drained is not None and drained < 10 * args.trigger_seconds + 10,
+        "file_to_batch_recorded_s": percentiles(file_latency),
+        "cart_file_to_decision_s": {**percentiles(decision_latency), "carts": len(first_cart)},
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,410 @@
+"""The micro-batch writer: store a batch's effects once, then decide and relay through the one policy engine.
+
+``foreachBatch`` may run a batch again after a crash (Spark re-executes the last planned batch
+on restart, with the same files and the same state). Each batch is therefore written in phases
+that are each safe to repeat:
+
+1. **Store** (one transaction): triggers (upsert by trigger key, the batch detector's SQL),
+   recent interactions, item triggers (the batch detector's SQL), quarantined lines, and the
+   batch's row in ``push.stream_batches`` with its decision time and the users to plan. If that
+   row already exists the batch's effects are stored and this phase is skipped; the decision time
+   and users are read back from it, so a replay plans exactly what the first attempt meant to.
+2. **Decide**: :func:`jobs.notify.plan.plan_notifications` with the batch's own run key; decisions
+   of a run key are immutable, so a replay decides only users the first attempt had not reached.
+3. **Relay** due outbox rows (the relay claims each row once) and stamp the batch as recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQueryListener
+from sqlalchemy import Connection, text
+
+from jobs.core.config import Settings
+from jobs.core.db import copy_rows, make_engine
+from jobs.ingest.clean import flag_bots
+from jobs.notify.plan import plan_notifications
+from jobs.notify.relay import relay_pending
+from jobs.notify.triggers import (
+    ITEM_TRIGGERS_SQL,
+    TRIGGER_COLUMNS,
+    browse_intent_key,
+    cart_abandonment_key,
+    item_trigger_params,
+    recent_interactions,
+    store_triggers,
+)
+
+log = logging.getLogger(__name__)
+
+LATE_REASON = "late_event"
+QUARANTINE_COLUMNS = ("window_start", "landing_hour", "source_file", "line_no", "reason", "raw", "stream_batch")
+
+_STORE_QUARANTINE = """
+INSERT INTO push.quarantine (window_start, landing_hour, source_file, line_no, reason, raw, stream_batch)
+SELECT window_start, landing_hour, source_file, line_no, reason, raw, stream_batch FROM quarantine_stage
+ON CONFLICT (source_file, line_no) WHERE stream_batch IS NOT NULL DO NOTHING
+"""
+
+_INSERT_BATCH = """
+INSERT INTO push.stream_batches (query_id, batch_id, run_key, logical_at, watermark, input_rows, clean_rows,
+    quarantined_rows, duplicate_rows, late_rows, by_reason, files, source_files, first_landed_at, last_landed_at,
+    triggers, trigger_keys, trigger_users, started_at, stored_at)
+VALUES (:query_id, :batch_id, :run_key, :logical_at, :watermark, :input_rows, :clean_rows, :quarantined_rows,
+    :duplicate_rows, :late_rows, CAST(:by_reason AS jsonb), :files, :source_files, :first_landed_at, :last_landed_at,
+    :triggers, :trigger_keys, :trigger_users, :started_at, clock_timestamp())
+"""
+
+
+# --- reading Spark's own logs -----------------------------------------------------------------------
+def query_id(checkpoint: Path) -> str:
+    """The query's id, kept in the checkpoint: batch ids restart at 0 with a new checkpoint."""
+    return json.loads((checkpoint / "metadata").read_text())["id"]
+
+
+def batch_watermark_ms(checkpoint: Path, batch_id: int) -> int:
+    """The event-time watermark recorded for ``batch_id`` in the offset log (0 if none yet).
+
+    Spark writes this log before running the batch and reuses it when it re-runs the batch, so
+    the value is the same on a replay.
+    """
+    path = checkpoint / "offsets" / str(batch_id)
+    if batch_id < 0 or not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    return int(json.loads(lines[1]).get("batchWatermarkMs", 0))
+
+
+# --- pure accounting of one micro-batch -------------------------------------------------------------
+@dataclass
+class BatchOutcome:
+    """What one micro-batch produced, as pandas frames and counts (small: one batch)."""
+
+    counts: dict[str, int]
+    by_reason: dict[str, int]
+    quarantine: pd.DataFrame
+    triggers: pd.DataFrame
+    interactions: pd.DataFrame
+    clean_max_ts: datetime | None
+    files: list[str] = field(default_factory=list)
+    first_landed_at: datetime | None = None
+    last_landed_at: datetime | None = None
+
+
+def _utc(value) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
+
+
+def _localise(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
+    return frame
+
+
+def trigger_rows(out: DataFrame, expiry: timedelta) -> DataFrame:
+    """Trigger rows (``push.triggers`` columns) from the ``cart`` and ``browse`` outputs."""
+    cart = out.where(F.col("kind") == "cart").select(
+        cart_abandonment_key(F.col("user_id"), F.col("item_id"), F.col("cart_day")).alias("trigger_key"),
+        "user_id",
+        F.lit("cart_abandonment").alias("trigger_type"),
+        "item_id",
+        F.lit(None).cast("string").alias("category"),
+        "fire_at",
+        "cancelled_at",
+    )
+    browse = out.where(F.col("kind") == "browse").select(
+        browse_intent_key(F.col("user_id"), F.col("category"), F.col("window_start")).alias("trigger_key"),
+        "user_id",
+        F.lit("browse_intent").alias("trigger_type"),
+        "item_id",
+        "category",
+        "fire_at",
+        F.lit(None).cast("timestamp").alias("cancelled_at"),
+    )
+    both = cart.unionByName(browse)
+    return both.select(
+        "trigger_key",
+        "user_id",
+        "trigger_type",
+        "item_id",
+        "category",
+        F.col("fire_at").alias("detected_at"),
+        "fire_at",
+        (F.col("fire_at") + F.make_dt_interval(secs=F.lit(expiry.total_seconds()))).alias("expires_at"),
+        F.lit("stream").alias("origin"),
+        "cancelled_at",
+    )
+
+
+def account_batch(
+    out: DataFrame, batch_id: int, late_watermark_ms: int, bot_events_per_minute: int, expiry: timedelta
+) -> BatchOutcome:
+    """Split one (persisted) micro-batch output into what to store, and count it.
+
+    ``input = clean + quarantined + duplicates`` as in the batch cleaner; quarantined lines carry
+    the cleaner's reasons, ``late_event`` (at or before the watermark the state operators ran
+    with, so they dropped it) or ``bot`` (the cleaner's per-minute rule, applied to the batch's
+    first deliveries). The lines are collected once (a micro-batch is small); Spark runs the
+    shared functions (bot rule, interactions, trigger keys) only when the batch has events or
+    triggers, so an idle batch costs one pass.
+    """
+    frame = out.select(
+        "kind", "source_file", "line_no", "landed_at", "landing_date", "landing_hour", "value", "reason", "ts"
+    ).toPandas()
+    lines = frame[frame["kind"] == "line"].copy()
+    late_cutoff = pd.Timestamp(late_watermark_ms, unit="ms") if late_watermark_ms else None
+    is_late = lines["reason"].isna() & (lines["ts"] <= late_cutoff if late_cutoff is not None else False)
+    lines.loc[is_late, "reason"] = LATE_REASON
+    unique_rows = int((frame["kind"] == "event").sum())
+    has_triggers = bool(frame["kind"].isin(["cart", "browse"]).any())
+
+    bots = pd.DataFrame(columns=["user_id", "source_file", "line_no"])
+    interactions = pd.DataFrame(columns=["user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at"])
+    clean_max = None
+    unique = out.where(F.col("kind") == "event").drop("kind")
+    if unique_rows:
+        screened = flag_bots(unique, bot_events_per_minute).persist()
+        bots = screened.where(F.col("reason") == "bot").select("user_id", "source_file", "line_no").toPandas()
+        clean = screened.where(F.col("reason").isNull())
+        interactions = recent_interactions(clean).toPandas()
+        clean_max = clean.agg(F.max("ts")).first()[0]
+        screened.unpersist()
+    bot_lines = set(zip(bots["source_file"], bots["line_no"], strict=True))
+    if bot_lines:
+        is_bot = [(f, n) in bot_lines for f, n in zip(lines["source_file"], lines["line_no"], strict=True)]
+        lines.loc[is_bot, "reason"] = "bot"
+    triggers = pd.DataFrame(columns=list(TRIGGER_COLUMNS))
+    if has_triggers:
+        bot_users = out.sparkSession.createDataFrame(sorted(set(bots["user_id"])) or [""], "string").toDF("user_id")
+        triggers = (
+            trigger_rows(out, expiry)
+            .join(bot_users, "user_id", "left_anti")
+            .select(*TRIGGER_COLUMNS)
+            .toPandas()
+            # A cart can fire and be cancelled in the same batch: one row, cancelled.
+            .sort_values(["trigger_key", "cancelled_at"], na_position="first")
+            .drop_duplicates("trigger_key", keep="last")
+        )
+
+    rejected = lines[lines["reason"].notna()]
+    hours = pd.to_datetime(rejected["landing_date"]) + pd.to_timedelta(rejected["landing_hour"], unit="h")
+    quarantine = pd.DataFrame(
+        {
+            "window_start": hours,
+            "landing_hour": hours,
+            "source_file": rejected["source_file"],
+            "line_no": rejected["line_no"],
+            "reason": rejected["reason"],
+            "raw": rejected["value"].map(lambda v: None if v is None else v.replace("\x00", "\\u0000")),
+            "stream_batch": batch_id,
+        }
+    )
+    by_reason = {str(k): int(v) for k, v in rejected["reason"].value_counts().sort_index().items()}
+    on_time_valid = int((lines["reason"].isna() | (lines["reason"] == "bot")).sum())
+    # Bots were first deliveries: the on-time valid lines are the unique ones plus the duplicates.
+    counts = {
+        "input_rows": len(lines),
+        "clean_rows": unique_rows - len(bots),
+        "quarantined_rows": len(rejected),
+        "duplicate_rows": on_time_valid - unique_rows,
+        "late_rows": int(is_late.sum()),
+    }
+    return BatchOutcome(
+        counts=counts,
+        by_reason=by_reason,
+        quarantine=_localise(quarantine, ("window_start", "landing_hour")),
+        triggers=_localise(triggers, ("detected_at", "fire_at", "expires_at", "cancelled_at")),
+        interactions=_localise(interactions, ("last_viewed_at", "last_carted_at", "last_purchased_at")),
+        clean_max_ts=_utc(clean_max),
+        files=sorted(set(lines["source_file"])),
+        first_landed_at=_utc(lines["landed_at"].min()) if len(lines) else None,
+        last_landed_at=_utc(lines["landed_at"].max()) if len(lines) else None,
+    )
+
+
+# --- the writer ---------------------------------------------------------------------------------------
+@dataclass
+class StreamBatchWriter:
+    """``foreachBatch`` target. Holds only configuration, so Spark may call it again for a batch."""
+
+    settings: Settings
+    checkpoint: Path
+    relay: bool = True
+
+    @cached_property
+    def query_id(self) -> str:
+        return query_id(self.checkpoint)
+
+    def run_key(self, batch_id: int) -> str:
+        return f"stream-{self.query_id[:8]}-{batch_id}"
+
+    def __call__(self, out: DataFrame, batch_id: int) -> None:
+        started = datetime.now(UTC)
+        engine = make_engine(self.settings.database_url)
+        # The batch is always computed in full, even on a replay whose effects are stored: running
+        # it is what commits the stateful operators' state for this batch id.
+        out = out.persist()
+        try:
+            # Late rows are those the state operators dropped: their watermark for late data is
+            # the one the previous batch ended with.
+            outcome = account_batch(
+                out,
+                batch_id,
+                batch_watermark_ms(self.checkpoint, batch_id - 1),
+                self.settings.bot_events_per_minute,
+                timedelta(hours=self.settings.trigger_expiry_hours),
+            )
+        finally:
+            out.unpersist()
+        with engine.connect() as conn:
+            stored = _stored_batch(conn, self.query_id, batch_id)
+        if stored is None:
+            stored = self._store(outcome, batch_id, started)
+        else:
+            log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
+        logical_at, users = stored
+        decisions: dict = {}
+        relayed: dict = {}
+        if logical_at is not None and users:
+            decisions = plan_notifications(
+                self.settings,
+                logical_at,
+                horizon_hours=1,
+                kinds=("trigger",),
+                users=users,
+                run_key=self.run_key(batch_id),
+            )["decisions"]
+            if self.relay:
+                relayed = relay_pending(self.settings, until=logical_at)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE push.stream_batches SET decisions = CAST(:d AS jsonb), relayed = CAST(:r AS jsonb),"
+                    " recorded_at = clock_timestamp() WHERE query_id = :q AND batch_id = :b"
+                ),
+                {"d": json.dumps(decisions), "r": json.dumps(relayed), "q": self.query_id, "b": batch_id},
+            )
+        log.info("stream batch %s: decisions %s, relayed %s", batch_id, decisions, relayed)
+
+    def _store(self, outcome: BatchOutcome, batch_id: int, started: datetime) -> tuple[datetime | None, list[str]]:
+        """Phase 1: every effect of the batch and its row, in one transaction."""
+        triggers = outcome.triggers
+        live = triggers[triggers["cancelled_at"].isna()]
+        fire_times = [t.to_pydatetime() for t in live["fire_at"]]
+        users = set(live["user_id"])
+        keys = list(triggers["trigger_key"])
+        with make_engine(self.settings.database_url).begin() as conn:
+            store_triggers(conn, triggers, outcome.interactions)
+            if outcome.clean_max_ts is not None:
+                for key, user, fire_at in _insert_item_triggers(conn, self.settings, outcome.clean_max_ts):
+                    keys.append(key)
+                    users.add(user)
+                    fire_times.append(fire_at)
+            _store_quarantine(conn, outcome.quarantine)
+            logical_at = max(fire_times) if fire_times else None
+            conn.execute(
+                text(_INSERT_BATCH),
+                {
+                    "query_id": self.query_id,
+                    "batch_id": batch_id,
+                    "run_key": self.run_key(batch_id),
+                    "logical_at": logical_at,
+                    "watermark": _ms_to_utc(batch_watermark_ms(self.checkpoint, batch_id)),
+                    **outcome.counts,
+                    "by_reason": json.dumps(outcome.by_reason),
+                    "files": len(outcome.files),
+                    "source_files": outcome.files,
+                    "first_landed_at": outcome.first_landed_at,
+                    "last_landed_at": outcome.last_landed_at,
+                    "triggers": len(keys),
+                    "trigger_keys": keys,
+                    "trigger_users": sorted(users),
+                    "started_at": started,
+                },
+            )
+        return logical_at, sorted(users)
+
+
+def _ms_to_utc(ms: int) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
+
+
+def _stored_batch(conn: Connection, query: str, batch_id: int) -> tuple[datetime | None, list[str]] | None:
+    row = conn.execute(
+        text("SELECT logical_at, trigger_users FROM push.stream_batches WHERE query_id = :q AND batch_id = :b"),
+        {"q": query, "b": batch_id},
+    ).one_or_none()
+    return None if row is None else (row.logical_at, list(row.trigger_users))
+
+
+def _insert_item_triggers(conn: Connection, settings: Settings, until: datetime) -> list[tuple]:
+    """The batch detector's item-trigger SQL at the stream's event time; the new triggers."""
+    sql = ITEM_TRIGGERS_SQL.rstrip().rstrip(";") + "\nRETURNING trigger_key, user_id, fire_at"
+    return [tuple(row) for row in conn.execute(text(sql), item_trigger_params(settings, until))]
+
+
+def _store_quarantine(conn: Connection, quarantine: pd.DataFrame) -> None:
+    if quarantine.empty:
+        return
+    conn.execute(text("CREATE TEMP TABLE quarantine_stage (LIKE push.quarantine) ON COMMIT DROP"))
+    clean = quarantine[list(QUARANTINE_COLUMNS)].astype(object).where(quarantine.notna(), None)
+    copy_rows(conn, "quarantine_stage", QUARANTINE_COLUMNS, clean.itertuples(index=False, name=None))
+    conn.execute(text(_STORE_QUARANTINE))
+
+
+# --- Spark's progress reports ------------------------------------------------------------------------
+class ProgressRecorder(StreamingQueryListener):
+    """Copies each batch's progress report (rates, duration, state size) onto its row."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def onQueryStarted(self, event) -> None:
+        log.info("stream query %s started", event.id)
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        log.info("stream query %s terminated%s", event.id, f": {event.exception}" if event.exception else "")
+
+    def onQueryProgress(self, event) -> None:
+        progress = event.progress
+        operators = progress.stateOperators or []
+        try:
+            with make_engine(self.settings.database_url).begin() as conn:
+                conn.execute(
+                    text(
+                        "UPDATE push.stream_batches SET input_rows_per_second = :irs,"
+                        " processed_rows_per_second = :prs, duration_ms = :ms, state_rows = :rows,"
+                        " state_memory_bytes = :mem, rows_dropped_by_watermark = :dropped"
+                        " WHERE query_id = :q AND batch_id = :b"
+                    ),
+                    {
+                        "irs": _finite(progress.inputRowsPerSecond),
+                        "prs": _finite(progress.processedRowsPerSecond),
+                        "ms": (progress.durationMs or {}).get("triggerExecution"),
+                        "rows": sum(op.numRowsTotal for op in operators),
+                        "mem": sum(op.memoryUsedBytes for op in operators),
+                        "dropped": sum(op.numRowsDroppedByWatermark for op in operators),
+                        "q": str(progress.id),
+                        "b": progress.batchId,
+                    },
+                )
+        except Exception:  # metrics must never stop the stream
+            log.exception("could not record progress of batch %s", progress.batchId)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and value == value and abs(value) != float("inf") else None
