@@ -40,7 +40,10 @@ CREATE TEMP TABLE plan_candidates (
     natural_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, expected_value double precision NOT NULL,
     reason text, discount_text text, old_price text
 );
-CREATE TEMP TABLE plan_users (user_id text PRIMARY KEY, n bigint NOT NULL);
+CREATE TEMP TABLE plan_users (
+    user_id text PRIMARY KEY, n bigint NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
+    in_holdout boolean NOT NULL
+);
 CREATE TEMP TABLE batch_users (user_id text PRIMARY KEY);
 CREATE TEMP TABLE batch_sched (
     user_id text PRIMARY KEY, locale text, fatigued boolean NOT NULL, in_holdout boolean NOT NULL,
@@ -55,13 +58,14 @@ CREATE TEMP TABLE plan_eval (
 );
 """
 
+# Plain inserts: under the batch's locks, with users this run already decided filtered out and
+# duplicates decided as such, a conflict can only be a bug, and must fail loudly.
 _RECORD = """
 INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel, expected_value,
                                          decision, idempotency_key, decided_at, campaign_id, transactional, scheduled_at)
 SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
        :at, campaign_id, transactional, scheduled_at
-FROM plan_eval
-ON CONFLICT (run_key, user_id, candidate_key) DO NOTHING;
+FROM plan_eval;
 INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source, item_id, scheduled_at,
                                       transactional, payload, candidate_key, campaign_id, expected_value, expires_at,
                                       deferred)
@@ -73,8 +77,7 @@ SELECT e.idempotency_key, :run_key, e.user_id, e.channel, e.source, e.item_id, e
        e.candidate_key, e.campaign_id, e.expected_value, e.expires_at, e.deferred
 FROM plan_eval e
 LEFT JOIN push.items i ON i.item_id = e.item_id
-WHERE e.decision IN ('sent', 'deferred_quiet_hours')
-ON CONFLICT (idempotency_key) DO NOTHING;
+WHERE e.decision IN ('sent', 'deferred_quiet_hours');
 """
 
 
@@ -141,7 +144,7 @@ def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, lo
     )
     first_user, last_user = conn.execute(text("SELECT min(user_id), max(user_id) FROM batch_users")).one()
     bounds = {**params, "first_user": first_user, "last_user": last_user}
-    conn.execute(text(load_query("notification_moments")), bounds)
+    conn.execute(text(load_query("notification_batch")))
     conn.execute(text("ANALYZE batch_sched"))
     conn.execute(text(load_query("notification_policy")), bounds)
     conn.execute(text(_RECORD), {"run_key": run_key, "at": at})
@@ -189,14 +192,9 @@ def plan_notifications(
             conn.execute(text("SET LOCAL jit = off"))
             conn.execute(text(_TEMP_TABLES))
             collect_candidates(conn, settings, at, horizon_hours, campaign_id, kinds, users)
-            conn.execute(
-                text(
-                    "INSERT INTO plan_users SELECT user_id, row_number() OVER (ORDER BY user_id) FROM"
-                    " (SELECT DISTINCT c.user_id FROM plan_candidates c WHERE NOT EXISTS (SELECT 1 FROM"
-                    " push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = c.user_id)) AS todo"
-                ),
-                {"run_key": run_key},
-            )
+            conn.execute(text(load_query("notification_moments")), {**params, "run_key": run_key})
+            conn.execute(text("CREATE UNIQUE INDEX ON plan_users (n)"))
+            conn.execute(text("ANALYZE plan_users"))
             pending_users = conn.execute(text("SELECT count(*) FROM plan_users")).scalar_one()
         if pending_users and not dry_run:
             # State rows must exist before they can be locked; inserted in user order and
