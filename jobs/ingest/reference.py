@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from sqlalchemy import text
 
 from jobs.core.config import Settings
 from jobs.core.db import copy_frame, make_engine
+
+log = logging.getLogger(__name__)
 
 REFERENCE_TABLES = {
     "users": ("push.users", "users.csv"),
@@ -79,7 +82,30 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
         counts["item_changes"] = conn.execute(
             text(_ITEM_CHANGES), {"at": at, "min_drop": settings.price_drop_min_percent}
         ).rowcount
+        counts["timezones_reset_to_utc"] = _reset_unknown_timezones(conn)
     return counts
+
+
+def _reset_unknown_timezones(conn) -> int:
+    """Give users whose timezone PostgreSQL does not know UTC, and say so in the log.
+
+    Every local-time rule (quiet hours, best hours) converts with the user's timezone; one
+    unknown name would otherwise fail the planning batch of every user deciding with it.
+    """
+    reset = (
+        conn.execute(
+            text(
+                "UPDATE push.users u SET timezone = 'UTC'"
+                " WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names n WHERE n.name = u.timezone)"
+                " RETURNING user_id"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if reset:
+        log.warning("%d users had an unknown timezone, now UTC (e.g. %s)", len(reset), ", ".join(sorted(reset)[:10]))
+    return len(reset)
 
 
 def main(argv: list[str] | None = None) -> int:

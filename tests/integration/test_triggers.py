@@ -151,3 +151,21 @@ def test_item_changes_need_a_real_drop(engine, settings, empty_db):
         "campaign_id,name,target_category,discount_text,valid_from,valid_to,priority,channels,transactional\n"
     )
     assert load_reference(replace(settings, price_drop_min_percent=10.0), T)["item_changes"] == 0
+
+
+def test_unknown_timezones_become_utc_and_are_counted(settings, empty_db):
+    reference = settings.landing_dir / "reference"
+    reference.mkdir(parents=True, exist_ok=True)
+    (reference / "users.csv").write_text(
+        "user_id,email,phone,push_token,timezone,locale,signup_date,consent_email,consent_sms,consent_push,consent_webhook\n"
+        "a,a@example.com,,tok-a,Mars/Olympus_Mons,en,2026-01-01,true,false,true,false\n"
+        "b,b@example.com,,tok-b,Asia/Shanghai,zh-CN,2026-01-01,true,false,true,false\n"
+    )
+    (reference / "items.csv").write_text("item_id,title,category,brand,price,in_stock\n")
+    (reference / "campaigns.csv").write_text(
+        "campaign_id,name,target_category,discount_text,valid_from,valid_to,priority,channels,transactional\n"
+    )
+    assert load_reference(settings, T)["timezones_reset_to_utc"] == 1
+    with empty_db.connect() as conn:
+        zones = dict(conn.execute(text("SELECT user_id, timezone FROM push.users")).all())
+    assert zones == {"a": "UTC", "b": "Asia/Shanghai"}
