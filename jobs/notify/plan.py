@@ -37,7 +37,8 @@ DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, batch_sched, plan
 CREATE TEMP TABLE plan_candidates (
     user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, kind text NOT NULL, campaign_id text,
     item_id text, category text, transactional boolean NOT NULL, allowed_channels text[], idempotency_key text NOT NULL,
-    natural_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, expected_value double precision NOT NULL,
+    natural_at timestamptz NOT NULL, not_before timestamptz, expires_at timestamptz NOT NULL,
+    expected_value double precision NOT NULL,
     reason text, discount_text text, old_price text
 );
 CREATE TEMP TABLE plan_users (

@@ -165,6 +165,15 @@ ON CONFLICT (trigger_key) DO UPDATE
 SET cancelled_at = coalesce(push.triggers.cancelled_at, EXCLUDED.cancelled_at)
 """
 
+# A trigger cancelled (the user bought or removed the item) after its message was queued: the
+# message is dropped before the relay reaches it (a deferred or retried one would otherwise go).
+_CANCEL_QUEUED = """
+UPDATE push.notification_ledger l
+SET status = 'cancelled', last_error = 'trigger cancelled: the user bought or removed the item'
+FROM trigger_stage s
+WHERE s.cancelled_at IS NOT NULL AND l.status = 'pending' AND l.candidate_key = 'trigger:' || s.trigger_key
+"""
+
 _STORE_INTERACTIONS = """
 INSERT INTO push.recent_interactions (user_id, item_id, last_viewed_at, last_carted_at, last_purchased_at)
 SELECT user_id, item_id, last_viewed_at, last_carted_at, last_purchased_at FROM interaction_stage
@@ -198,13 +207,15 @@ def store_triggers(conn: Connection, triggers: pd.DataFrame, interactions: pd.Da
     """Upsert behavioural triggers (by key) and recent interactions in the caller's transaction.
 
     Shared by the batch detector and the stream, so both paths write triggers the same way: a
-    trigger detected twice stays one row, and a cancellation is kept once set.
+    trigger detected twice stays one row, a cancellation is kept once set, and a cancelled
+    trigger's message still waiting in the outbox is cancelled with it.
     """
     conn.execute(text("CREATE TEMP TABLE trigger_stage (LIKE push.triggers INCLUDING DEFAULTS) ON COMMIT DROP"))
     conn.execute(text("CREATE TEMP TABLE interaction_stage (LIKE push.recent_interactions) ON COMMIT DROP"))
     copy_frame(conn, "trigger_stage", triggers[list(TRIGGER_COLUMNS)])
     copy_frame(conn, "interaction_stage", interactions)
     conn.execute(text(_STORE_TRIGGERS))
+    conn.execute(text(_CANCEL_QUEUED))
     conn.execute(text(_STORE_INTERACTIONS))
 
 

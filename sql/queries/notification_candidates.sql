@@ -13,8 +13,8 @@
 -- Only what the policy needs is computed for every candidate; the message's facts are built
 -- for the accepted ones when they are recorded.
 INSERT INTO plan_candidates (user_id, candidate_key, source, kind, campaign_id, item_id, category, transactional,
-                             allowed_channels, idempotency_key, natural_at, expires_at, expected_value,
-                             reason, discount_text, old_price)
+                             allowed_channels, idempotency_key, natural_at, not_before, expires_at,
+                             expected_value, reason, discount_text, old_price)
 WITH scope AS (
     SELECT u.user_id, u.timezone
     FROM push.users u
@@ -26,8 +26,8 @@ latest_profiles AS (
     WHERE p.as_of = (SELECT max(as_of) FROM push.user_profiles WHERE as_of <= CAST(:at AS date))
 ),
 -- The user's first best hour (the estimate for that local weekday, else the profile's most
--- active hour, else the hour of the run) whose clock hour has not fully passed at :at and
--- that starts before the horizon ends.
+-- active hour, else the hour of the run) from the start of the run's clock hour (so a
+-- half-hour timezone's moment belongs to exactly one hourly run) to the end of the horizon.
 best_moment AS MATERIALIZED (
     SELECT s.user_id, greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at, m.rate
     FROM scope s
@@ -45,7 +45,7 @@ best_moment AS MATERIALIZED (
                 e.best_hour, p.preferred_hour,
                 extract(hour FROM timezone(s.timezone, CAST(:at AS timestamptz)))::integer))) AS send_at
         ) AS t
-        WHERE t.send_at > CAST(:at AS timestamptz) - interval '1 hour'
+        WHERE t.send_at >= date_trunc('hour', CAST(:at AS timestamptz))
           AND t.send_at < CAST(:horizon_end AS timestamptz)
         ORDER BY t.send_at
         LIMIT 1
@@ -92,7 +92,8 @@ best_match AS (
 SELECT b.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL, r.item_id, r.category, false,
        NULL::text[],
        push.idempotency_key(b.user_id, 'rec:' || r.item_id, to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-       b.natural_at, b.natural_at + CAST(:expiry AS interval), (r.price * b.rate / r.rank)::double precision,
+       b.natural_at, NULL::timestamptz, b.natural_at + CAST(:expiry AS interval),
+       (r.price * b.rate / r.rank)::double precision,
        r.reason, NULL, NULL
 FROM best_moment b
 JOIN recs r ON r.user_id = b.user_id
@@ -102,7 +103,7 @@ SELECT b.user_id, 'campaign:' || c.campaign_id, 'campaign', 'campaign', c.campai
        c.transactional, c.channels,
        push.idempotency_key(b.user_id, 'campaign:' || c.campaign_id,
                             c.campaign_id || ':' || to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-       b.natural_at, least(c.valid_to, b.natural_at + CAST(:expiry AS interval)),
+       b.natural_at, c.valid_from, least(c.valid_to, b.natural_at + CAST(:expiry AS interval)),
        (r.price * b.rate * (1 + c.priority / 10.0) * 1.2)::double precision,
        r.reason, c.discount_text, NULL
 FROM best_match m
@@ -114,7 +115,7 @@ UNION ALL
 SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.trigger_type, NULL, t.item_id,
        coalesce(i.category, t.category), false, NULL::text[],
        push.idempotency_key(t.user_id, 'trigger:' || t.trigger_key, 'trigger'),
-       greatest(t.fire_at, CAST(:at AS timestamptz)), t.expires_at,
+       greatest(t.fire_at, CAST(:at AS timestamptz)), t.fire_at, t.expires_at,
        (coalesce(i.price, 10) * :default_rate * CASE t.trigger_type
            WHEN 'cart_abandonment' THEN 3.0 WHEN 'price_drop' THEN 2.0 WHEN 'back_in_stock' THEN 2.0 ELSE 1.5
        END)::double precision,

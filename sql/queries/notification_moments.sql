@@ -1,13 +1,16 @@
 -- The send moment of every user this run still has to decide, into the temp table plan_users
--- (numbered in user order: batches are ranges of that number): the earliest due candidate,
+-- (numbered in user order: batches are ranges of that number): the earliest due new candidate,
 -- moved to the end of the quiet window when it falls inside it (the user's own clock), and
 -- control-group membership. Consent and fatigue are read later, per batch, under the lock.
 INSERT INTO plan_users (user_id, n, scheduled_at, deferred, in_holdout)
 SELECT m.user_id, row_number() OVER (ORDER BY m.user_id), coalesce(q.quiet_end, m.natural_at),
        q.quiet_end IS NOT NULL, push.holdout_bucket(m.user_id, :holdout_salt) < :holdout_basis_points
 FROM (
-    SELECT c.user_id, min(c.natural_at) AS natural_at
+    -- Candidates already in the outbox (duplicates to be) do not pull the moment forward.
+    SELECT c.user_id, coalesce(min(c.natural_at) FILTER (WHERE l.idempotency_key IS NULL), min(c.natural_at))
+           AS natural_at
     FROM plan_candidates c
+    LEFT JOIN push.notification_ledger l ON l.idempotency_key = c.idempotency_key
     WHERE NOT EXISTS (SELECT 1 FROM push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = c.user_id)
     GROUP BY c.user_id
 ) AS m

@@ -97,6 +97,9 @@ cand AS (
     CROSS JOIN (SELECT CAST(:channel_order AS text[]) AS ch) AS o
     -- Batches are ranges of user ids: an index range instead of a scan of every candidate.
     WHERE c.user_id BETWEEN :first_user AND :last_user
+      -- A campaign not started or a trigger not fired by the user's send moment waits for a
+      -- later run (it is not decided in this one).
+      AND (c.not_before IS NULL OR s.scheduled_at >= c.not_before)
 ),
 pre AS (
     SELECT cand.*,

@@ -1,8 +1,8 @@
 -- Rebuild the outcomes of delivered messages whose send moment is in [:since, :as_of).
 -- Opens and clicks are matched by notification id (the idempotency key). A purchase is
 -- attributed to a message when it carries its id, or when the user bought within
--- :attribution after clicking it. The send moment is the planned one (scheduled_at), so a
--- backfill attributes exactly as a live run would.
+-- :attribution after clicking it and clicked no other message in between (last click). The
+-- send moment is the planned one (scheduled_at), so a backfill attributes as a live run would.
 DELETE FROM push.message_outcomes WHERE sent_at >= :since AND sent_at < :as_of;
 INSERT INTO push.message_outcomes (idempotency_key, run_key, user_id, campaign_id, source, channel, sent_at,
                                    opened_at, clicked_at, converted_at, revenue)
@@ -20,7 +20,12 @@ CROSS JOIN LATERAL (
     FROM push.notification_feedback f
     WHERE f.user_id = l.user_id AND f.event_type = 'purchase' AND f.ts >= l.scheduled_at
       AND (f.notification_id = l.idempotency_key
-           OR (o.clicked_at IS NOT NULL AND f.ts >= o.clicked_at AND f.ts < o.clicked_at + CAST(:attribution AS interval)))
+           OR (o.clicked_at IS NOT NULL AND f.ts >= o.clicked_at AND f.ts < o.clicked_at + CAST(:attribution AS interval)
+               -- last click wins: no other message of the user was clicked between this click and the purchase
+               AND NOT EXISTS (SELECT 1 FROM push.notification_feedback k
+                               WHERE k.user_id = l.user_id AND k.event_type = 'notification_click'
+                                 AND k.notification_id <> l.idempotency_key
+                                 AND k.ts > o.clicked_at AND k.ts <= f.ts)))
 ) AS c
 WHERE l.status = 'sent' AND l.scheduled_at >= :since AND l.scheduled_at < :as_of;
 
@@ -39,6 +44,7 @@ FROM (
     FROM push.notification_decisions d
     JOIN push.notification_runs r ON r.run_key = d.run_key
     WHERE r.logical_time >= :since AND r.logical_time < :as_of AND d.decision <> 'suppressed_consent'
+      AND NOT d.transactional  -- transactional messages ignore the control group
     ORDER BY d.run_key, d.user_id, (d.decision = 'holdout') DESC, d.expected_value DESC, d.candidate_key
 ) AS x
 CROSS JOIN LATERAL (

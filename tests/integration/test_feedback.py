@@ -164,3 +164,20 @@ def test_control_and_treatment_arms_are_intent_to_treat(empty_db, settings):
         "treatment:true": 10,
         "treatment:false": 60 - len(held) - 10,
     }
+
+
+def test_a_purchase_goes_to_the_last_clicked_message(empty_db, settings):
+    add_users(empty_db, ["a"])
+    add_sent(empty_db, [("m1", "a", T0), ("m2", "a", T0 + timedelta(hours=1))])
+    feedback(
+        settings,
+        [
+            ("c1", "m1", "a", "notification_click", None, T0 + timedelta(minutes=10)),
+            ("c2", "m2", "a", "notification_click", None, T0 + timedelta(hours=1, minutes=10)),
+            ("p1", None, "a", "purchase", 100.0, T0 + timedelta(hours=2)),
+        ],
+    )
+    refresh_derived(settings, T0 + timedelta(days=3))
+    with empty_db.connect() as conn:
+        revenue = dict(conn.execute(text("SELECT idempotency_key, revenue FROM push.message_outcomes")).all())
+    assert revenue == {"m1": 0.0, "m2": 100.0}

@@ -429,3 +429,63 @@ def test_opt_out_committed_while_a_run_is_in_flight_is_honoured(published, polic
     plan_notifications(policy_settings, AT, batch_size=20)
     assert {row.user_id for row in ledger(published)} == set(USERS[:20])
     assert decisions(published, "user_id >= 'u020'") == {"suppressed_consent": 60}
+
+
+def test_a_trigger_cancelled_after_queueing_drops_its_message(empty_db, policy_settings):
+    import pandas as pd
+
+    from jobs.notify.triggers import TRIGGER_COLUMNS, store_triggers
+
+    add_users(empty_db, ["ny"], timezone="America/New_York")
+    add_items(empty_db)
+    add_triggers(empty_db, [("cart-1", "ny", "i1", AT)])
+    quiet = replace(policy_settings, quiet_hours_start="22:00", quiet_hours_end="08:00")
+    # 12:00 UTC is 07:00 in New York: the message is deferred to 08:00 and waits in the outbox.
+    assert plan_notifications(quiet, AT)["decisions"] == {"deferred_quiet_hours": 1}
+    bought = AT + timedelta(minutes=20)
+    row = dict.fromkeys(TRIGGER_COLUMNS)
+    row.update(
+        trigger_key="cart-1", user_id="ny", trigger_type="cart_abandonment", item_id="i1", detected_at=AT,
+        fire_at=AT, expires_at=AT + timedelta(hours=24), origin="batch", cancelled_at=bought,
+    )  # fmt: skip
+    interactions = pd.DataFrame(columns=["user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at"])
+    with empty_db.begin() as conn:
+        store_triggers(conn, pd.DataFrame([row]).astype(object), interactions)
+    with empty_db.connect() as conn:
+        status, error = conn.execute(text("SELECT status, last_error FROM push.notification_ledger")).one()
+        cancelled = conn.execute(text("SELECT cancelled_at FROM push.triggers")).scalar_one()
+    assert status == "cancelled"
+    assert "bought or removed" in error
+    assert cancelled == bought
+
+
+def test_a_campaign_not_started_at_the_send_moment_waits(published, policy_settings):
+    with published.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
+                " priority, channels, transactional) VALUES ('noon', 'Noon sale', ARRAY['i1'], '10% off',"
+                " '2026-11-25T18:00:00Z', '2026-12-01', 0, '{push}', false)"
+            )
+        )
+    add_profiles(published, [(u, None, 20) for u in USERS])  # best hour 20:00 UTC
+    add_triggers(published, [(f"t-{u}", u, "i2", AT) for u in USERS])  # due now: the send moment is 12:00
+    summary = plan_notifications(policy_settings, AT, horizon_hours=24)
+    with published.connect() as conn:
+        campaign_decisions = conn.execute(
+            text("SELECT count(*) FROM push.notification_decisions WHERE source = 'campaign'")
+        ).scalar_one()
+    assert campaign_decisions == 0  # starts at 18:00, after the 12:00 send moment: a later run decides it
+    assert summary["decisions"]["sent"] == 40
+
+
+def test_half_hour_timezones_belong_to_one_hourly_run(empty_db, policy_settings):
+    add_users(empty_db, ["in"], timezone="Asia/Kolkata")
+    add_items(empty_db)
+    publish(empty_db, ["in"])
+    add_profiles(empty_db, [("in", None, 15)])  # 15:00 in Kolkata = 09:30 UTC
+    nine = plan_notifications(policy_settings, datetime(2026, 11, 25, 9, tzinfo=UTC))
+    ten = plan_notifications(policy_settings, datetime(2026, 11, 25, 10, tzinfo=UTC))
+    assert nine["users"] == 1
+    assert ten["users"] == 0
+    assert {row.scheduled_at for row in ledger(empty_db)} == {datetime(2026, 11, 25, 9, 30, tzinfo=UTC)}
