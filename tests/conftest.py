@@ -84,6 +84,25 @@ def spark(settings):
 
 
 @pytest.fixture
+def policy_settings(settings):
+    """Notification policy with no control group, no quiet hours, one message a day: each
+    test turns on what it checks."""
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        holdout_percent=0.0,
+        daily_cap=1,
+        weekly_cap=10,
+        min_gap_minutes=60,
+        quiet_hours_start="00:00",
+        quiet_hours_end="00:00",
+        channel_daily_caps={},
+        campaign_cap=1,
+    )
+
+
+@pytest.fixture
 def empty_db(engine):
     """Every pipeline table emptied, so a test starts from nothing."""
     from jobs.core.db import truncate_pipeline_tables

@@ -42,3 +42,15 @@ def hour_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     if ceil < end:
         ceil += timedelta(hours=1)
     return floor, ceil
+
+
+def utc_columns(frame, columns):
+    """Mark pandas timestamp columns as UTC (Spark collects UTC timestamps as naive datetimes).
+
+    COPY then writes explicit offsets, so the database never reads them in its own timezone.
+    """
+    import pandas as pd  # here, so that importing this module stays light (DAG parsing)
+
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
+    return frame

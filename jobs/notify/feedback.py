@@ -30,7 +30,7 @@ from sqlalchemy import text
 from jobs.core.config import Settings
 from jobs.core.db import copy_frame, load_query, make_engine
 from jobs.core.spark import get_spark
-from jobs.core.timeutil import parse_utc
+from jobs.core.timeutil import parse_utc, utc_columns
 from jobs.ingest.clean import read_clean
 from jobs.notify.policy import DEFAULT_RATE
 
@@ -104,9 +104,7 @@ def refresh_derived(settings: Settings, as_of: datetime) -> dict:
 
 def run_feedback(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> dict:
     """Collect the feedback of the landing hours [start, end), then refresh what derives from it."""
-    frame = feedback_events(read_clean(spark, settings, start, end)).toPandas()
-    # Spark hands back naive UTC times; make them explicit for the database.
-    frame["ts"] = pd.to_datetime(frame["ts"]).dt.tz_localize("UTC")
+    frame = utc_columns(feedback_events(read_clean(spark, settings, start, end)).toPandas(), ("ts",))
     new_rows = store_feedback(settings, frame) if len(frame) else 0
     summary = {"feedback_events": len(frame), "new_feedback_events": new_rows, **refresh_derived(settings, end)}
     log.info("feedback: %s", summary)

@@ -240,13 +240,10 @@ def _record_run(
 ) -> tuple[Counter[str], int]:
     """Store the run's totals (all its decisions, whichever attempt made them)."""
     rows = conn.execute(
-        text(
-            "SELECT decision, count(*), count(DISTINCT user_id) FROM push.notification_decisions"
-            " WHERE run_key = :run_key GROUP BY decision"
-        ),
+        text("SELECT decision, count(*) FROM push.notification_decisions WHERE run_key = :run_key GROUP BY decision"),
         {"run_key": run_key},
     ).all()
-    counts = Counter({decision: count for decision, count, _ in rows})
+    counts = Counter(dict(rows))
     users = conn.execute(
         text("SELECT count(DISTINCT user_id) FROM push.notification_decisions WHERE run_key = :run_key"),
         {"run_key": run_key},

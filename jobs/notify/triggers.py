@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import copy_frame, make_engine
 from jobs.core.spark import get_spark
-from jobs.core.timeutil import parse_utc
+from jobs.core.timeutil import parse_utc, utc_columns
 from jobs.ingest.clean import read_clean
 from jobs.ingest.reference import read_items
 
@@ -229,13 +229,6 @@ def item_trigger_params(settings: Settings, until: datetime) -> dict:
     }
 
 
-def _utc(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Spark hands back naive UTC times; make them explicit for the database."""
-    for column in columns:
-        frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
-    return frame
-
-
 def detect_triggers(spark: SparkSession, settings: Settings, until: datetime) -> dict:
     """Detect every trigger due by ``until`` from recent clean events and catalogue changes; store them."""
     delay = timedelta(minutes=settings.cart_abandonment_minutes)
@@ -253,8 +246,8 @@ def detect_triggers(spark: SparkSession, settings: Settings, until: datetime) ->
             expiry,
         )
     )
-    triggers = _utc(behavioural.toPandas(), ("detected_at", "fire_at", "expires_at", "cancelled_at"))
-    interactions = _utc(
+    triggers = utc_columns(behavioural.toPandas(), ("detected_at", "fire_at", "expires_at", "cancelled_at"))
+    interactions = utc_columns(
         recent_interactions(events).toPandas(), ("last_viewed_at", "last_carted_at", "last_purchased_at")
     )
     events.unpersist()

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, text
 
 from jobs.core.config import Settings
 from jobs.core.db import copy_rows, make_engine
+from jobs.core.timeutil import utc_columns
 from jobs.ingest.clean import flag_bots
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
@@ -104,12 +105,6 @@ def _utc(value) -> datetime | None:
     if value is None or pd.isna(value):
         return None
     return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
-
-
-def _localise(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    for column in columns:
-        frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
-    return frame
 
 
 def trigger_rows(out: DataFrame, expiry: timedelta) -> DataFrame:
@@ -223,9 +218,9 @@ def account_batch(
     return BatchOutcome(
         counts=counts,
         by_reason=by_reason,
-        quarantine=_localise(quarantine, ("window_start", "landing_hour")),
-        triggers=_localise(triggers, ("detected_at", "fire_at", "expires_at", "cancelled_at")),
-        interactions=_localise(interactions, ("last_viewed_at", "last_carted_at", "last_purchased_at")),
+        quarantine=utc_columns(quarantine, ("window_start", "landing_hour")),
+        triggers=utc_columns(triggers, ("detected_at", "fire_at", "expires_at", "cancelled_at")),
+        interactions=utc_columns(interactions, ("last_viewed_at", "last_carted_at", "last_purchased_at")),
         clean_max_ts=_utc(clean_max),
         files=sorted(set(lines["source_file"])),
         first_landed_at=_utc(lines["landed_at"].min()) if len(lines) else None,

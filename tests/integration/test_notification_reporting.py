@@ -759,22 +759,11 @@ class _ScriptedChannel:
             raise TransientDeliveryError("gateway busy")
 
 
-def test_run_report_agrees_with_the_real_planner_relay_and_feedback(empty_db, settings):
+def test_run_report_agrees_with_the_real_planner_relay_and_feedback(empty_db, policy_settings):
     add_users(empty_db, USERS)
     add_items(empty_db)
     publish(empty_db, USERS)
-    halved = replace(
-        settings,
-        holdout_percent=50.0,
-        daily_cap=1,
-        weekly_cap=10,
-        min_gap_minutes=60,
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
-        channel_daily_caps={},
-        campaign_cap=1,
-        channel_rate_limits={},
-    )
+    halved = replace(policy_settings, holdout_percent=50.0, channel_rate_limits={})
     summary = plan_notifications(halved, AT)
     assert summary["decisions"]["holdout"] > 0
     assert summary["decisions"]["sent"] > 0

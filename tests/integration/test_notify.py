@@ -104,22 +104,6 @@ def published(empty_db):
     return empty_db
 
 
-@pytest.fixture
-def policy_settings(settings):
-    """No control group, no quiet hours, one message a day: each test turns on what it checks."""
-    return replace(
-        settings,
-        holdout_percent=0.0,
-        daily_cap=1,
-        weekly_cap=10,
-        min_gap_minutes=60,
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
-        channel_daily_caps={},
-        campaign_cap=1,
-    )
-
-
 def ledger(engine, where="true"):
     with engine.connect() as conn:
         return conn.execute(
