@@ -83,6 +83,9 @@ class Settings:
     dedupe_hours: int = field(default_factory=lambda: _env_int("DEDUPE_HOURS", 48))
     # Events per user per minute above which a user's events are treated as a bot's.
     bot_events_per_minute: int = field(default_factory=lambda: _env_int("BOT_EVENTS_PER_MINUTE", 30))
+    # Events naming an item the catalogue does not know: "keep" them or "quarantine" them
+    # (reason ``unknown_item``). Kept ones show up as "(unknown item)" in the daily summary.
+    unknown_items: str = field(default_factory=lambda: _env("UNKNOWN_ITEMS", "keep"))
     # Profiles and ratings.
     lookback_days: int = field(default_factory=lambda: _env_int("LOOKBACK_DAYS", 28))
     half_life_days: float = field(default_factory=lambda: _env_float("HALF_LIFE_DAYS", 7.0))

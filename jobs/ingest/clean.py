@@ -1,10 +1,17 @@
 """Clean one window of landing files: parse, validate, de-duplicate, filter bots.
 
 Every input line ends up in exactly one of three places, and the run records the counts:
-``input = clean + quarantined + duplicates``. Clean events are written as Parquet partitioned
-like the landing zone (``landing_date``/``landing_hour``) with a dynamic partition overwrite,
-so re-cleaning a window replaces exactly the hours of that window. Quarantined lines keep
-their raw text, source file, line number and reason in ``push.quarantine``.
+``input = clean + quarantined + duplicates``. Quarantined lines keep their raw text, source
+file, line number and reason in ``push.quarantine``.
+
+Landing files are JSON Lines, CSV (with a header line) or Parquet, each optionally gzipped
+(JSON Lines and CSV); the format comes from the file name. All three are turned into one JSON
+payload per input row, so one set of rules judges them all.
+
+Clean events are Parquet partitioned by **event time** and then by landing hour
+(``event_date=/event_hour=/landing_date=/landing_hour=``): a late event sits with the other
+events of its hour, and re-cleaning a landing window replaces exactly the leaves that window
+wrote (a dynamic partition overwrite, plus removal of leaves it no longer produces).
 
 CLI: ``python -m jobs.ingest.clean --start 2026-11-24T00:00:00Z --end 2026-11-25T00:00:00Z``.
 """
@@ -14,8 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -43,6 +51,17 @@ RAW_LINE_SCHEMA = T.StructType(
         T.StructField("value", T.StringType(), True),
     ]
 )
+# The extra columns a non-JSON reader adds: the JSON payload the rules parse, and a reason for
+# rows the format itself rejects (a CSV row with the wrong number of fields).
+PAYLOAD = "payload"
+FORMAT_ERROR = "format_error"
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet",)
+# Split a CSV line on commas outside double quotes.
+FORMAT_REASONS = ("malformed_csv",)
+_CSV_FIELD_SPLIT = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
+_JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 # Rejections that are policy, not bad data: they do not count towards the bad-row threshold.
 FILTER_REASONS = frozenset({"bot"})
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -91,37 +110,151 @@ def landing_files(landing_dir: Path, start: datetime, end: datetime) -> list[tup
     return found
 
 
+def file_format(path: Path | str) -> str:
+    """``json``, ``csv`` or ``parquet`` from a landing file's name (``.gz`` is looked through)."""
+    name = str(path).lower().removesuffix(".gz")
+    for fmt, suffixes in (("csv", CSV_SUFFIXES), ("parquet", PARQUET_SUFFIXES)):
+        if name.endswith(suffixes):
+            return fmt
+    # JSON Lines is the landing zone's native format, also for files with no known suffix.
+    return "json"
+
+
 def read_landing(spark: SparkSession, files: list[tuple[Path, datetime]]) -> DataFrame:
-    """Raw lines with source file, 1-based line number and landing partition.
+    """One row per input record: source file, 1-based line number, landing partition, raw text.
 
     Line numbers come from the read order inside each file: exact as long as a file is read as
     one split (gzip files always are; plain files below ``spark.sql.files.maxPartitionBytes``).
+    CSV and Parquet rows also carry the JSON ``payload`` the rules parse; a CSV header line is
+    not an input row (line numbers still count it, so they match the file).
     """
-    if not files:
-        return spark.createDataFrame([], RAW_LINE_SCHEMA)
-    partition = r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/"
-    lines = spark.read.text([str(path) for path, _ in files]).select(
+    by_format: dict[str, list[str]] = {}
+    for path, _ in files:
+        by_format.setdefault(file_format(path), []).append(str(path))
+    frames = []
+    if "json" in by_format:
+        frames.append(_with_partition(_text_lines(spark, by_format["json"])).withColumn(PAYLOAD, F.col("value")))
+    if "csv" in by_format:
+        frames.append(_with_partition(_csv_rows(spark, by_format["csv"])))
+    if "parquet" in by_format:
+        frames.append(_with_partition(_parquet_rows(spark, by_format["parquet"])))
+    if not frames:
+        return (
+            spark.createDataFrame([], RAW_LINE_SCHEMA)
+            .withColumn(PAYLOAD, F.col("value"))
+            .withColumn(FORMAT_ERROR, F.lit(None).cast("string"))
+        )
+    columns = [*RAW_LINE_SCHEMA.fieldNames(), PAYLOAD, FORMAT_ERROR]
+    out = None
+    for frame in frames:
+        if FORMAT_ERROR not in frame.columns:
+            frame = frame.withColumn(FORMAT_ERROR, F.lit(None).cast("string"))
+        frame = frame.select(*columns)
+        out = frame if out is None else out.unionByName(frame)
+    return out
+
+
+def _text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+    lines = spark.read.text(paths).select(
         F.col("_metadata.file_path").alias("source_file"), "value", F.monotonically_increasing_id().alias("_order")
     )
     return lines.select(
         "source_file",
         F.row_number().over(Window.partitionBy("source_file").orderBy("_order")).cast("long").alias("line_no"),
-        F.to_date(F.regexp_extract("source_file", partition, 1)).alias("landing_date"),
-        F.regexp_extract("source_file", partition, 2).cast("int").alias("landing_hour"),
         "value",
     )
+
+
+def _with_partition(frame: DataFrame) -> DataFrame:
+    partition = r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/"
+    return frame.withColumn("landing_date", F.to_date(F.regexp_extract("source_file", partition, 1))).withColumn(
+        "landing_hour", F.regexp_extract("source_file", partition, 2).cast("int")
+    )
+
+
+def csv_header(line: str) -> list[str]:
+    """Column names of a CSV header line (quotes and a byte-order mark stripped)."""
+    return [name.strip().strip('"').strip().lower() for name in line.lstrip("\ufeff").split(",")]
+
+
+def _csv_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """CSV lines with a JSON payload built from each file's own header.
+
+    Numeric fields that look like numbers become JSON numbers, anything else a JSON string, so
+    "cheap" in the price column is a ``wrong_type`` exactly as in JSON. Empty fields are absent.
+    A row whose field count differs from its header is ``malformed_csv``. Quoted fields with
+    line breaks inside are not supported: each physical line is one row.
+    """
+    lines = _text_lines(spark, paths).cache()
+    headers = {r.source_file: csv_header(r.value or "") for r in lines.where("line_no = 1").collect()}
+    types = {name: dtype for name, dtype, _ in schema.EVENT_FIELDS}
+    rows = None
+    for header in {tuple(h) for h in headers.values()}:
+        files = [f for f, h in headers.items() if tuple(h) == header]
+        part = lines.where(F.col("source_file").isin(files) & (F.col("line_no") > 1))
+        tokens = F.from_csv(
+            F.col("value"), ", ".join(f"c{i} STRING" for i in range(len(header))), {"mode": "PERMISSIVE"}
+        )
+        part = part.withColumn("_t", tokens)
+        members = []
+        for i, name in enumerate(header):
+            if name not in types:
+                continue  # columns outside the event schema are ignored, as in JSON
+            token = F.col("_t")[f"c{i}"]
+            as_string = F.regexp_replace(F.to_json(F.array(token)), r"^\[|\]$", "")
+            if isinstance(types[name], T.StringType):
+                rendered = as_string
+            else:
+                rendered = F.when(F.trim(token).rlike(_JSON_NUMBER), F.trim(token)).otherwise(as_string)
+            members.append(F.when(token.isNotNull() & (token != ""), F.concat(F.lit(f'"{name}":'), rendered)))
+        payload = F.concat(F.lit("{"), F.concat_ws(",", *members), F.lit("}")) if members else F.lit("{}")
+        field_count = F.size(F.split(F.col("value"), _CSV_FIELD_SPLIT))
+        part = part.select(
+            "source_file",
+            "line_no",
+            "value",
+            F.when(F.col("value").isNull() | (F.trim("value") == ""), F.col("value")).otherwise(payload).alias(PAYLOAD),
+            F.when((F.trim("value") != "") & (field_count != len(header)), F.lit("malformed_csv")).alias(FORMAT_ERROR),
+        )
+        rows = part if rows is None else rows.unionByName(part)
+    if rows is None:
+        return lines.select("source_file", "line_no", "value", F.col("value").alias(PAYLOAD)).where("false")
+    return rows
+
+
+def _parquet_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """Parquet rows as JSON text (raw and payload alike), read file by file so schemas may differ."""
+    rows = None
+    for path in paths:
+        frame = spark.read.parquet(path)
+        part = frame.select(
+            F.col("_metadata.file_path").alias("source_file"),
+            F.to_json(F.struct(*[F.col(f"`{c}`") for c in frame.columns])).alias("value"),
+            F.monotonically_increasing_id().alias("_order"),
+        ).select(
+            "source_file",
+            F.row_number().over(Window.orderBy("_order")).cast("long").alias("line_no"),
+            "value",
+            F.col("value").alias(PAYLOAD),
+        )
+        rows = part if rows is None else rows.unionByName(part)
+    return rows
 
 
 # --- transform ----------------------------------------------------------------------------------
 def parse_and_validate(raw: DataFrame) -> DataFrame:
     """Parse each line against the event schema and attach a rejection ``reason`` (null = valid).
 
-    The first failing rule wins, so each line has exactly one reason.
+    The first failing rule wins, so each line has exactly one reason. The JSON parsed is the
+    ``payload`` column when the reader made one (CSV, Parquet), else the raw ``value``.
     """
+    text_col = PAYLOAD if PAYLOAD in raw.columns else "value"
     parse_schema = T.StructType([*schema.RAW_EVENT_SCHEMA.fields, T.StructField(CORRUPT, T.StringType(), True)])
     parsed = raw.withColumn(
-        "e", F.from_json("value", parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+        "e", F.from_json(text_col, parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     )
+    payload = F.col(text_col)
+    format_error = F.col(FORMAT_ERROR) if FORMAT_ERROR in raw.columns else F.lit(None).cast("string")
     e = F.col("e")
     ts = F.expr("try_cast(e.ts AS TIMESTAMP)")
     landing_end = F.make_timestamp_ntz(
@@ -135,9 +268,10 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
     event_type = F.lower(F.trim(e["event_type"]))
     rules = [
         (F.col("value").isNull() | (F.trim("value") == ""), "empty_line"),
+        *[(format_error == code, code) for code in FORMAT_REASONS],
         (
             e.isNull()
-            | (e[CORRUPT].isNotNull() & (F.get_json_object("value", "$").isNull() | ~F.trim("value").startswith("{"))),
+            | (e[CORRUPT].isNotNull() & (F.get_json_object(payload, "$").isNull() | ~F.trim(payload).startswith("{"))),
             "malformed_json",
         ),
         (e[CORRUPT].isNotNull(), "wrong_type"),
@@ -170,8 +304,9 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
         e["dwell_ms"].alias("dwell_ms"),
         e["notification_id"].alias("notification_id"),
     ]
-    # Input columns pass through (the batch reader's five; the stream adds its landing time).
-    return parsed.select(*raw.columns, *normalised, reason.alias("reason"))
+    # Input columns pass through (the batch reader's, the stream's landing time), not the payload.
+    passed = [c for c in raw.columns if c not in (PAYLOAD, FORMAT_ERROR)]
+    return parsed.select(*passed, *normalised, reason.alias("reason"))
 
 
 def drop_duplicates(valid: DataFrame) -> DataFrame:
@@ -191,7 +326,25 @@ def flag_bots(events: DataFrame, max_events_per_minute: int) -> DataFrame:
     )
 
 
+def flag_unknown_items(checked: DataFrame, items: DataFrame) -> DataFrame:
+    """Mark valid events whose item the catalogue does not know as ``unknown_item``."""
+    known = items.select(F.col("item_id").alias("_known_item")).distinct()
+    return (
+        checked.join(F.broadcast(known), checked["item_id"] == known["_known_item"], "left")
+        .withColumn(
+            "reason",
+            F.when(
+                F.col("reason").isNull() & F.col("item_id").isNotNull() & F.col("_known_item").isNull(),
+                F.lit("unknown_item"),
+            ).otherwise(F.col("reason")),
+        )
+        .drop("_known_item")
+    )
+
+
 CLEAN_COLUMNS = [field.name for field in schema.CLEAN_EVENT_SCHEMA.fields]
+# The lake's partition columns, outermost first: event time, then the landing hour.
+PARTITION_COLUMNS = ("event_date", "event_hour", "landing_date", "landing_hour")
 
 
 def daily_event_summary(events: DataFrame, items: DataFrame) -> DataFrame:
@@ -210,24 +363,70 @@ def daily_event_summary(events: DataFrame, items: DataFrame) -> DataFrame:
 
 
 # --- load ---------------------------------------------------------------------------------------
-def _hour_path(clean_dir: Path, hour: datetime) -> Path:
-    return clean_dir / f"landing_date={hour:%Y-%m-%d}" / f"landing_hour={hour.hour}"
+def with_event_partition(clean: DataFrame) -> DataFrame:
+    """Add the event-time partition columns (UTC date and hour of ``ts``)."""
+    return clean.withColumn("event_date", F.to_date("ts")).withColumn("event_hour", F.hour("ts"))
 
 
-def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: datetime, end: datetime) -> None:
-    """Overwrite exactly the window's hour partitions (hours with no clean rows are emptied)."""
-    clean.repartition("landing_date", "landing_hour").write.mode("overwrite").option(
-        "partitionOverwriteMode", "dynamic"
-    ).partitionBy("landing_date", "landing_hour").parquet(str(clean_dir))
-    written = {
-        (r.landing_date, r.landing_hour) for r in clean.select("landing_date", "landing_hour").distinct().collect()
-    }
+def _hadoop_fs(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm
+
+
+def landing_leaves(spark: SparkSession, clean_dir: Path, hour: datetime) -> list[str]:
+    """Paths of the lake leaves holding events that landed in ``hour``, whatever their event time."""
+    pattern = f"{clean_dir}/event_date=*/event_hour=*/landing_date={hour:%Y-%m-%d}/landing_hour={hour.hour}"
+    fs, jvm = _hadoop_fs(spark, str(clean_dir))
+    found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(pattern)) or []
+    return [str(status.getPath().toUri().getPath()) for status in found]
+
+
+def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: datetime, end: datetime) -> set[date]:
+    """Overwrite exactly the window's leaves; leaves of its landing hours it no longer produces go.
+
+    A dynamic partition overwrite replaces the (event hour, landing hour) leaves written now;
+    a leaf from an earlier run of the same landing hour with no rows this time is deleted, so a
+    re-run leaves exactly what a first run would have. Returns the event dates whose content
+    may have changed (before or after).
+    """
+    _refuse_legacy_layout(clean_dir)
+    before = {leaf for hour in hours_between(start, end) for leaf in landing_leaves(spark, clean_dir, hour)}
+    clean = with_event_partition(clean)
+    clean.repartition(*PARTITION_COLUMNS).write.mode("overwrite").option(
+        "partitionOverwriteMode", "dynamic"
+    ).partitionBy(*PARTITION_COLUMNS).parquet(str(clean_dir))
+    written = {
+        str(_leaf_path(clean_dir, r.event_date, r.event_hour, r.landing_date, r.landing_hour))
+        for r in clean.select(*PARTITION_COLUMNS).distinct().collect()
+    }
+    fs, jvm = _hadoop_fs(spark, str(clean_dir))
     for hour in hours_between(start, end):
-        if (hour.date(), hour.hour) not in written:
-            path = jvm.org.apache.hadoop.fs.Path(str(_hour_path(clean_dir, hour)))
-            path.getFileSystem(conf).delete(path, True)
+        for leaf in landing_leaves(spark, clean_dir, hour):
+            if leaf not in written:
+                fs.delete(jvm.org.apache.hadoop.fs.Path(leaf), True)
+    return {date.fromisoformat(_EVENT_DATE.search(leaf).group(1)) for leaf in before | written}
+
+
+_EVENT_DATE = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
+
+
+def _leaf_path(clean_dir: Path, event_date, event_hour: int, landing_date, landing_hour: int) -> Path:
+    return (
+        clean_dir
+        / f"event_date={event_date:%Y-%m-%d}"
+        / f"event_hour={event_hour}"
+        / f"landing_date={landing_date:%Y-%m-%d}"
+        / f"landing_hour={landing_hour}"
+    )
+
+
+def _refuse_legacy_layout(clean_dir: Path) -> None:
+    if clean_dir.is_dir() and any(clean_dir.glob("landing_date=*")):
+        raise PermanentDataError(
+            f"{clean_dir} holds clean events in the older landing-hour layout; delete that folder "
+            "and re-clean the landing zone (the daily DAG's clean_days param) to rebuild it by event time"
+        )
 
 
 def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Settings) -> None:
@@ -264,27 +463,34 @@ def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Set
         )
 
 
-def write_daily_summary(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> None:
-    """Recompute ``push.daily_event_summary`` for every event date this window can touch.
+def write_daily_summary(spark: SparkSession, settings: Settings, dates: set[date]) -> None:
+    """Recompute ``push.daily_event_summary`` for the given event dates, each from its own partitions.
 
-    Late events land up to a day after their event time, so the dates from the hour before
-    ``start`` to ``end`` are recomputed from two days of landing partitions around them.
+    The lake is partitioned by event time, so a date's summary includes late arrivals.
     """
-    first = (start - timedelta(hours=1)).date()
-    last = (end - timedelta(microseconds=1)).date()
-    window_start = datetime.combine(first, datetime.min.time(), start.tzinfo)
-    window_end = datetime.combine(last, datetime.min.time(), start.tzinfo) + timedelta(days=2)
-    items_path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
-    items = read_items(spark, settings) if items_path.exists() else spark.createDataFrame([], ITEM_REFERENCE_SCHEMA)
-    events = read_clean(spark, settings, window_start, window_end).where(
-        F.to_date("ts").between(F.lit(first), F.lit(last))
+    if not dates:
+        return
+    first, last = min(dates), max(dates)
+    items = _catalogue(spark, settings)
+    if items is None:
+        items = spark.createDataFrame([], ITEM_REFERENCE_SCHEMA)
+    events = read_clean_by_event_time(
+        spark,
+        settings,
+        datetime.combine(first, time(), UTC),
+        datetime.combine(last, time(), UTC) + timedelta(days=1),
     )
     summary = daily_event_summary(events, items).toPandas()
     with make_engine(settings.database_url).begin() as conn:
         conn.execute(
             text("DELETE FROM push.daily_event_summary WHERE event_date BETWEEN :a AND :b"), {"a": first, "b": last}
-        )
+        )  # dates in between are recomputed too: same result as before
         copy_frame(conn, "push.daily_event_summary", summary)
+
+
+def _catalogue(spark: SparkSession, settings: Settings) -> DataFrame | None:
+    items_path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
+    return read_items(spark, settings) if items_path.exists() else None
 
 
 def _sanitise(raw: str | None) -> str | None:
@@ -299,13 +505,22 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
     lock), so the hourly and the daily DAG never overwrite an hour under each other.
     """
     start, end = hour_bounds(start, end)
+    if settings.unknown_items not in ("keep", "quarantine"):
+        raise ValueError(f"PUSH_UNKNOWN_ITEMS must be 'keep' or 'quarantine', not {settings.unknown_items!r}")
     with advisory_lock(make_engine(settings.database_url), "push:clean-lake"):
         return _clean_locked(spark, settings, start, end)
 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
     raw = read_landing(spark, landing_files(settings.landing_dir, start, end)).cache()
-    checked = parse_and_validate(raw).cache()
+    checked = parse_and_validate(raw)
+    if settings.unknown_items == "quarantine":
+        items = _catalogue(spark, settings)
+        if items is None:
+            log.warning("no catalogue snapshot: events with unknown items cannot be told apart and are kept")
+        else:
+            checked = flag_unknown_items(checked, items)
+    checked = checked.cache()
     valid = checked.where("reason IS NULL")
     # The first delivery wins: earlier copies in this window, and copies already cleaned from
     # the preceding landing hours, make the others duplicates.
@@ -341,12 +556,12 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
                 f"{result.bad_share:.2%} of {result.input_rows} rows quarantined in {start}..{end} "
                 f"(threshold {settings.max_bad_row_share:.2%}); top reasons: {top}"
             )
-        write_clean(spark, clean, settings.clean_dir, start, end)
+        touched_dates = write_clean(spark, clean, settings.clean_dir, start, end)
         written = read_clean(spark, settings, start, end).count()
         if written != clean_rows:
             raise AssertionError(f"wrote {written} clean rows for {start}..{end}, expected {clean_rows}")
         record_run(result, quarantined, settings)
-        write_daily_summary(spark, settings, start, end)
+        write_daily_summary(spark, settings, touched_dates)
     finally:
         for frame in (raw, checked, screened):
             frame.unpersist()
@@ -359,7 +574,8 @@ def _hour_start(day, hour: int) -> datetime:
 
 
 def _has_clean(settings: Settings) -> bool:
-    return settings.clean_dir.exists() and any(settings.clean_dir.glob("landing_date=*"))
+    _refuse_legacy_layout(settings.clean_dir)
+    return settings.clean_dir.exists() and any(settings.clean_dir.glob("event_date=*/event_hour=*/landing_date=*"))
 
 
 def _window_filter(start: datetime, end: datetime):
@@ -370,11 +586,32 @@ def _window_filter(start: datetime, end: datetime):
 
 
 def read_clean(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
-    """Clean events of the landing hours in [start, end) (empty frame if none were cleaned)."""
+    """Clean events of the landing hours in [start, end) (empty frame if none were cleaned).
+
+    Windows by landing hour make every reader reproducible: a re-run for the same dates sees
+    the same rows even after late events for those dates have landed since.
+    """
     start, end = hour_bounds(start, end)
     if not _has_clean(settings):
         return spark.createDataFrame([], schema.CLEAN_EVENT_SCHEMA)
-    return spark.read.parquet(str(settings.clean_dir)).where(_window_filter(start, end)).select(*CLEAN_COLUMNS)
+    return _read_lake(spark, settings).where(_window_filter(start, end)).select(*CLEAN_COLUMNS)
+
+
+def read_clean_by_event_time(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
+    """Clean events with ``ts`` in [start, end), whenever they landed (event-date partitions pruned)."""
+    if not _has_clean(settings):
+        return spark.createDataFrame([], schema.CLEAN_EVENT_SCHEMA)
+    first, last = start.astimezone(UTC).date(), (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return (
+        _read_lake(spark, settings)
+        .where(F.col("event_date").between(F.lit(first), F.lit(last)))
+        .where((F.col("ts") >= F.lit(start)) & (F.col("ts") < F.lit(end)))
+        .select(*CLEAN_COLUMNS)
+    )
+
+
+def _read_lake(spark: SparkSession, settings: Settings) -> DataFrame:
+    return spark.read.option("basePath", str(settings.clean_dir)).parquet(str(settings.clean_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
