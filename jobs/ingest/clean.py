@@ -193,7 +193,7 @@ def _csv_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
         files = [f for f, h in headers.items() if tuple(h) == header]
         part = lines.where(F.col("source_file").isin(files) & (F.col("line_no") > 1))
         tokens = F.from_csv(
-            F.col("value"), ", ".join(f"c{i} STRING" for i in range(len(header))), {"mode": "PERMISSIVE"}
+            F.col("value"), ", ".join(f"c{i} STRING" for i in range(len(header))), {"mode": "PERMISSIVE", "escape": '"'}
         )
         part = part.withColumn("_t", tokens)
         members = []
