@@ -7,7 +7,7 @@ Runs at 00:00 UTC for the day that just ended (logical time = end of the window)
    and items back in stock versus the previous catalogue go to `push.item_changes`.
 2. **clean_events** - Spark cleans the last `clean_days` days of landing files (quarantine and
    accounting in `push.ingest_runs`).
-3. **validate_events** - Great Expectations suite `clean_events`; failure stops the run.
+3. **validate_events** - Great Expectations suites `raw_events` and `clean_events`; failure stops the run.
 4. **build_profiles** - Spark profiles + K-means segments (`push.user_profiles`, `push.segments`).
 5. **train_and_evaluate** - Surprise SVD, chronological hold-out, popularity baseline, gate.
 6. **publish_recommendations** - top-N for every user, swapped in atomically; updates the
@@ -71,8 +71,8 @@ def daily_recommendations():
 
         settings, as_of, params = _settings_and_time()
         with fail_fast():
-            outcome = validate_clean_window(settings, as_of - timedelta(days=params["clean_days"]), as_of)
-        return {"suite": outcome.suite, "evaluated": outcome.evaluated, "docs": str(outcome.docs_path)}
+            outcomes = validate_clean_window(settings, as_of - timedelta(days=params["clean_days"]), as_of)
+        return {o.suite: {"evaluated": o.evaluated, "docs": str(o.docs_path)} for o in outcomes}
 
     @task
     def build_profiles() -> dict:

@@ -2,7 +2,8 @@
 ### Hourly events
 
 Every hour, for the hour that just ended: Spark cleans the landing files of that hour
-(quarantine + accounting), then Great Expectations validates the clean partition. A failing
+(quarantine + accounting), then Great Expectations validates the raw batch and the clean
+rows it produced. A failing
 suite stops the run before anything downstream; success updates the `clean_events` asset.
 Then **detect_triggers** finds abandoned carts, browse bursts, price drops and items back in
 stock (`push.triggers`, keyed so a trigger exists once), and **collect_feedback** stores
@@ -51,8 +52,8 @@ def hourly_events():
 
         settings, end = Settings.from_env(), logical_time(get_current_context())
         with fail_fast():
-            outcome = validate_clean_window(settings, end - timedelta(hours=1), end)
-        return {"suite": outcome.suite, "evaluated": outcome.evaluated}
+            outcomes = validate_clean_window(settings, end - timedelta(hours=1), end)
+        return {o.suite: {"evaluated": o.evaluated, "docs": str(o.docs_path)} for o in outcomes}
 
     @task
     def detect_triggers() -> dict:

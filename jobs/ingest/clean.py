@@ -363,7 +363,7 @@ def daily_event_summary(events: DataFrame, items: DataFrame) -> DataFrame:
 
 
 # --- load ---------------------------------------------------------------------------------------
-def with_event_partition(clean: DataFrame) -> DataFrame:
+def with_event_partition_columns(clean: DataFrame) -> DataFrame:
     """Add the event-time partition columns (UTC date and hour of ``ts``)."""
     return clean.withColumn("event_date", F.to_date("ts")).withColumn("event_hour", F.hour("ts"))
 
@@ -392,7 +392,7 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
     """
     _refuse_legacy_layout(clean_dir)
     before = {leaf for hour in hours_between(start, end) for leaf in landing_leaves(spark, clean_dir, hour)}
-    clean = with_event_partition(clean)
+    clean = with_event_partition_columns(clean)
     clean.repartition(*PARTITION_COLUMNS).write.mode("overwrite").option(
         "partitionOverwriteMode", "dynamic"
     ).partitionBy(*PARTITION_COLUMNS).parquet(str(clean_dir))
@@ -471,7 +471,7 @@ def write_daily_summary(spark: SparkSession, settings: Settings, dates: set[date
     if not dates:
         return
     first, last = min(dates), max(dates)
-    items = _catalogue(spark, settings)
+    items = catalogue(spark, settings)
     if items is None:
         items = spark.createDataFrame([], ITEM_REFERENCE_SCHEMA)
     events = read_clean_by_event_time(
@@ -488,7 +488,8 @@ def write_daily_summary(spark: SparkSession, settings: Settings, dates: set[date
         copy_frame(conn, "push.daily_event_summary", summary)
 
 
-def _catalogue(spark: SparkSession, settings: Settings) -> DataFrame | None:
+def catalogue(spark: SparkSession, settings: Settings) -> DataFrame | None:
+    """The catalogue snapshot, or None when there is none yet (nothing to check items against)."""
     items_path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
     return read_items(spark, settings) if items_path.exists() else None
 
@@ -515,7 +516,7 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
     raw = read_landing(spark, landing_files(settings.landing_dir, start, end)).cache()
     checked = parse_and_validate(raw)
     if settings.unknown_items == "quarantine":
-        items = _catalogue(spark, settings)
+        items = catalogue(spark, settings)
         if items is None:
             log.warning("no catalogue snapshot: events with unknown items cannot be told apart and are kept")
         else:
@@ -585,16 +586,21 @@ def _window_filter(start: datetime, end: datetime):
     return (hour_start >= F.lit(start)) & (hour_start < F.lit(end))
 
 
-def read_clean(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
+def read_clean(
+    spark: SparkSession, settings: Settings, start: datetime, end: datetime, with_event_partition: bool = False
+) -> DataFrame:
     """Clean events of the landing hours in [start, end) (empty frame if none were cleaned).
 
     Windows by landing hour make every reader reproducible: a re-run for the same dates sees
     the same rows even after late events for those dates have landed since.
+    ``with_event_partition`` adds the lake's ``event_date`` and ``event_hour`` columns.
     """
     start, end = hour_bounds(start, end)
+    columns = [*CLEAN_COLUMNS, *(("event_date", "event_hour") if with_event_partition else ())]
     if not _has_clean(settings):
-        return spark.createDataFrame([], schema.CLEAN_EVENT_SCHEMA)
-    return _read_lake(spark, settings).where(_window_filter(start, end)).select(*CLEAN_COLUMNS)
+        empty = spark.createDataFrame([], schema.CLEAN_EVENT_SCHEMA)
+        return with_event_partition_columns(empty).select(*columns) if with_event_partition else empty
+    return _read_lake(spark, settings).where(_window_filter(start, end)).select(*columns)
 
 
 def read_clean_by_event_time(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:

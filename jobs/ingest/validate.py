@@ -1,7 +1,9 @@
 """Validate a clean window with Great Expectations; raise before anything downstream runs.
 
-Results are recorded in ``push.validation_runs`` and rendered as Data Docs (HTML) under
-``.local/gx``; the path of the report is logged and carried in the error message.
+Two suites (``expectations/``): ``raw_events`` on the landing window as parsed, with the
+bad-row budget as its tolerance, and ``clean_events`` on what the cleaner wrote, including the
+event-time partition, clock-skew and catalogue checks. Results are recorded in
+``push.validation_runs`` and rendered as Data Docs (HTML) under ``.local/gx``; the path of the report is logged and carried in the error message.
 
 CLI: ``python -m jobs.ingest.validate --start ... --end ...``.
 """
@@ -14,17 +16,27 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from sqlalchemy import text
 
 from jobs.core.config import Settings
 from jobs.core.db import make_engine
 from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
-from jobs.core.timeutil import parse_utc
-from jobs.ingest.clean import read_clean
+from jobs.core.timeutil import hour_bounds, parse_utc
+from jobs.ingest.clean import (
+    CLEAN_COLUMNS,
+    FUTURE_TOLERANCE,
+    catalogue,
+    landing_files,
+    parse_and_validate,
+    read_clean,
+    read_landing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,43 +105,95 @@ def run_suite(frame: DataFrame, suite_builder, gx_dir: Path, batch_name: str) ->
     )
 
 
-def validate_clean_window(settings: Settings, start: datetime, end: datetime) -> ValidationOutcome:
-    from expectations import clean_events
+def raw_batch(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
+    """The landing window's lines as the cleaner parses them (each with its verdict)."""
+    return parse_and_validate(read_landing(spark, landing_files(settings.landing_dir, start, end)))
 
-    frame = read_clean(get_spark(settings), settings, start, end)
-    outcome = run_suite(
-        frame,
-        clean_events.build_suite,
-        settings.local_dir / "gx",
-        f"clean_events {start:%Y-%m-%dT%H}..{end:%Y-%m-%dT%H}",
+
+def clean_batch(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
+    """The window's clean rows with their event partition and the three computed checks."""
+    rows = read_clean(spark, settings, start, end, with_event_partition=True)
+    landing_end = F.to_timestamp(
+        F.concat_ws(" ", F.col("landing_date").cast("string"), F.format_string("%02d:00:00", "landing_hour"))
+    ) + F.expr(f"INTERVAL {3600 + int(FUTURE_TOLERANCE.total_seconds())} SECONDS")
+    items = catalogue(spark, settings)
+    if items is None:
+        rows = rows.withColumn("_known", F.lit(None).cast("string"))
+    else:
+        known = items.select(F.col("item_id").alias("_known")).distinct()
+        rows = rows.join(F.broadcast(known), rows["item_id"] == known["_known"], "left")
+    return rows.select(
+        *CLEAN_COLUMNS,
+        "event_date",
+        "event_hour",
+        ((F.to_date("ts") == F.col("event_date")) & (F.hour("ts") == F.col("event_hour"))).alias(
+            "ts_in_event_partition"
+        ),
+        (F.col("ts") <= landing_end).alias("ts_before_landing"),
+        # No catalogue snapshot: nothing to check against, so every item counts as known.
+        F.when(F.col("item_id").isNull(), F.lit(None).cast("boolean"))
+        .otherwise(F.col("_known").isNotNull() | F.lit(items is None))
+        .alias("item_in_catalogue"),
     )
+
+
+def validate_clean_window(settings: Settings, start: datetime, end: datetime) -> list[ValidationOutcome]:
+    """Run the raw suite on the landing window, then the clean suite on what the cleaner wrote.
+
+    Both are recorded; the first failure raises (the clean suite still runs and is recorded
+    when the raw one fails, so the report shows both).
+    """
+    from expectations import clean_events, raw_events
+
+    spark = get_spark(settings)
+    start, end = hour_bounds(start, end)
+    label = f"{start:%Y-%m-%dT%H}..{end:%Y-%m-%dT%H}"
+    # Unknown items are either quarantined (then none may remain) or kept within the bad-row budget.
+    known_share = 1.0 if settings.unknown_items == "quarantine" else 1.0 - settings.max_bad_row_share
+    outcomes = [
+        run_suite(
+            raw_batch(spark, settings, start, end),
+            partial(raw_events.build_suite, settings.max_bad_row_share),
+            settings.local_dir / "gx",
+            f"raw_events {label}",
+        ),
+        run_suite(
+            clean_batch(spark, settings, start, end),
+            partial(clean_events.build_suite, known_share),
+            settings.local_dir / "gx",
+            f"clean_events {label}",
+        ),
+    ]
     with make_engine(settings.database_url).begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO push.validation_runs (suite, window_start, window_end, success, evaluated, failed, failures)"
-                " VALUES (:suite, :s, :e, :ok, :n, :f, CAST(:failures AS jsonb))"
-                " ON CONFLICT (suite, window_start, window_end) DO UPDATE SET success = EXCLUDED.success,"
-                " evaluated = EXCLUDED.evaluated, failed = EXCLUDED.failed, failures = EXCLUDED.failures"
-            ),
-            {
-                "suite": outcome.suite,
-                "s": start,
-                "e": end,
-                "ok": outcome.success,
-                "n": outcome.evaluated,
-                "f": len(outcome.failures),
-                "failures": json.dumps(outcome.failures, default=str),
-            },
+        for outcome in outcomes:
+            conn.execute(
+                text(
+                    "INSERT INTO push.validation_runs (suite, window_start, window_end, success, evaluated, failed,"
+                    " failures) VALUES (:suite, :s, :e, :ok, :n, :f, CAST(:failures AS jsonb))"
+                    " ON CONFLICT (suite, window_start, window_end) DO UPDATE SET success = EXCLUDED.success,"
+                    " evaluated = EXCLUDED.evaluated, failed = EXCLUDED.failed, failures = EXCLUDED.failures"
+                ),
+                {
+                    "suite": outcome.suite,
+                    "s": start,
+                    "e": end,
+                    "ok": outcome.success,
+                    "n": outcome.evaluated,
+                    "f": len(outcome.failures),
+                    "failures": json.dumps(outcome.failures, default=str),
+                },
+            )
+    for outcome in outcomes:
+        log.info(
+            "GX %s on %s..%s: success=%s; Data Docs: %s", outcome.suite, start, end, outcome.success, outcome.docs_path
         )
-    log.info(
-        "GX %s on %s..%s: success=%s; Data Docs: %s", outcome.suite, start, end, outcome.success, outcome.docs_path
-    )
-    if not outcome.success:
-        names = ", ".join(f"{f['expectation']}({f['kwargs'].get('column', '')})" for f in outcome.failures)
-        raise DataQualityError(
-            f"suite '{outcome.suite}' failed for {start}..{end}: {names}. Report: {outcome.docs_path}"
-        )
-    return outcome
+    for outcome in outcomes:
+        if not outcome.success:
+            names = ", ".join(f"{f['expectation']}({f['kwargs'].get('column', '')})" for f in outcome.failures)
+            raise DataQualityError(
+                f"suite '{outcome.suite}' failed for {start}..{end}: {names}. Report: {outcome.docs_path}"
+            )
+    return outcomes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=parse_utc, required=True)
     parser.add_argument("--end", type=parse_utc, required=True)
     args = parser.parse_args(argv)
-    outcome = validate_clean_window(Settings.from_env(), args.start, args.end)
-    print(json.dumps({"suite": outcome.suite, "success": outcome.success, "docs": str(outcome.docs_path)}))
+    outcomes = validate_clean_window(Settings.from_env(), args.start, args.end)
+    print(json.dumps([{"suite": o.suite, "success": o.success, "docs": str(o.docs_path)} for o in outcomes]))
     return 0
 
 

@@ -172,3 +172,20 @@ def test_unknown_items_are_kept_or_quarantined_as_configured(spark, lenient, eng
     assert [r[1] for r in _quarantine(engine)] == ["unknown_item"]
     with pytest.raises(ValueError, match="PUSH_UNKNOWN_ITEMS"):
         clean_window(spark, replace(lenient, unknown_items="drop"), START, END - timedelta(hours=1))
+
+
+def test_a_catalogue_that_does_not_know_the_items_fails_the_clean_suite(spark, lenient, engine):
+    from jobs.ingest.validate import DataQualityError, validate_clean_window
+
+    reference = lenient.landing_dir / "reference"
+    reference.mkdir(parents=True)
+    (reference / "items.csv").write_text("item_id,title,category,brand,price,in_stock\ni1,Mug,home,acme,10.0,true\n")
+    events = [make_event(event_id=f"e{n}", item_id="i1" if n < 5 else "i404") for n in range(10)]
+    (_folder(lenient, 10) / "part-0.jsonl").write_text("\n".join(json.dumps(e) for e in events))
+    clean_window(spark, lenient, START, END)  # "keep": the events are clean
+
+    with pytest.raises(DataQualityError, match=r"clean_events.*item_in_catalogue"):
+        validate_clean_window(replace(lenient, max_bad_row_share=0.01), START, END)
+    with engine.connect() as conn:
+        runs = dict(conn.execute(text("SELECT suite, success FROM push.validation_runs")).all())
+    assert runs == {"raw_events": True, "clean_events": False}
