@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-notify evaluate lint fix db psql down airflow up clean-local stream
+.PHONY: install demo test test-unit bench bench-clean bench-notify evaluate lint fix db psql down airflow up clean-local stream
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -26,7 +26,12 @@ test-unit: $(STAMP)
 ## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-notify
 bench: $(STAMP)
 	@$(PY) -m jobs.bench --users $(or $(USERS),2000) --items $(or $(ITEMS),1000) --days $(or $(DAYS),14)
+	@$(MAKE) --no-print-directory bench-clean
 	@$(MAKE) --no-print-directory bench-notify
+
+## bench-clean: cleaning events/s at 10^6 and 10^7 events, Spark vs the same rules in pandas (EVENTS="1000000 10000000")
+bench-clean: $(STAMP)
+	@$(PY) -m jobs.bench_clean --events $(or $(EVENTS),1000000 10000000)
 
 ## bench-notify: decisions/s of the notification policy engine vs a per-row loop (USERS=, CANDIDATES=, NAIVE=, SEED=)
 bench-notify: $(STAMP)

@@ -155,9 +155,22 @@ def read_landing(spark: SparkSession, files: list[tuple[Path, datetime]]) -> Dat
 
 
 def _text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """Lines with 1-based numbers, without sorting the data when every file was read whole.
+
+    A file read as one split sits in one partition in read order, so its line number is its
+    row id minus the file's first id. Only when some file was split (a plain file above
+    ``spark.sql.files.maxPartitionBytes``) are the numbers taken from a sort instead.
+    """
     lines = spark.read.text(paths).select(
         F.col("_metadata.file_path").alias("source_file"), "value", F.monotonically_increasing_id().alias("_order")
     )
+    spans = lines.groupBy("source_file").agg(
+        F.min("_order").alias("_first"), F.max("_order").alias("_last"), F.count("*").alias("_rows")
+    )
+    if spans.where(F.col("_last") - F.col("_first") + 1 != F.col("_rows")).isEmpty():
+        return lines.join(F.broadcast(spans), "source_file").select(
+            "source_file", (F.col("_order") - F.col("_first") + 1).alias("line_no"), "value"
+        )
     return lines.select(
         "source_file",
         F.row_number().over(Window.partitionBy("source_file").orderBy("_order")).cast("long").alias("line_no"),
@@ -513,7 +526,7 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
-    raw = read_landing(spark, landing_files(settings.landing_dir, start, end)).cache()
+    raw = read_landing(spark, landing_files(settings.landing_dir, start, end))
     checked = parse_and_validate(raw)
     if settings.unknown_items == "quarantine":
         items = catalogue(spark, settings)
@@ -522,21 +535,26 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
         else:
             checked = flag_unknown_items(checked, items)
     checked = checked.cache()
-    valid = checked.where("reason IS NULL")
+    # The raw text travels no further than the rejected rows: shuffles carry parsed fields only.
+    valid = checked.where("reason IS NULL").drop("value")
     # The first delivery wins: earlier copies in this window, and copies already cleaned from
     # the preceding landing hours, make the others duplicates.
     earlier = read_clean(spark, settings, start - timedelta(hours=settings.dedupe_hours), start).select("event_id")
     first_deliveries = drop_duplicates(valid).join(earlier, "event_id", "left_anti")
     screened = flag_bots(first_deliveries, settings.bot_events_per_minute).cache()
     clean = screened.where("reason IS NULL").select(*CLEAN_COLUMNS)
+    # Rows rejected after parsing (bots) get their raw text back by file and line.
+    late_rejects = screened.where("reason IS NOT NULL").select("source_file", "line_no", "reason")
     rejected = checked.where("reason IS NOT NULL").unionByName(
-        screened.where("reason IS NOT NULL").select(checked.columns)
+        checked.drop("reason").join(late_rejects, ["source_file", "line_no"]).select(checked.columns)
     )
 
-    input_rows = raw.count()
-    valid_rows = valid.count()
-    unique_rows = screened.count()
-    clean_rows = clean.count()
+    totals = checked.agg(F.count("*").alias("input"), F.count_if(F.col("reason").isNull()).alias("valid")).first()
+    input_rows, valid_rows = totals["input"], totals["valid"]
+    screened_totals = screened.agg(
+        F.count("*").alias("unique"), F.count_if(F.col("reason").isNull()).alias("clean")
+    ).first()
+    unique_rows, clean_rows = screened_totals["unique"], screened_totals["clean"]
     reasons = {r["reason"]: r["count"] for r in rejected.groupBy("reason").count().collect()}
     quarantined = [
         (start, _hour_start(r.landing_date, r.landing_hour), r.source_file, r.line_no, r.reason, _sanitise(r.value))
@@ -564,7 +582,7 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
         record_run(result, quarantined, settings)
         write_daily_summary(spark, settings, touched_dates)
     finally:
-        for frame in (raw, checked, screened):
+        for frame in (checked, screened):
             frame.unpersist()
     log.info("cleaned %s..%s: %s", start, end, result)
     return result

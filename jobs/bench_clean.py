@@ -1,0 +1,254 @@
+"""Benchmark: cleaning throughput at 10^6 and 10^7 events, Spark job vs the same rules in pandas.
+
+For each size, one day of landing files (JSON Lines, 24 hours x ``--files-per-hour`` files)
+is generated with numpy, including bad lines (truncated JSON, wrong types, unknown event
+types, events in the future) and re-delivered duplicates (the same line again in a later
+file). Then, in the same run:
+
+- **spark**: the real cleaning job (``jobs.ingest.clean.clean_window``) on the whole day,
+  writing the clean lake, the quarantine and the accounting into the embedded PostgreSQL;
+- **pandas**: the same rules written the obvious way, file by file: ``json.loads`` per line,
+  a DataFrame, vectorised masks, a set of seen ``event_id`` across files, a bot rule by
+  ``groupby``, one Parquet file per hour. Quarantined rows are kept in memory, not written.
+
+Both must produce the same clean / quarantined / duplicate counts (the run stops if not),
+so the two timings are for the same work. Printed: events/s of each, the Spark/pandas speed
+ratio, and how each one's time grows from the smaller to the larger size (10x the events:
+10x the time is linear).
+
+``python -m jobs.bench_clean --events 1000000 10000000`` (``make bench-clean``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jobs.core import schema
+from jobs.core.config import PROJECT_ROOT
+
+DAY = datetime(2026, 11, 24, tzinfo=UTC)
+TYPES = np.array(["view", "click", "search", "add_to_cart", "purchase", "favorite"])
+TYPE_WEIGHTS = np.array([0.55, 0.15, 0.12, 0.1, 0.04, 0.04])
+
+
+def generate_day(landing: Path, events: int, files_per_hour: int, bad_share: float, dup_share: float, seed: int) -> int:
+    """Write one day of landing files; return the number of lines written."""
+    rng = np.random.default_rng(seed)
+    per_file = events // (24 * files_per_hour)
+    written, first_id = 0, 0
+    redelivered: list[str] = []
+    for hour in range(24):
+        folder = landing / "events" / f"date={DAY:%Y-%m-%d}" / f"hour={hour:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for part in range(files_per_hour):
+            lines = _event_lines(rng, per_file, first_id, DAY + timedelta(hours=hour), max(events // 50, 10))
+            first_id += per_file
+            _spoil(rng, lines, bad_share)
+            # Re-delivery: lines of earlier files arrive again in this one.
+            n_dup = int(per_file * dup_share)
+            if redelivered and n_dup:
+                lines[:n_dup] = rng.choice(np.array(redelivered, dtype=object), n_dup)
+            redelivered = list(rng.choice(np.array(lines, dtype=object), min(len(lines), 1000)))
+            (folder / f"part-{part:03d}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            written += len(lines)
+    return written
+
+
+def _event_lines(rng, n: int, first_id: int, hour: datetime, users: int) -> list[str]:
+    kinds = rng.choice(TYPES, n, p=TYPE_WEIGHTS)
+    seconds = rng.integers(0, 3600, n)
+    has_item = kinds != "search"
+    frame = pd.DataFrame(
+        {
+            "event_id": [f"e{first_id + i:011d}" for i in range(n)],
+            "user_id": np.char.add("u", rng.integers(0, users, n).astype(str)),
+            "event_type": kinds,
+            "item_id": np.where(has_item, np.char.add("i", rng.integers(0, 10_000, n).astype(str)), None),
+            "query": np.where(has_item, None, "running shoes"),
+            "price": np.where(has_item, np.round(rng.uniform(1, 500, n), 2), np.nan),
+            "quantity": pd.array(np.where(np.isin(kinds, ["add_to_cart", "purchase"]), 1, None), dtype="Int64"),
+            "session_id": np.char.add("s", rng.integers(0, users * 3, n).astype(str)),
+            "device": rng.choice(np.array(["web", "ios", "android"]), n),
+            "ts": [(hour + timedelta(seconds=int(s))).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds],
+        }
+    )
+    return frame.to_json(orient="records", lines=True).splitlines()
+
+
+def _spoil(rng, lines: list[str], share: float) -> None:
+    """Replace a share of lines by four kinds of bad line."""
+    for index in rng.choice(len(lines), int(len(lines) * share), replace=False):
+        kind = index % 4
+        line = lines[index]
+        if kind == 0:
+            lines[index] = line[: len(line) // 2]
+        elif kind == 1:
+            lines[index] = (
+                line.replace('"device":', '"price":"cheap","x":', 1)
+                if '"price":null' in line
+                else line.replace('"price":', '"price":"cheap","y":', 1)
+            )
+        elif kind == 2:
+            lines[index] = line.replace('"event_type":"', '"event_type":"teleport_', 1)
+        else:
+            lines[index] = line.replace('"ts":"2026', '"ts":"2031', 1)
+
+
+# --- the pandas yardstick -----------------------------------------------------------------------
+def pandas_clean(landing: Path, out: Path, bots_per_minute: int) -> dict:
+    """The cleaning rules the obvious pandas way, file by file; returns the accounting."""
+    seen: set[str] = set()
+    counts: Counter = Counter()
+    numeric = [name for name, dtype, _ in schema.EVENT_FIELDS if name in ("price", "quantity", "dwell_ms")]
+    for folder in sorted((landing / "events").glob("date=*/hour=*")):
+        hour_end = datetime.strptime(folder.parent.name[5:] + folder.name[5:], "%Y-%m-%d%H").replace(tzinfo=UTC)
+        hour_end += timedelta(hours=1)
+        frames = []
+        for path in sorted(folder.iterdir()):
+            records = []
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    counts["input"] += 1
+                    if not line.strip():
+                        counts["empty_line"] += 1
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        counts["malformed_json"] += 1
+                        continue
+                    if not isinstance(record, dict):
+                        counts["malformed_json"] += 1
+                        continue
+                    records.append(record)
+            frames.append(pd.DataFrame.from_records(records))
+        frame = pd.concat(frames, ignore_index=True)
+        reason = pd.Series(None, index=frame.index, dtype=object)
+
+        def flag(mask, code, reason=reason):
+            reason[mask & reason.isna()] = code
+
+        for name in numeric:
+            if name in frame:
+                as_number = pd.to_numeric(frame[name], errors="coerce")
+                flag(frame[name].notna() & as_number.isna(), "wrong_type")
+                frame[name] = as_number
+        for name in schema.REQUIRED_FIELDS:
+            flag(frame[name].isna() | (frame[name].astype(str).str.strip() == ""), f"missing_{name}")
+        frame["event_type"] = frame["event_type"].str.strip().str.lower()
+        flag(~frame["event_type"].isin(schema.EVENT_TYPES), "unknown_event_type")
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="ISO8601")
+        flag(frame["ts"].isna(), "bad_timestamp")
+        flag(frame["ts"] > pd.Timestamp(hour_end) + pd.Timedelta(minutes=10), "timestamp_in_future")
+        flag(frame["event_type"].isin(schema.ITEM_EVENT_TYPES) & frame["item_id"].isna(), "missing_item_id")
+        flag((frame["price"] < 0) | (frame["price"] > schema.MAX_PRICE), "price_out_of_range")
+        counts.update(reason.dropna().tolist())
+
+        valid = frame[reason.isna()]
+        first = valid.drop_duplicates("event_id")
+        first = first[~first["event_id"].isin(seen)]
+        counts["duplicates"] += len(valid) - len(first)
+        seen.update(first["event_id"])
+        per_minute = first.groupby(["user_id", first["ts"].dt.floor("min")]).size()
+        bots = per_minute[per_minute > bots_per_minute].index.get_level_values(0).unique()
+        is_bot = first["user_id"].isin(bots)
+        counts["bot"] += int(is_bot.sum())
+        clean = first[~is_bot]
+        counts["clean"] += len(clean)
+        out.mkdir(parents=True, exist_ok=True)
+        clean.to_parquet(out / f"{folder.parent.name}-{folder.name}.parquet", index=False)
+    reasons = {k: v for k, v in counts.items() if k not in ("input", "clean", "duplicates")}
+    return {
+        "input": counts["input"],
+        "clean": counts["clean"],
+        "quarantined": sum(reasons.values()),
+        "duplicates": counts["duplicates"],
+    }
+
+
+# --- the run ------------------------------------------------------------------------------------
+def _sandbox() -> str:
+    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench-clean")
+    os.environ.pop("PUSH_DATABASE_URL", None)
+    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.localdb import EmbeddedPostgres
+
+    url = EmbeddedPostgres.default().start()
+    apply_migrations(make_engine(url))
+    os.environ["PUSH_DATABASE_URL"] = url
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--files-per-hour", type=int, default=4)
+    parser.add_argument("--bad-share", type=float, default=0.004)
+    parser.add_argument("--dup-share", type=float, default=0.005)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+
+    url = _sandbox()
+    from jobs.core.config import Settings
+    from jobs.core.db import make_engine, truncate_pipeline_tables
+    from jobs.core.spark import get_spark
+    from jobs.ingest.clean import clean_window
+
+    settings = Settings.from_env()
+    started = time.monotonic()
+    spark = get_spark(settings)
+    print(f"Spark start {time.monotonic() - started:.1f} s (not counted below); master {settings.spark_master}")
+    rows = []
+    for events in args.events:
+        truncate_pipeline_tables(make_engine(url))
+        for folder in (settings.landing_dir, settings.lake_dir, settings.local_dir / "pandas-clean"):
+            shutil.rmtree(folder, ignore_errors=True)
+        started = time.monotonic()
+        lines = generate_day(
+            settings.landing_dir, events, args.files_per_hour, args.bad_share, args.dup_share, args.seed
+        )
+        generated = time.monotonic() - started
+        print(f"\n{lines:,} lines generated in {generated:.1f} s", flush=True)
+
+        started = time.monotonic()
+        result = clean_window(spark, settings, DAY, DAY + timedelta(days=1))
+        spark_seconds = time.monotonic() - started
+        print(f"  spark  {spark_seconds:8.1f} s  {result.counts()}", flush=True)
+
+        started = time.monotonic()
+        expected = pandas_clean(
+            settings.landing_dir, settings.local_dir / "pandas-clean", settings.bot_events_per_minute
+        )
+        pandas_seconds = time.monotonic() - started
+        print(f"  pandas {pandas_seconds:8.1f} s  {expected}", flush=True)
+        if expected != result.counts():
+            raise SystemExit(f"the two cleanings disagree: spark {result.counts()} vs pandas {expected}")
+        rows.append((lines, spark_seconds, pandas_seconds))
+
+    print("\nlines       | spark s | spark ev/s | pandas s | pandas ev/s | spark speed / pandas")
+    for lines, spark_s, pandas_s in rows:
+        print(
+            f"{lines:>11,} | {spark_s:7.1f} | {lines / spark_s:10,.0f} | {pandas_s:8.1f} | {lines / pandas_s:11,.0f}"
+            f" | {pandas_s / spark_s:.2f}x"
+        )
+    if len(rows) > 1:
+        (n0, s0, p0), (n1, s1, p1) = rows[0], rows[-1]
+        print(
+            f"growth {n0:,} -> {n1:,} lines ({n1 / n0:.1f}x): spark time x{s1 / s0:.2f}, pandas time x{p1 / p0:.2f}"
+            " (equal to the line ratio = linear)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
