@@ -73,6 +73,9 @@ class Settings:
 
     local_dir: Path = field(default_factory=_local_dir)
     landing_dir: Path = field(default_factory=lambda: Path(_env("LANDING_DIR", str(_local_dir() / "landing"))))
+    # Where the behaviour-event files are read from, when not ``<landing_dir>/events``: any URL
+    # Spark's Hadoop file systems can list (file://, s3a://, gs://, abfs://, hdfs://).
+    events_url: str = field(default_factory=lambda: _env("EVENTS_URL", ""))
     lake_dir: Path = field(default_factory=lambda: Path(_env("LAKE_DIR", str(_local_dir() / "lake"))))
     outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(_local_dir() / "outbox"))))
     spark_master: str = field(default_factory=lambda: _env("SPARK_MASTER", "local[2]"))

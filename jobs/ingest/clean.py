@@ -102,12 +102,41 @@ def landing_files(landing_dir: Path, start: datetime, end: datetime) -> list[tup
     """Files of the landing hours in [start, end), with the hour each landed in."""
     found = []
     for hour in hours_between(start, end):
-        folder = landing_dir / "events" / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+        folder = landing_dir / "events" / _hour_folder(hour)
         if folder.is_dir():
-            found += [
-                (path, hour) for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")
-            ]
+            found += [(path, hour) for path in sorted(folder.iterdir()) if path.is_file() and not _hidden(path.name)]
     return found
+
+
+def landing_files_at(
+    spark: SparkSession, events_url: str, start: datetime, end: datetime
+) -> list[tuple[str, datetime]]:
+    """Like :func:`landing_files`, for an events root at any URL Spark's file systems can list."""
+    fs, jvm = _hadoop_fs(spark, events_url)
+    found = []
+    for hour in hours_between(start, end):
+        folder = jvm.org.apache.hadoop.fs.Path(f"{events_url.rstrip('/')}/{_hour_folder(hour)}")
+        if not fs.exists(folder):
+            continue
+        statuses = [st for st in fs.listStatus(folder) if st.isFile() and not _hidden(st.getPath().getName())]
+        found += [(str(st.getPath()), hour) for st in sorted(statuses, key=lambda st: st.getPath().getName())]
+    return found
+
+
+def event_files(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> list[tuple]:
+    """The window's landing files from ``PUSH_EVENTS_URL`` when set, else the local landing folder."""
+    if settings.events_url:
+        return landing_files_at(spark, settings.events_url, start, end)
+    return landing_files(settings.landing_dir, start, end)
+
+
+def _hour_folder(hour: datetime) -> str:
+    return f"date={hour:%Y-%m-%d}/hour={hour:%H}"
+
+
+def _hidden(name: str) -> bool:
+    # Hidden and marker files (".part", "_SUCCESS") are not data, as for Spark's own readers.
+    return name.startswith((".", "_"))
 
 
 def file_format(path: Path | str) -> str:
@@ -120,7 +149,7 @@ def file_format(path: Path | str) -> str:
     return "json"
 
 
-def read_landing(spark: SparkSession, files: list[tuple[Path, datetime]]) -> DataFrame:
+def read_landing(spark: SparkSession, files: list[tuple[Path | str, datetime]]) -> DataFrame:
     """One row per input record: source file, 1-based line number, landing partition, raw text.
 
     Line numbers come from the read order inside each file: exact as long as a file is read as
@@ -526,7 +555,7 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
-    raw = read_landing(spark, landing_files(settings.landing_dir, start, end))
+    raw = read_landing(spark, event_files(spark, settings, start, end))
     checked = parse_and_validate(raw)
     if settings.unknown_items == "quarantine":
         items = catalogue(spark, settings)

@@ -32,7 +32,7 @@ from jobs.ingest.clean import (
     CLEAN_COLUMNS,
     FUTURE_TOLERANCE,
     catalogue,
-    landing_files,
+    event_files,
     parse_and_validate,
     read_clean,
     read_landing,
@@ -107,7 +107,7 @@ def run_suite(frame: DataFrame, suite_builder, gx_dir: Path, batch_name: str) ->
 
 def raw_batch(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
     """The landing window's lines as the cleaner parses them (each with its verdict)."""
-    return parse_and_validate(read_landing(spark, landing_files(settings.landing_dir, start, end)))
+    return parse_and_validate(read_landing(spark, event_files(spark, settings, start, end)))
 
 
 def clean_batch(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:

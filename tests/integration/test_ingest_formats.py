@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from dataclasses import replace
@@ -189,3 +190,24 @@ def test_a_catalogue_that_does_not_know_the_items_fails_the_clean_suite(spark, l
     with engine.connect() as conn:
         runs = dict(conn.execute(text("SELECT suite, success FROM push.validation_runs")).all())
     assert runs == {"raw_events": True, "clean_events": False}
+
+
+def test_events_can_be_read_from_a_url(spark, lenient, engine, tmp_path):
+    """PUSH_EVENTS_URL: listing and reading go through Spark's file systems (file:// here)."""
+    remote = tmp_path / "bucket" / "events" / "date=2026-11-24" / "hour=10"
+    remote.mkdir(parents=True)
+    (remote / "part-0.jsonl.gz").write_bytes(
+        gzip.compress(("\n".join(json.dumps(make_event(event_id=f"r{n}")) for n in range(3)) + "\n{").encode())
+    )
+    (remote / "_SUCCESS").write_text("")  # a marker file, not data
+    url = f"file://{tmp_path / 'bucket' / 'events'}"
+
+    result = clean_window(spark, replace(lenient, events_url=url), START, END)
+
+    assert (result.input_rows, result.clean_rows, result.by_reason) == (4, 3, {"malformed_json": 1})
+    [(line_no, reason, _)] = _quarantine(engine)
+    assert (line_no, reason) == (4, "malformed_json")
+    with engine.connect() as conn:
+        source = conn.execute(text("SELECT source_file FROM push.quarantine")).scalar_one()
+    assert source.startswith("file:")
+    assert source.endswith("hour=10/part-0.jsonl.gz")
