@@ -54,6 +54,7 @@ RAW_LINE_SCHEMA = T.StructType(
 # The extra columns a non-JSON reader adds: the JSON payload the rules parse, and a reason for
 # rows the format itself rejects (a CSV row with the wrong number of fields).
 PAYLOAD = "payload"
+ORDER = "_order"
 FORMAT_ERROR = "format_error"
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv",)
@@ -149,62 +150,76 @@ def file_format(path: Path | str) -> str:
     return "json"
 
 
-def read_landing(spark: SparkSession, files: list[tuple[Path | str, datetime]]) -> DataFrame:
+def read_landing(spark: SparkSession, files: list[tuple[Path | str, datetime]], numbered: bool = True) -> DataFrame:
     """One row per input record: source file, 1-based line number, landing partition, raw text.
 
     Line numbers come from the read order inside each file: exact as long as a file is read as
     one split (gzip files always are; plain files below ``spark.sql.files.maxPartitionBytes``).
     CSV and Parquet rows also carry the JSON ``payload`` the rules parse; a CSV header line is
-    not an input row (line numbers still count it, so they match the file).
+    not an input row (line numbers still count it, so they match the file). With
+    ``numbered=False`` JSON Lines rows keep a null ``line_no`` and their read ``_order``, for
+    :func:`number_lines` to fill in later from a cached frame (saving a pass over the input).
     """
     by_format: dict[str, list[str]] = {}
     for path, _ in files:
         by_format.setdefault(file_format(path), []).append(str(path))
+    columns = [*RAW_LINE_SCHEMA.fieldNames(), PAYLOAD, FORMAT_ERROR, ORDER]
     frames = []
     if "json" in by_format:
-        frames.append(_with_partition(_text_lines(spark, by_format["json"])).withColumn(PAYLOAD, F.col("value")))
+        lines = spark.read.text(by_format["json"]).select(
+            F.col("_metadata.file_path").alias("source_file"),
+            F.lit(None).cast("long").alias("line_no"),
+            "value",
+            F.col("value").alias(PAYLOAD),
+            F.monotonically_increasing_id().alias(ORDER),
+        )
+        frames.append(_with_partition(lines))
     if "csv" in by_format:
         frames.append(_with_partition(_csv_rows(spark, by_format["csv"])))
     if "parquet" in by_format:
         frames.append(_with_partition(_parquet_rows(spark, by_format["parquet"])))
     if not frames:
-        return (
-            spark.createDataFrame([], RAW_LINE_SCHEMA)
-            .withColumn(PAYLOAD, F.col("value"))
-            .withColumn(FORMAT_ERROR, F.lit(None).cast("string"))
-        )
-    columns = [*RAW_LINE_SCHEMA.fieldNames(), PAYLOAD, FORMAT_ERROR]
+        frames.append(spark.createDataFrame([], RAW_LINE_SCHEMA).withColumn(PAYLOAD, F.col("value")))
     out = None
     for frame in frames:
-        if FORMAT_ERROR not in frame.columns:
-            frame = frame.withColumn(FORMAT_ERROR, F.lit(None).cast("string"))
+        for name, dtype in ((FORMAT_ERROR, "string"), (ORDER, "long")):
+            if name not in frame.columns:
+                frame = frame.withColumn(name, F.lit(None).cast(dtype))
         frame = frame.select(*columns)
         out = frame if out is None else out.unionByName(frame)
-    return out
+    return number_lines(out) if numbered else out
 
 
-def _text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """Lines with 1-based numbers, without sorting the data when every file was read whole.
+def number_lines(frame: DataFrame) -> DataFrame:
+    """Fill in a null ``line_no`` from ``_order`` (then drop it), without sorting when files were read whole.
 
     A file read as one split sits in one partition in read order, so its line number is its
     row id minus the file's first id. Only when some file was split (a plain file above
     ``spark.sql.files.maxPartitionBytes``) are the numbers taken from a sort instead.
     """
-    lines = spark.read.text(paths).select(
-        F.col("_metadata.file_path").alias("source_file"), "value", F.monotonically_increasing_id().alias("_order")
-    )
-    spans = lines.groupBy("source_file").agg(
-        F.min("_order").alias("_first"), F.max("_order").alias("_last"), F.count("*").alias("_rows")
+    pending = frame.where(F.col("line_no").isNull())
+    spans = pending.groupBy("source_file").agg(
+        F.min(ORDER).alias("_first"), F.max(ORDER).alias("_last"), F.count("*").alias("_rows")
     )
     if spans.where(F.col("_last") - F.col("_first") + 1 != F.col("_rows")).isEmpty():
-        return lines.join(F.broadcast(spans), "source_file").select(
-            "source_file", (F.col("_order") - F.col("_first") + 1).alias("line_no"), "value"
+        numbered = frame.join(F.broadcast(spans), "source_file", "left").withColumn(
+            "line_no", F.coalesce(F.col("line_no"), F.col(ORDER) - F.col("_first") + 1)
         )
-    return lines.select(
-        "source_file",
-        F.row_number().over(Window.partitionBy("source_file").orderBy("_order")).cast("long").alias("line_no"),
+        return numbered.select(*[c for c in frame.columns if c != ORDER])
+    by_file = Window.partitionBy("source_file").orderBy(ORDER)
+    numbered = pending.withColumn("line_no", F.row_number().over(by_file).cast("long"))
+    return frame.where(F.col("line_no").isNotNull()).unionByName(numbered).drop(ORDER)
+
+
+def _text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """Numbered lines of text files (the CSV reader needs each file's header line first)."""
+    lines = spark.read.text(paths).select(
+        F.col("_metadata.file_path").alias("source_file"),
+        F.lit(None).cast("long").alias("line_no"),
         "value",
+        F.monotonically_increasing_id().alias(ORDER),
     )
+    return number_lines(lines)
 
 
 def _with_partition(frame: DataFrame) -> DataFrame:
@@ -555,15 +570,16 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
-    raw = read_landing(spark, event_files(spark, settings, start, end))
-    checked = parse_and_validate(raw)
+    raw = read_landing(spark, event_files(spark, settings, start, end), numbered=False)
+    # Parsed once and cached; line numbers come from the cached rows (no second pass over the input).
+    parsed = parse_and_validate(raw).cache()
+    checked = number_lines(parsed)
     if settings.unknown_items == "quarantine":
         items = catalogue(spark, settings)
         if items is None:
             log.warning("no catalogue snapshot: events with unknown items cannot be told apart and are kept")
         else:
             checked = flag_unknown_items(checked, items)
-    checked = checked.cache()
     # The raw text travels no further than the rejected rows: shuffles carry parsed fields only.
     valid = checked.where("reason IS NULL").drop("value")
     # The first delivery wins: earlier copies in this window, and copies already cleaned from
@@ -611,7 +627,7 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
         record_run(result, quarantined, settings)
         write_daily_summary(spark, settings, touched_dates)
     finally:
-        for frame in (checked, screened):
+        for frame in (parsed, screened):
             frame.unpersist()
     log.info("cleaned %s..%s: %s", start, end, result)
     return result
