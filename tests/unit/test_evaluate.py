@@ -77,7 +77,11 @@ def test_category_diversity_by_hand():
 
 def test_model_and_baseline_report_the_same_metric_names():
     train = pd.DataFrame(
-        {"user_id": ["a", "a", "b", "b", "c"], "item_id": ["x", "y", "x", "z", "y"], "rating": [5.0, 4.0, 3.0, 5.0, 2.0]}
+        {
+            "user_id": ["a", "a", "b", "b", "c"],
+            "item_id": ["x", "y", "x", "z", "y"],
+            "rating": [5.0, 4.0, 3.0, 5.0, 2.0],
+        }
     )
     test = pd.DataFrame({"user_id": ["a", "c"], "item_id": ["z", "x"], "rating": [4.0, 3.0]})
     model = FactorModel(
