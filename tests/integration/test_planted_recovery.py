@@ -20,7 +20,7 @@ from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, with_sampled_negatives
 from jobs.recs.train import SvdParams, factor_model, train_svd
 
-CONFIG = GeneratorConfig(users=200, items=160, days=14, seed=5, taste_groups=4)
+CONFIG = GeneratorConfig(users=160, items=120, days=14, seed=5, taste_groups=4)
 
 
 @pytest.fixture(scope="module")
