@@ -6,7 +6,9 @@ Every hour, for the hour that just ended: Spark cleans the landing files of that
 rows it produced. A failing
 suite stops the run before anything downstream; success updates the `clean_events` asset.
 Then **detect_triggers** finds abandoned carts, browse bursts, price drops and items back in
-stock (`push.triggers`, keyed so a trigger exists once), and **collect_feedback** stores
+stock (`push.triggers`, keyed so a trigger exists once), **refresh_recent_intent** rebuilds
+each user's recent intent (viewed or carted in the last hour / 24 h, not bought:
+`push.recent_intent`) from the interactions detect_triggers just merged, and **collect_feedback** stores
 notification opens, clicks and purchases and refreshes outcomes, send-time estimates and
 fatigue caps. The hourly `notifications` run picks the triggers up.
 Re-running an hour overwrites exactly that hour's clean partition and leaves triggers and
@@ -65,6 +67,13 @@ def hourly_events():
         return detect(get_spark(settings), settings, end)
 
     @task
+    def refresh_recent_intent() -> dict:
+        from jobs.core.config import Settings
+        from jobs.profiles.intent import run_recent_intent
+
+        return run_recent_intent(Settings.from_env(), logical_time(get_current_context()))
+
+    @task
     def collect_feedback() -> dict:
         from jobs.core.config import Settings
         from jobs.core.spark import get_spark
@@ -73,7 +82,7 @@ def hourly_events():
         settings, end = Settings.from_env(), logical_time(get_current_context())
         return run_feedback(get_spark(settings), settings, end - timedelta(hours=1), end)
 
-    clean_hour() >> validate_hour() >> detect_triggers() >> collect_feedback()
+    clean_hour() >> validate_hour() >> detect_triggers() >> refresh_recent_intent() >> collect_feedback()
 
 
 hourly_events_dag = hourly_events()

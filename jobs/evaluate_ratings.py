@@ -9,12 +9,16 @@ on each split, with the same training, top-k and metric code the daily DAG uses:
   (its RMSE is Surprise's own on that split);
 - ``svd_ranking``: the same SVD also trained on seeded sampled negatives (unseen items at 0),
   the variant the pipeline runs because it ranks far better;
-- ``popularity``: most-rated items, the baseline.
+- ``popularity``: most-rated items, the baseline;
+- ``als`` (only with ``--als``, it starts Spark): Spark MLlib implicit ALS with the pipeline's
+  defaults, the ratings taken as confidences.
 
 Top-k lists exclude each user's training items; every held-out item counts as relevant.
 The last line of output is one JSON object: ``{split: {model: {metric: value}}}``.
 
-``python -m jobs.evaluate_ratings PATH [--sep TAB|COMMA|COLONS] [--k 10] [--seed 42]``
+Every model also reports intra-list ``diversity`` and ``novelty`` of its top-k lists.
+
+``python -m jobs.evaluate_ratings PATH [--sep TAB|COMMA|COLONS] [--k 10] [--seed 42] [--als]``
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from pyspark.sql import SparkSession
 
+from jobs.recs.als import AlsParams, train_als
 from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, random_split, with_sampled_negatives
 from jobs.recs.train import SvdParams, factor_model, train_svd
@@ -71,7 +77,9 @@ def read_ratings(path: Path, sep: str) -> tuple[pd.DataFrame, int]:
     return clean, skipped
 
 
-def evaluate_split(train: pd.DataFrame, test: pd.DataFrame, k: int, seed: int) -> dict[str, dict]:
+def evaluate_split(
+    train: pd.DataFrame, test: pd.DataFrame, k: int, seed: int, spark: SparkSession | None = None
+) -> dict[str, dict]:
     catalogue = sorted(set(train["item_id"]) | set(test["item_id"]))
     scale = (float(train["rating"].min()), float(train["rating"].max()))
     results: dict[str, dict] = {}
@@ -89,6 +97,12 @@ def evaluate_split(train: pd.DataFrame, test: pd.DataFrame, k: int, seed: int) -
     results["svd_ranking"] = evaluate_factor_model(model, train, test, k, len(catalogue))
     results["svd_ranking"]["seconds"] = round(time.monotonic() - started, 2)
 
+    if spark is not None:
+        started = time.monotonic()
+        model = train_als(spark, train, AlsParams(seed=seed))
+        results["als"] = evaluate_factor_model(model, train, test, k, len(catalogue))
+        results["als"]["seconds"] = round(time.monotonic() - started, 2)
+
     started = time.monotonic()
     results["popularity"] = evaluate_popularity(train, test, k, len(catalogue))
     results["popularity"]["seconds"] = round(time.monotonic() - started, 2)
@@ -97,7 +111,7 @@ def evaluate_split(train: pd.DataFrame, test: pd.DataFrame, k: int, seed: int) -
     }
 
 
-def evaluate_file(path: Path, sep: str | None, k: int, seed: int) -> dict:
+def evaluate_file(path: Path, sep: str | None, k: int, seed: int, spark: SparkSession | None = None) -> dict:
     sep = sep or detect_separator(path)
     ratings, skipped = read_ratings(path, sep)
     if ratings.empty:
@@ -111,7 +125,7 @@ def evaluate_file(path: Path, sep: str | None, k: int, seed: int) -> dict:
         "random": random_split(ratings, 0.25, min_items=2, seed=seed),
         "chrono": chronological_split(ratings, 0.25, min_items=2, time_column="timestamp"),
     }
-    return {name: evaluate_split(train, test, k, seed) for name, (train, test) in splits.items()}
+    return {name: evaluate_split(train, test, k, seed, spark) for name, (train, test) in splits.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sep", type=str.upper, choices=sorted(SEPARATORS), help="default: detected")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--als", action="store_true", help="also evaluate Spark MLlib implicit ALS (starts Spark)")
     args = parser.parse_args(argv)
-    print(json.dumps(evaluate_file(args.path, args.sep, args.k, args.seed)))
+    spark = None
+    if args.als:
+        from jobs.core.spark import get_spark
+
+        spark = get_spark()
+    print(json.dumps(evaluate_file(args.path, args.sep, args.k, args.seed, spark)))
     return 0
 
 

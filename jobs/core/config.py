@@ -106,6 +106,23 @@ class Settings:
     max_per_category: int = field(default_factory=lambda: _env_int("MAX_PER_CATEGORY", 4))
     # A new model is promoted unless its NDCG@k is worse than the live model's by more than this.
     promotion_tolerance: float = field(default_factory=lambda: _env_float("PROMOTION_TOLERANCE", 0.05))
+    # Trainer: "svd" (Surprise, one machine) or "als" (Spark MLlib implicit ALS, scales out).
+    recs_trainer: str = field(default_factory=lambda: _env("RECS_TRAINER", "svd"))
+    als_rank: int = field(default_factory=lambda: _env_int("ALS_RANK", 32))
+    als_iterations: int = field(default_factory=lambda: _env_int("ALS_ITERATIONS", 10))
+    als_reg: float = field(default_factory=lambda: _env_float("ALS_REG", 0.05))
+    als_alpha: float = field(default_factory=lambda: _env_float("ALS_ALPHA", 10.0))
+    # SVD hyper-parameters: "config" uses PUSH_SVD_*; "grid" picks them with Surprise's GridSearchCV
+    # (seeded folds, RMSE) over PUSH_SVD_GRID ("name:v1|v2,name:v1|v2") on the training split.
+    svd_tuning: str = field(default_factory=lambda: _env("SVD_TUNING", "config"))
+    svd_grid: dict[str, list[float]] = field(
+        default_factory=lambda: _env_map(
+            "SVD_GRID",
+            "n_factors:16|32,lr_all:0.005|0.01,reg_all:0.02|0.05|0.1",
+            lambda v: [float(x) for x in v.split("|")],
+        )
+    )
+    svd_grid_folds: int = field(default_factory=lambda: _env_int("SVD_GRID_FOLDS", 3))
     # Notification policy (see README "Notification policy"): caps count non-transactional
     # messages per user in rolling windows; a fatigued user gets the lower fatigue caps.
     daily_cap: int = field(default_factory=lambda: _env_int("DAILY_CAP", 1))

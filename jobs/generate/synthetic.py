@@ -1,10 +1,15 @@
 """Deterministic synthetic e-commerce data with planted truth.
 
-Users get planted tastes (two favourite categories, a favourite brand, a price level, active
-hours in their own timezone); sessions follow a view -> click -> cart -> purchase funnel;
+Users get planted tastes (a primary and a secondary favourite category, a favourite brand, a
+price level, active hours in their own timezone); sessions follow a view -> click -> cart -> purchase funnel;
 there are searches, bots (bursts of views), re-delivered duplicates, late events and a small
 share of malformed lines. The planted tastes are written next to the data so that tests can
 measure whether profiles and recommendations recover them.
+
+With ``taste_groups`` > 0 users are drawn from that many planted groups instead of having
+independent tastes: a group fixes the favourite categories (primary and secondary) and centres
+the price level, so segmentation quality can be measured against the planted group
+(``truth/user_tastes.json`` holds each user's ``group``).
 
 Layout written under ``--out``::
 
@@ -62,6 +67,8 @@ class PlantedTaste:
     price_level: float
     active_hours_local: list[int]
     is_bot: bool
+    # Planted group (``GeneratorConfig.taste_groups`` > 0), else None.
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,10 @@ class GeneratorConfig:
     duplicate_share: float = 0.005
     late_share: float = 0.01
     bot_share: float = 0.01
+    # Share of a user's in-taste sessions spent in the primary (first) favourite category.
+    primary_share: float = 0.85
+    # Planted groups of users sharing favourite categories and price band (0 = independent tastes).
+    taste_groups: int = 0
 
 
 def make_items(rng: np.random.Generator, count: int) -> list[dict]:
@@ -97,14 +108,30 @@ def make_items(rng: np.random.Generator, count: int) -> list[dict]:
     return items
 
 
+def group_favourites(group: int) -> list[str]:
+    """Favourite categories of a planted group: distinct primaries, disjoint pairs for up to 4 groups."""
+    return [CATEGORIES[group % len(CATEGORIES)], CATEGORIES[(group + len(CATEGORIES) // 2) % len(CATEGORIES)]]
+
+
+def group_price_level(group: int, groups: int) -> float:
+    """Centre of a planted group's price level, spread evenly over [0.2, 0.8]."""
+    return 0.2 + 0.6 * group / max(groups - 1, 1)
+
+
 def make_users(
-    rng: np.random.Generator, count: int, end_date: date, bot_share: float
+    rng: np.random.Generator, count: int, end_date: date, bot_share: float, taste_groups: int = 0
 ) -> tuple[list[dict], list[PlantedTaste]]:
+    if not 0 <= taste_groups <= len(CATEGORIES):
+        raise ValueError(f"taste_groups must be between 0 and {len(CATEGORIES)}, got {taste_groups}")
     users, tastes = [], []
     for n in range(count):
         user_id = f"u{n:05d}"
         tz = TIMEZONES[int(rng.integers(0, len(TIMEZONES)))]
-        favourites = [str(c) for c in rng.choice(CATEGORIES, size=2, replace=False)]
+        group = int(rng.integers(0, taste_groups)) if taste_groups else None
+        if group is None:
+            favourites = [str(c) for c in rng.choice(CATEGORIES, size=2, replace=False)]
+        else:
+            favourites = group_favourites(group)
         peak = int(rng.integers(7, 23))
         users.append(
             {
@@ -126,9 +153,14 @@ def make_users(
                 user_id=user_id,
                 favourite_categories=favourites,
                 favourite_brand=f"{favourites[0][:3]}-brand-{int(rng.integers(0, 5))}",
-                price_level=float(rng.uniform(0.1, 0.9)),
+                price_level=float(
+                    rng.uniform(0.1, 0.9)
+                    if group is None
+                    else group_price_level(group, taste_groups) + rng.uniform(-0.1, 0.1)
+                ),
                 active_hours_local=[peak, (peak + 1) % 24],
                 is_bot=bool(rng.random() < bot_share),
+                group=group,
             )
         )
     return users, tastes
@@ -217,7 +249,7 @@ def _session(rng, writer, taste, user, by_category, start, tz) -> None:
     session_id = f"s{writer.counter:09d}"
     device = DEVICES[int(rng.integers(0, len(DEVICES)))]
     category = (
-        taste.favourite_categories[int(rng.integers(0, 2))]
+        taste.favourite_categories[0 if rng.random() < writer.config.primary_share else 1]
         if rng.random() < 0.85
         else CATEGORIES[int(rng.integers(0, len(CATEGORIES)))]
     )
@@ -245,7 +277,7 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     """Write a full data set under ``out`` and return a summary of what was written."""
     rng = np.random.default_rng(config.seed)
     items = make_items(rng, config.items)
-    users, tastes = make_users(rng, config.users, config.end_date, config.bot_share)
+    users, tastes = make_users(rng, config.users, config.end_date, config.bot_share, config.taste_groups)
     by_category: dict[str, list[dict]] = defaultdict(list)
     for item in items:
         by_category[item["category"]].append(item)

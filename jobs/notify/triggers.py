@@ -211,11 +211,16 @@ def store_triggers(conn: Connection, triggers: pd.DataFrame, interactions: pd.Da
     trigger's message still waiting in the outbox is cancelled with it.
     """
     conn.execute(text("CREATE TEMP TABLE trigger_stage (LIKE push.triggers INCLUDING DEFAULTS) ON COMMIT DROP"))
-    conn.execute(text("CREATE TEMP TABLE interaction_stage (LIKE push.recent_interactions) ON COMMIT DROP"))
     copy_frame(conn, "trigger_stage", triggers[list(TRIGGER_COLUMNS)])
-    copy_frame(conn, "interaction_stage", interactions)
     conn.execute(text(_STORE_TRIGGERS))
     conn.execute(text(_CANCEL_QUEUED))
+    store_interactions(conn, interactions)
+
+
+def store_interactions(conn: Connection, interactions: pd.DataFrame) -> None:
+    """Merge (user, item) latest view/cart/purchase times into ``push.recent_interactions`` (greatest wins)."""
+    conn.execute(text("CREATE TEMP TABLE interaction_stage (LIKE push.recent_interactions) ON COMMIT DROP"))
+    copy_frame(conn, "interaction_stage", interactions)
     conn.execute(text(_STORE_INTERACTIONS))
 
 

@@ -6,8 +6,11 @@ so that a marketer can read the table without knowing what a centroid is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from math import comb
 
+import numpy as np
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
@@ -120,3 +123,30 @@ def describe_segments(
         rows,
         "segment int, size int, top_categories array<string>, avg_price_level double, avg_frequency double, description string, silhouette double",
     )
+
+
+def adjusted_rand_index(labels: Sequence, truth: Sequence) -> float:
+    """Adjusted Rand index of two labellings of the same users (Hubert & Arabie, 1985).
+
+    1 when the partitions agree exactly (whatever the label names), about 0 for a labelling no
+    better than chance, negative when worse. Used to check segments against planted groups and
+    to compare two days' segmentations.
+    """
+    if len(labels) != len(truth):
+        raise ValueError(f"labellings differ in length: {len(labels)} vs {len(truth)}")
+    n = len(labels)
+    _, a = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+    _, b = np.unique(np.asarray(truth, dtype=object).astype(str), return_inverse=True)
+    table = np.zeros((a.max(initial=-1) + 1, b.max(initial=-1) + 1), dtype=np.int64)
+    np.add.at(table, (a, b), 1)
+    pairs = sum(comb(int(v), 2) for v in table.ravel())
+    rows = sum(comb(int(v), 2) for v in table.sum(axis=1))
+    columns = sum(comb(int(v), 2) for v in table.sum(axis=0))
+    total = comb(n, 2)
+    if total == 0:
+        return 1.0
+    expected = rows * columns / total
+    maximum = (rows + columns) / 2
+    if maximum == expected:  # both labellings put everyone together (or everyone apart)
+        return 1.0
+    return float((pairs - expected) / (maximum - expected))

@@ -3,6 +3,13 @@
 All ranking metrics follow the usual definitions (as in Microsoft Recommenders): for each test
 user with at least one relevant item, the top-k list excludes the user's training items;
 metrics are averaged over those users.
+
+Beyond accuracy, for the same top-k lists: catalogue ``coverage`` (share of the catalogue
+shown to anyone), ``diversity`` (intra-list diversity: mean pairwise 1 - cosine similarity of
+the items' training co-occurrence vectors, as in Microsoft Recommenders, so it needs no item
+features), ``category_diversity`` (share of item pairs from different categories, when
+categories are known) and ``novelty`` (mean self-information -log2(share of training users
+who interacted with the item): recommending only blockbusters scores low).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from jobs.recs.topn import score_top_candidates
 from jobs.recs.train import FactorModel
@@ -66,6 +74,71 @@ def ranking_metrics(
     }
 
 
+def novelty(lists: Mapping[str, Sequence[str]], train: pd.DataFrame) -> float:
+    """Mean -log2(p_i) over every recommended item, p_i = share of training users with item i.
+
+    Items nobody interacted with in training count as one user's (the most novel possible).
+    """
+    users = train["user_id"].nunique()
+    if not users:
+        return 0.0
+    counts = train.groupby("item_id")["user_id"].nunique().to_dict()
+    values = [-math.log2(max(counts.get(item, 0), 1) / users) for top in lists.values() for item in top]
+    return float(np.mean(values)) if values else 0.0
+
+
+def intra_list_diversity(lists: Mapping[str, Sequence[str]], train: pd.DataFrame) -> float:
+    """Mean over lists of the mean pairwise ``1 - cosine(co-occurrence vectors)`` of their items.
+
+    An item's vector marks the training users who interacted with it; items unknown to training
+    are dissimilar to everything. Lists shorter than two items are skipped.
+    """
+    item_codes, items = pd.factorize(train["item_id"], sort=True)
+    user_codes, _ = pd.factorize(train["user_id"], sort=True)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(train)), (item_codes, user_codes)), shape=(len(items), int(user_codes.max(initial=-1)) + 1)
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0  # a user who appears twice for an item still counts once
+    norms = np.sqrt(np.asarray(matrix.sum(axis=1)).ravel())
+    index = {item: n for n, item in enumerate(items)}
+    values = []
+    for top in lists.values():
+        if len(top) < 2:
+            continue
+        known = np.array([index.get(item, -1) for item in top])
+        similarity = np.zeros((len(top), len(top)))
+        rows = np.flatnonzero(known >= 0)
+        if len(rows):
+            codes = known[rows]
+            overlap = (matrix[codes] @ matrix[codes].T).toarray()
+            similarity[np.ix_(rows, rows)] = overlap / np.outer(norms[codes], norms[codes])
+        upper = np.triu_indices(len(top), k=1)
+        values.append(float(np.mean(1.0 - similarity[upper])))
+    return float(np.mean(values)) if values else 0.0
+
+
+def category_diversity(lists: Mapping[str, Sequence[str]], category_of: Mapping[str, str]) -> float:
+    """Mean over lists (two items or more) of the share of item pairs from different categories."""
+    values = []
+    for top in lists.values():
+        categories = [category_of.get(item) for item in top]
+        pairs = [(a, b) for n, a in enumerate(categories) for b in categories[n + 1 :]]
+        if pairs:
+            values.append(sum(a is None or b is None or a != b for a, b in pairs) / len(pairs))
+    return float(np.mean(values)) if values else 0.0
+
+
+def beyond_accuracy(
+    lists: Mapping[str, Sequence[str]], train: pd.DataFrame, category_of: Mapping[str, str] | None = None
+) -> dict[str, float]:
+    """Diversity and novelty of top-k lists (coverage is in :func:`ranking_metrics`)."""
+    metrics = {"diversity": intra_list_diversity(lists, train), "novelty": novelty(lists, train)}
+    if category_of is not None:
+        metrics["category_diversity"] = category_diversity(lists, category_of)
+    return metrics
+
+
 def popularity_ranking(train: pd.DataFrame, users: Sequence[str], k: int) -> dict[str, list[str]]:
     """The baseline: most-interacted items in train, minus each user's own training items."""
     popularity = train.groupby("item_id")["user_id"].nunique().sort_values(ascending=False, kind="stable")
@@ -87,17 +160,34 @@ def seen_items(train: pd.DataFrame) -> dict[str, set[str]]:
 
 
 def evaluate_factor_model(
-    model: FactorModel, train: pd.DataFrame, test: pd.DataFrame, k: int, catalogue_size: int
+    model: FactorModel,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    k: int,
+    catalogue_size: int,
+    category_of: Mapping[str, str] | None = None,
 ) -> dict:
-    """RMSE/MAE on the test ratings and ranking metrics of top-k lists that exclude training items."""
-    metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
+    """RMSE/MAE on the test ratings (models that predict ratings) and top-k metrics of lists that
+    exclude training items."""
+    metrics = {}
+    if model.predicts_ratings:
+        metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
     relevant = relevant_items(test)
-    lists = score_top_candidates(model, seen_items(train), set(), k, only_users=set(relevant))
-    return metrics | ranking_metrics(
-        {u: [i for i, _ in items] for u, items in lists.items()}, relevant, k, catalogue_size
+    scored = score_top_candidates(model, seen_items(train), set(), k, only_users=set(relevant))
+    lists = {u: [i for i, _ in items] for u, items in scored.items()}
+    evaluated = {u: lists.get(u, []) for u, truth in relevant.items() if truth}
+    return (
+        metrics | ranking_metrics(lists, relevant, k, catalogue_size) | beyond_accuracy(evaluated, train, category_of)
     )
 
 
-def evaluate_popularity(train: pd.DataFrame, test: pd.DataFrame, k: int, catalogue_size: int) -> dict:
+def evaluate_popularity(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    k: int,
+    catalogue_size: int,
+    category_of: Mapping[str, str] | None = None,
+) -> dict:
     relevant = relevant_items(test)
-    return ranking_metrics(popularity_ranking(train, list(relevant), k), relevant, k, catalogue_size)
+    lists = popularity_ranking(train, list(relevant), k)
+    return ranking_metrics(lists, relevant, k, catalogue_size) | beyond_accuracy(lists, train, category_of)

@@ -1,6 +1,8 @@
 """Daily recommendation stages: train + evaluate + gate, then publish top-N atomically.
 
-``train_and_evaluate`` trains Surprise SVD on implicit ratings, evaluates it on a per-user
+``train_and_evaluate`` trains the configured model (``PUSH_RECS_TRAINER``: Surprise SVD, with
+hyper-parameters from configuration or GridSearchCV, or Spark MLlib implicit ALS) on implicit
+ratings, evaluates it on a per-user
 chronological hold-out next to a popularity baseline, applies the promotion gate and records
 the run in ``push.model_runs`` (params, window, metrics, artifact). ``publish_recommendations``
 scores every user with the promoted model and swaps the new set in with one transaction.
@@ -26,13 +28,24 @@ from jobs.core.db import copy_rows, fetch_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.profiles.job import lookback_events
+from jobs.recs.als import AlsParams, train_als
 from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
 from jobs.recs.topn import assemble_top_n, score_top_candidates
-from jobs.recs.train import SvdParams, factor_model, load_model, save_model, train_svd
+from jobs.recs.train import (
+    FactorModel,
+    SvdParams,
+    factor_model,
+    load_factor_model,
+    save_factor_model,
+    save_model,
+    train_svd,
+    tune_svd,
+)
 
 log = logging.getLogger(__name__)
 ALGORITHM = "surprise_svd"
+ALGORITHMS = {"svd": ALGORITHM, "als": "spark_als"}
 
 
 def run_id_for(as_of: datetime) -> str:
@@ -50,6 +63,49 @@ def svd_params(settings: Settings) -> SvdParams:
     )
 
 
+def als_params(settings: Settings) -> AlsParams:
+    return AlsParams(settings.als_rank, settings.als_iterations, settings.als_reg, settings.als_alpha, settings.seed)
+
+
+def trainer_params(settings: Settings, train: pd.DataFrame, catalogue: list[str]) -> tuple[SvdParams | AlsParams, dict]:
+    """The configured trainer's parameters (SVD ones tuned on ``train`` when asked) and a record of them."""
+    if settings.recs_trainer not in ALGORITHMS:
+        raise ValueError(f"PUSH_RECS_TRAINER must be one of {sorted(ALGORITHMS)}, got {settings.recs_trainer!r}")
+    if settings.recs_trainer == "als":
+        params = als_params(settings)
+        return params, {"trainer": "als", **asdict(params)}
+    params = svd_params(settings)
+    if settings.svd_tuning == "grid":
+        negatives = with_sampled_negatives(train, catalogue, params.negative_ratio, params.random_state)
+        params, search = tune_svd(negatives, params, settings.svd_grid, settings.svd_grid_folds)
+        return params, {"trainer": "svd", **asdict(params), "grid_search": search}
+    if settings.svd_tuning != "config":
+        raise ValueError(f"PUSH_SVD_TUNING must be 'config' or 'grid', got {settings.svd_tuning!r}")
+    return params, {"trainer": "svd", **asdict(params)}
+
+
+def train_model(
+    spark: SparkSession,
+    ratings: pd.DataFrame,
+    catalogue: list[str],
+    params: SvdParams | AlsParams,
+    held_out: pd.DataFrame | None = None,
+):
+    """(factors, artifact to store) of SVD or ALS trained on ``ratings``."""
+    if isinstance(params, AlsParams):
+        model = train_als(spark, ratings, params)
+        return model, model
+    algo = fit(ratings, catalogue, params, held_out)
+    return factor_model(algo), algo
+
+
+def store_artifact(artifact, directory) -> str:
+    """Save a trained model under ``directory``: an SVD with Surprise's dump, ALS factors as ``.npz``."""
+    if isinstance(artifact, FactorModel):
+        return str(save_factor_model(artifact, directory / "als.npz"))
+    return str(save_model(artifact, directory / "svd.pkl"))
+
+
 def _ratings_path(settings: Settings, run_id: str):
     return settings.models_dir / run_id / "ratings.parquet"
 
@@ -61,13 +117,19 @@ def fit(ratings: pd.DataFrame, catalogue: list[str], params: SvdParams, held_out
 
 
 def evaluate_model(
-    train: pd.DataFrame, test: pd.DataFrame, params: SvdParams, k: int, catalogue: list[str]
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    params: SvdParams | AlsParams,
+    k: int,
+    catalogue: list[str],
+    category_of: dict[str, str] | None = None,
+    spark: SparkSession | None = None,
 ) -> tuple[dict, dict]:
-    """Metrics of SVD trained on ``train`` and of the popularity baseline, both on ``test``."""
-    model = factor_model(fit(train, catalogue, params, held_out=test))
+    """Metrics of the model trained on ``train`` and of the popularity baseline, both on ``test``."""
+    model, _ = train_model(spark, train, catalogue, params, held_out=test)
     return (
-        evaluate_factor_model(model, train, test, k, len(catalogue)),
-        evaluate_popularity(train, test, k, len(catalogue)),
+        evaluate_factor_model(model, train, test, k, len(catalogue), category_of),
+        evaluate_popularity(train, test, k, len(catalogue), category_of),
     )
 
 
@@ -91,16 +153,19 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     ratings = ratings.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
-        catalogue = conn.execute(text("SELECT item_id FROM push.items ORDER BY item_id")).scalars().all()
+        items = fetch_frame(conn, "SELECT item_id, category FROM push.items ORDER BY item_id")
         current = conn.execute(
             text("SELECT metrics FROM push.model_runs WHERE promoted AND as_of < :d ORDER BY as_of DESC LIMIT 1"),
             {"d": as_of.date()},
         ).scalar_one_or_none()
-    params = svd_params(settings)
+    catalogue = items["item_id"].tolist()
+    category_of = dict(zip(items["item_id"], items["category"], strict=True))
     train, test = chronological_split(ratings)
-    metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue)
+    params, params_record = trainer_params(settings, train, catalogue)
+    metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue, category_of, spark)
     promoted, decision = gate(metrics, current, settings.eval_k, settings.promotion_tolerance)
-    artifact = save_model(fit(ratings, catalogue, params), settings.models_dir / run_id / "svd.pkl")
+    _, trained = train_model(spark, ratings, catalogue, params)
+    artifact = store_artifact(trained, settings.models_dir / run_id)
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
     with engine.begin() as conn:
         conn.execute(
@@ -116,19 +181,20 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
             {
                 "run_id": run_id,
                 "as_of": as_of.date(),
-                "algo": ALGORITHM,
-                "params": json.dumps(asdict(params)),
+                "algo": ALGORITHMS[settings.recs_trainer],
+                "params": json.dumps(params_record),
                 "start": window_start,
                 "end": as_of,
                 "metrics": json.dumps(_rounded(metrics)),
                 "baseline": json.dumps(_rounded(baseline)),
-                "artifact": str(artifact),
+                "artifact": artifact,
                 "promoted": promoted,
                 "decision": decision,
             },
         )
     summary = {
         "run_id": run_id,
+        "algorithm": ALGORITHMS[settings.recs_trainer],
         "ratings": len(ratings),
         "train": len(train),
         "test": len(test),
@@ -164,7 +230,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
             conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()}
         )
     ratings = pd.read_parquet(_ratings_path(settings, run_id))
-    model = factor_model(load_model(run.artifact_path))
+    model = load_factor_model(run.artifact_path)
 
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
     # Out of stock, or unknown to the catalogue (seen in events only): never recommended.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from surprise import SVD, Dataset, Reader, dump
+from surprise.model_selection import GridSearchCV, KFold
 
 from jobs.recs.ratings import NEGATIVE_RATING, RATING_MAX
 
@@ -35,6 +37,9 @@ class FactorModel:
     user_factors: np.ndarray
     item_factors: np.ndarray
     rating_scale: tuple[float, float] = (NEGATIVE_RATING, RATING_MAX)
+    # False for models that score preference rather than predict ratings (implicit ALS):
+    # RMSE/MAE are then not reported.
+    predicts_ratings: bool = True
 
     def user_index(self) -> dict[str, int]:
         return {uid: n for n, uid in enumerate(self.user_ids)}
@@ -77,6 +82,41 @@ def train_svd(
     return algo
 
 
+# SvdParams fields GridSearchCV may tune, and whether each is an integer.
+TUNABLE = {"n_factors": True, "n_epochs": True, "lr_all": False, "reg_all": False}
+
+
+def tune_svd(
+    ratings: pd.DataFrame,
+    params: SvdParams,
+    grid: Mapping[str, Sequence[float]],
+    folds: int = 3,
+    rating_scale: tuple[float, float] = (NEGATIVE_RATING, RATING_MAX),
+) -> tuple[SvdParams, dict]:
+    """``params`` with the grid's best values by cross-validated RMSE (Surprise's GridSearchCV).
+
+    Folds are shuffled with ``params.random_state`` and every candidate SVD is seeded with it, so
+    the choice is reproducible. Returns the tuned parameters and a summary for the model run.
+    """
+    unknown = set(grid) - set(TUNABLE)
+    if unknown:
+        raise ValueError(f"cannot tune {sorted(unknown)}: tunable SVD parameters are {sorted(TUNABLE)}")
+    param_grid = {name: [int(v) if TUNABLE[name] else float(v) for v in values] for name, values in grid.items()}
+    fixed = {name: getattr(params, name) for name in TUNABLE if name not in param_grid}
+    data = Dataset.load_from_df(ratings[["user_id", "item_id", "rating"]], Reader(rating_scale=rating_scale))
+    search = GridSearchCV(
+        SVD,
+        {**param_grid, **{name: [value] for name, value in fixed.items()}, "random_state": [params.random_state]},
+        measures=["rmse"],
+        cv=KFold(n_splits=folds, random_state=params.random_state, shuffle=True),
+        n_jobs=1,
+    )
+    search.fit(data)
+    best = {name: search.best_params["rmse"][name] for name in param_grid}
+    summary = {"grid": param_grid, "folds": folds, "best": best, "cv_rmse": round(float(search.best_score["rmse"]), 6)}
+    return replace(params, **best), summary
+
+
 def factor_model(algo: SVD) -> FactorModel:
     trainset = algo.trainset
     return FactorModel(
@@ -89,6 +129,43 @@ def factor_model(algo: SVD) -> FactorModel:
         item_factors=np.asarray(algo.qi, dtype=float),
         rating_scale=tuple(trainset.rating_scale),
     )
+
+
+def save_factor_model(model: FactorModel, path: Path) -> Path:
+    """Store factors as ``.npz`` (the ALS artifact; an SVD is stored with Surprise's dump)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        user_ids=model.user_ids.astype(str),
+        item_ids=model.item_ids.astype(str),
+        global_mean=model.global_mean,
+        user_bias=model.user_bias,
+        item_bias=model.item_bias,
+        user_factors=model.user_factors,
+        item_factors=model.item_factors,
+        rating_scale=np.asarray(model.rating_scale, dtype=float),
+        predicts_ratings=model.predicts_ratings,
+    )
+    return path
+
+
+def load_factor_model(path: str | Path) -> FactorModel:
+    """The factors of a stored model artifact, whichever trainer wrote it."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        return factor_model(load_model(path))
+    with np.load(path) as stored:
+        return FactorModel(
+            user_ids=stored["user_ids"].astype(object),
+            item_ids=stored["item_ids"].astype(object),
+            global_mean=float(stored["global_mean"]),
+            user_bias=stored["user_bias"],
+            item_bias=stored["item_bias"],
+            user_factors=stored["user_factors"],
+            item_factors=stored["item_factors"],
+            rating_scale=tuple(float(v) for v in stored["rating_scale"]),
+            predicts_ratings=bool(stored["predicts_ratings"]),
+        )
 
 
 def save_model(algo: SVD, path: Path) -> Path:

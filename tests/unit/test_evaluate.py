@@ -1,9 +1,20 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.recs.evaluate import popularity_ranking, ranking_metrics, rmse_mae
+from jobs.recs.evaluate import (
+    category_diversity,
+    evaluate_factor_model,
+    evaluate_popularity,
+    intra_list_diversity,
+    novelty,
+    popularity_ranking,
+    ranking_metrics,
+    rmse_mae,
+)
+from jobs.recs.train import FactorModel
 
 
 def test_rmse_and_mae_by_hand():
@@ -34,3 +45,63 @@ def test_popularity_baseline_excludes_own_items():
     assert ranking["a"] == ["y", "z"]
     assert ranking["c"] == []
     assert ranking["new"] == ["x", "y"]
+
+
+def test_novelty_by_hand():
+    # Four training users: x is known to all four, y to one.
+    train = pd.DataFrame({"user_id": ["a", "b", "c", "d", "a"], "item_id": ["x", "x", "x", "x", "y"]})
+    value = novelty({"u": ["x", "y"], "v": ["y"]}, train)
+    assert value == pytest.approx((-math.log2(4 / 4) - math.log2(1 / 4) - math.log2(1 / 4)) / 3)
+    # An item nobody touched counts as one user's.
+    assert novelty({"u": ["z"]}, train) == pytest.approx(math.log2(4))
+
+
+def test_intra_list_diversity_by_hand():
+    # Users of x: {a, b}; of y: {b, c}; of z: {d}.  cos(x, y) = 1 / (sqrt2 * sqrt2) = 0.5.
+    train = pd.DataFrame({"user_id": ["a", "b", "b", "c", "d", "a"], "item_id": ["x", "x", "y", "y", "z", "x"]})
+    lists = {"u": ["x", "y", "z"], "v": ["x", "y"], "w": ["x"]}
+    first = (0.5 + 1.0 + 1.0) / 3  # pairs (x,y), (x,z), (y,z)
+    second = 0.5
+    assert intra_list_diversity(lists, train) == pytest.approx((first + second) / 2)
+    # Identical co-occurrence means no diversity; an unknown item is dissimilar to all.
+    twins = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"]})
+    assert intra_list_diversity({"u": ["x", "y"]}, twins) == pytest.approx(0.0)
+    assert intra_list_diversity({"u": ["x", "unknown"]}, twins) == pytest.approx(1.0)
+
+
+def test_category_diversity_by_hand():
+    category = {"a": "shoes", "b": "shoes", "c": "books"}
+    # Pairs of [a, b, c]: (a,b) same, (a,c) and (b,c) differ -> 2/3; [a, b] -> 0.
+    assert category_diversity({"u": ["a", "b", "c"], "v": ["a", "b"]}, category) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_model_and_baseline_report_the_same_metric_names():
+    train = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "c"],
+            "item_id": ["x", "y", "x", "z", "y"],
+            "rating": [5.0, 4.0, 3.0, 5.0, 2.0],
+        }
+    )
+    test = pd.DataFrame({"user_id": ["a", "c"], "item_id": ["z", "x"], "rating": [4.0, 3.0]})
+    model = FactorModel(
+        user_ids=np.array(["a", "b", "c"], dtype=object),
+        item_ids=np.array(["x", "y", "z"], dtype=object),
+        global_mean=0.0,
+        user_bias=np.zeros(3),
+        item_bias=np.zeros(3),
+        user_factors=np.eye(3),
+        item_factors=np.eye(3),
+        predicts_ratings=False,
+    )
+    category = {"x": "shoes", "y": "books", "z": "shoes"}
+    ours = evaluate_factor_model(model, train, test, k=2, catalogue_size=3, category_of=category)
+    baseline = evaluate_popularity(train, test, k=2, catalogue_size=3, category_of=category)
+    assert set(baseline) <= set(ours)
+    assert "rmse" not in ours  # a preference model reports no rating error
+    # Both rank a -> [z] and c -> [z, x] (own items excluded): users of x {a, b}, of z {b}.
+    for metrics in (ours, baseline):
+        assert metrics["diversity"] == pytest.approx(1 - 1 / math.sqrt(2))  # c's list only
+        assert metrics["novelty"] == pytest.approx((2 * math.log2(3) + math.log2(3 / 2)) / 3)
+        assert metrics["category_diversity"] == pytest.approx(0.0)  # x and z are both shoes
+        assert metrics["coverage"] == pytest.approx(2 / 3)

@@ -72,3 +72,14 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path):
     ratings, skipped = evaluate_ratings.read_ratings(path, "TAB")
     assert len(ratings) == 2
     assert skipped == 2
+
+
+def test_als_option_adds_an_implicit_model_with_the_same_metrics(tmp_path, spark):
+    ratings, _ = evaluate_ratings.read_ratings(write_ratings(tmp_path / "u.data", seed=2), "TAB")
+    train, test = random_split(ratings, 0.25, min_items=2, seed=42)
+    models = evaluate_ratings.evaluate_split(train, test, k=10, seed=42, spark=spark)
+    assert set(models) == {"svd", "svd_ranking", "als", "popularity"}
+    assert "rmse" not in models["als"]  # preference scores, not ratings
+    assert set(models["popularity"]) - {"seconds"} <= set(models["als"])
+    assert {"diversity", "novelty"} <= set(models["als"])
+    assert models["als"]["ndcg@10"] > models["popularity"]["ndcg@10"]
