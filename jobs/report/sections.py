@@ -115,7 +115,7 @@ def model_metrics_section(model_runs: pd.DataFrame) -> Section:
     ]
     note = (
         f"{len(model_runs)} run(s); latest {latest['run_id']} ({latest['algorithm']}): "
-        f"{'promoted' if latest['promoted'] else 'not promoted'} - {latest['decision']}."
+        f"{'promoted' if latest['promoted'] else 'not promoted'} (gate: {latest['decision']})."
     )
     return Section("model_metrics", title, how, figure=plots.model_metrics_figure(history), table=table, note=note)
 

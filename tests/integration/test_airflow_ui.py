@@ -212,6 +212,7 @@ def test_log_in_trigger_the_daily_dag_and_see_it_succeed(small_data, airflow_ui,
     html = reports[0].read_text()
     assert "No model runs yet" not in html
     assert "No segments yet" not in html
+    assert "No cleaned windows yet" not in html
     widths = _report_images(browser, reports[0])
     assert len(widths) >= 3  # model metrics, data quality, segments (no notifications ran)
     assert all(w > 0 for w in widths)

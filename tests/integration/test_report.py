@@ -41,6 +41,7 @@ def seed_history(engine, seed: int = 7) -> dict:
     days = [FIRST_DAY + timedelta(days=n) for n in range(DAYS)]
     facts: dict = {"model_runs": [], "segments": {}, "arms": {"treatment": [0, 0], "control": [0, 0]}}
     facts.update(delivered=0, clicks=0, conversions=0, decisions={}, windows=0, failed_windows=0, reasons={})
+    facts["window_starts"] = []
     with engine.begin() as conn:
         for n, day in enumerate(days):
             metrics = {f"{m}@10": rng.uniform(0.05, 0.4) for m in ("ndcg", "precision", "recall", "map")}
@@ -83,14 +84,20 @@ def seed_history(engine, seed: int = 7) -> dict:
                     },
                 )
                 facts["windows"] += 1
+                facts["window_starts"].append(start)
                 for reason, count in reasons.items():
                     facts["reasons"][reason] = facts["reasons"].get(reason, 0) + count
                 if w < 2:
                     success = not (n == 1 and w == 0)
                     facts["failed_windows"] += not success
+                    # A manual run validates the window it was asked for (here off the hour); its
+                    # cleaning recorded the window widened to whole hours.
+                    asked = (
+                        (start + timedelta(minutes=17), end - timedelta(minutes=43)) if not success else (start, end)
+                    )
                     conn.execute(
                         text("INSERT INTO push.validation_runs VALUES ('clean_events', :s, :e, :ok, 12, :f, '[]')"),
-                        {"s": start, "e": end, "ok": success, "f": 0 if success else 1},
+                        {"s": asked[0], "e": asked[1], "ok": success, "f": 0 if success else 1},
                     )
             sizes = [rng.randint(5, 40) for _ in range(3 + n % 2)]
             for segment, size in enumerate(sizes):
@@ -254,3 +261,6 @@ def test_report_until_a_time_leaves_out_what_came_later(seeded, settings, tmp_pa
     sizes = seeded["segments"][cut]
     assert f"{len(sizes)} segments, {sum(sizes):,} users" in html
     assert f"Data up to {cut:%Y-%m-%d} 00:00 UTC" in html
+    # A cleaned window counts once it has begun (windows are widened to whole hours).
+    begun = sum(start < _at(cut) for start in seeded["window_starts"])
+    assert f"{begun} window(s)" in html
