@@ -41,6 +41,12 @@ def _label_x(ax, labels: list[str]) -> None:
     ax.set_xticklabels([labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
 
 
+def _pad_bars(ax, count: int, at_least: int = 6) -> None:
+    """Keep a few bars from stretching over the whole width."""
+    pad = max(0.0, (at_least - count) / 2)
+    ax.set_xlim(-0.5 - pad, count - 0.5 + pad)
+
+
 def model_metrics_figure(history: pd.DataFrame) -> bytes | None:
     """One panel per metric: the model (solid) and the popularity baseline (dashed) per run.
 
@@ -90,6 +96,7 @@ def data_quality_figure(quality: pd.DataFrame) -> bytes | None:
     shares.legend(fontsize=8)
     colours = [GOOD if v is True else BAD if v is False else UNKNOWN for v in quality["validated"]]
     volume.bar(x, quality["input_rows"], color=colours)
+    _pad_bars(volume, len(quality))
     volume.set_ylabel("input rows")
     volume.grid(axis="y", alpha=0.3)
     volume.set_title("bar colour: green = validation passed, red = failed, grey = not validated", fontsize=8)
@@ -136,6 +143,7 @@ def decisions_by_day_figure(daily: pd.DataFrame) -> bytes | None:
         values = daily[reason].to_numpy(dtype=float)
         ax.bar(x, values, bottom=bottom, label=reason, color=colour)
         bottom += values
+    _pad_bars(ax, len(daily))
     ax.set_ylabel("decisions")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
