@@ -181,6 +181,13 @@ def _interval_plot(ax, x, value, low, high, colour, label, marker="o") -> None:
     ax.errorbar(np.asarray(x)[shown], value[shown], yerr=errors, fmt=marker, color=colour, capsize=3, label=label)
 
 
+def _legend_or_note(ax, note: str) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color=BASELINE_COLOUR)
+
+
 def rates_and_lift_figure(runs: pd.DataFrame) -> bytes | None:
     """Per run: CTR and CVR with 95 % intervals (top) and absolute lift with its interval (bottom).
 
@@ -198,7 +205,7 @@ def rates_and_lift_figure(runs: pd.DataFrame) -> bytes | None:
     _interval_plot(rates, x + 0.1, runs["cvr"], runs["cvr_low"], runs["cvr_high"], "#ff7f0e", "CVR", marker="s")
     rates.set_ylabel("rate per delivered message")
     rates.grid(alpha=0.3)
-    rates.legend(fontsize=8)
+    _legend_or_note(rates, "no delivered messages in these runs")
     _interval_plot(
         lift,
         x,
@@ -211,6 +218,6 @@ def rates_and_lift_figure(runs: pd.DataFrame) -> bytes | None:
     lift.axhline(0.0, color=BASELINE_COLOUR, linewidth=1)
     lift.set_ylabel("absolute lift")
     lift.grid(alpha=0.3)
-    lift.legend(fontsize=8)
+    _legend_or_note(lift, "no lift measurable yet: these runs have no control group")
     _label_x(lift, list(runs["label"]))
     return to_png(figure)
