@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-clean bench-notify evaluate lint fix db psql down airflow up clean-local stream
+.PHONY: install demo test test-unit bench bench-clean bench-notify evaluate lint fix db psql down airflow up clean-local stream report
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -75,3 +75,7 @@ up:
 
 clean-local: down
 	rm -rf .local
+
+## report: the evaluation report (HTML with plots) of what is in the database (OUT=path, UNTIL=ISO time)
+report: $(STAMP) db
+	@$(PY) -m jobs.report $(if $(OUT),--out "$(OUT)",) $(if $(UNTIL),--until "$(UNTIL)",)

@@ -12,15 +12,21 @@ Runs at 00:00 UTC for the day that just ended (logical time = end of the window)
 5. **train_and_evaluate** - Surprise SVD, chronological hold-out, popularity baseline, gate.
 6. **publish_recommendations** - top-N for every user, swapped in atomically; updates the
    `published_recommendations` asset, which triggers the `notifications` DAG.
+7. **report** - the evaluation report (HTML with plots: model metrics vs baseline, data quality,
+   segments, notifications, send hours, CTR/CVR and lift) under `<local dir>/reports/`.
 
 Re-running a date replaces exactly what that date wrote.
 """
 
 from __future__ import annotations
 
+import logging
+
 from airflow.sdk import Param, dag, get_current_context, task
 
 from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, fail_fast, logical_time
+
+log = logging.getLogger(__name__)
 
 
 def _settings_and_time():
@@ -97,6 +103,15 @@ def daily_recommendations():
         settings, as_of, _ = _settings_and_time()
         return publish(settings, as_of)
 
+    @task
+    def report() -> str:
+        from jobs.report.job import report_path_for, write_report
+
+        settings, as_of, _ = _settings_and_time()
+        path = write_report(settings, report_path_for(settings, as_of), until=as_of)
+        log.info("Evaluation report written: %s", path)
+        return str(path)
+
     (
         load_reference()
         >> clean_events()
@@ -104,6 +119,7 @@ def daily_recommendations():
         >> build_profiles()
         >> train_and_evaluate()
         >> publish_recommendations()
+        >> report()
     )
 
 

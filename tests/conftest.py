@@ -134,3 +134,20 @@ def make_event(**overrides) -> dict:
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's package) driven by Playwright; see ``tests/browser.py``.
+
+    Module-scoped: Playwright's synchronous API keeps an event loop, which should not outlive
+    the browser tests into modules that run their own."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import FLAGS, ensure_chromium
+
+    executable = ensure_chromium()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(executable), headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()

@@ -8,13 +8,17 @@ default of 32 workers is far too many for a laptop).
 
 CLI: ``python -m jobs.core.airflow_env airflow dags list`` runs a command in that environment
 (after ``airflow db migrate`` when the metadata schema is missing or old), in its own process
-group; ``python -m jobs.core.airflow_env --stop`` stops that whole group (``make down``).
+group; ``python -m jobs.core.airflow_env --stop`` stops that whole group (``make down``). When
+the command serves the UI (``airflow standalone`` or ``airflow api-server``) it first prints the
+URL and the login of Airflow's simple auth manager.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -57,6 +61,12 @@ def airflow_environment(settings: Settings | None = None) -> dict[str, str]:
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
             "AIRFLOW__API__HOST": env.get("AIRFLOW__API__HOST", "127.0.0.1"),
             "AIRFLOW__API__PORT": env.get("AIRFLOW__API__PORT", "8080"),
+            # Task runners reach the API server here; derived from the port so that a port
+            # other than 8080 works without a second setting.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": env.get(
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                f"http://{env.get('AIRFLOW__API__HOST', '127.0.0.1')}:{env.get('AIRFLOW__API__PORT', '8080')}/execution/",
+            ),
             "GX_ANALYTICS_ENABLED": "False",
             "PUSH_DATABASE_URL": resolve_database_url(),
             "PUSH_LOCAL_DIR": str(settings.local_dir),
@@ -74,6 +84,28 @@ def migrate_metadata(env: dict[str, str]) -> None:
     check = subprocess.run(["airflow", "db", "check-migrations", "-t", "0"], env=env, capture_output=True, text=True)
     if check.returncode != 0:
         subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+UI_USER = "admin"  # Airflow's default [core] simple_auth_manager_users is admin:admin
+
+
+def ui_login(env: dict[str, str]) -> tuple[str, str, str]:
+    """The UI's URL, user and password (Airflow's simple auth manager).
+
+    The manager keeps its passwords in ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``
+    (or ``[core] simple_auth_manager_passwords_file``) and generates one only when the API server
+    starts; writing it here first lets the password be shown before the server runs, and keeps it
+    across restarts.
+    """
+    default_file = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    password_file = Path(env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or default_file)
+    passwords = json.loads(password_file.read_text() or "{}") if password_file.exists() else {}
+    if UI_USER not in passwords:
+        passwords[UI_USER] = secrets.token_urlsafe(12)
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        password_file.write_text(json.dumps(passwords) + "\n")
+    url = f"http://{env['AIRFLOW__API__HOST']}:{env['AIRFLOW__API__PORT']}"
+    return url, UI_USER, passwords[UI_USER]
 
 
 def _group_file(settings: Settings) -> Path:
@@ -130,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     env = airflow_environment(settings)
     migrate_metadata(env)
+    if {"standalone", "api-server"} & set(command):
+        url, user, password = ui_login(env)
+        print(f"Airflow UI: {url}  user: {user}  password: {password}  (stop with Ctrl-C or 'make down')", flush=True)
     return run_in_group(command, env, settings)
 
 
