@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-notify evaluate lint fix db psql down airflow up clean-local stream
+.PHONY: install demo test test-unit bench bench-notify evaluate lint fix db psql down airflow up clean-local stream erase-user
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -70,3 +70,8 @@ up:
 
 clean-local: down
 	rm -rf .local
+
+## erase-user: remove a user from every table, the lake and future sends (USER=<user id>, given on the command line)
+erase-user: $(STAMP) db
+	@test "$(origin USER)" = "command line" -a -n "$(USER)" || { echo 'usage: make erase-user USER=<user id>'; exit 2; }
+	@$(PY) -m jobs.privacy.erase --user-id "$(USER)"

@@ -182,6 +182,9 @@ class Settings:
     relay_max_attempts: int = field(default_factory=lambda: _env_int("RELAY_MAX_ATTEMPTS", 5))
     retry_base_seconds: float = field(default_factory=lambda: _env_float("RETRY_BASE_SECONDS", 2.0))
     retry_max_seconds: float = field(default_factory=lambda: _env_float("RETRY_MAX_SECONDS", 300.0))
+    # Privacy: the HMAC key of pseudonymous user ids and of the erasure suppression list. Keep it
+    # secret and stable (a new key makes erased users unrecognisable); the default is for demos.
+    pseudonym_key: str = field(default_factory=lambda: _env("PSEUDONYM_KEY", "demo-pseudonym-key-change-me"))
 
     @classmethod
     def from_env(cls) -> Settings:

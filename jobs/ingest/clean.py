@@ -30,6 +30,7 @@ from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hour_bounds, hours_between, parse_utc
 from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
+from jobs.privacy.suppression import ERASED_REASON, erased_keys, mark_erased
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ RAW_LINE_SCHEMA = T.StructType(
     ]
 )
 # Rejections that are policy, not bad data: they do not count towards the bad-row threshold.
-FILTER_REASONS = frozenset({"bot"})
+FILTER_REASONS = frozenset({"bot", ERASED_REASON})
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
@@ -305,7 +306,9 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
     raw = read_landing(spark, landing_files(settings.landing_dir, start, end)).cache()
-    checked = parse_and_validate(raw).cache()
+    with make_engine(settings.database_url).connect() as conn:
+        erased = erased_keys(conn)
+    checked = mark_erased(parse_and_validate(raw), erased, settings.pseudonym_key).cache()
     valid = checked.where("reason IS NULL")
     # The first delivery wins: earlier copies in this window, and copies already cleaned from
     # the preceding landing hours, make the others duplicates.
