@@ -1,6 +1,6 @@
 """The daily DAG on a real Spark standalone cluster gives the same results as local mode.
 
-A master and one worker (1 core, 1 GB) from the pip pyspark distribution listen on 127.0.0.1.
+A master and one worker (2 cores, 1 GB) from the pip pyspark distribution listen on 127.0.0.1.
 The daily DAG runs twice for one logical date on one generated data set, each run into a lake of
 its own: once in this process on the test session's local Spark, once in a fresh process whose
 only difference is ``PUSH_SPARK_MASTER=spark://127.0.0.1:<port>``. Every table the DAG writes,
