@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-clean bench-notify evaluate lint fix db psql down airflow up clean-local stream report
+.PHONY: install demo test test-unit bench bench-clean bench-notify evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -79,3 +79,8 @@ clean-local: down
 ## report: the evaluation report (HTML with plots) of what is in the database (OUT=path, UNTIL=ISO time)
 report: $(STAMP) db
 	@$(PY) -m jobs.report $(if $(OUT),--out "$(OUT)",) $(if $(UNTIL),--until "$(UNTIL)",)
+
+## erase-user: remove a user from every table, the lake and future sends (USER=<user id>, given on the command line)
+erase-user: $(STAMP) db
+	@test "$(origin USER)" = "command line" -a -n "$(USER)" || { echo 'usage: make erase-user USER=<user id>'; exit 2; }
+	@$(PY) -m jobs.privacy.erase --user-id "$(USER)"

@@ -3,14 +3,18 @@
 Every knob is read from an environment variable (prefix ``PUSH_``) with a default that runs the
 embedded demo. The database URL comes, in order, from ``PUSH_DATABASE_URL``, from the Airflow
 connection ``push_db`` given as ``AIRFLOW_CONN_PUSH_DB``, and finally from the embedded
-PostgreSQL cluster that ``jobs.core.localdb`` starts under ``.local/``.
+PostgreSQL cluster that ``jobs.core.localdb`` starts under ``.local/``. The Spark master URL
+comes likewise from ``PUSH_SPARK_MASTER``, then the Airflow connection ``spark_default``
+(``AIRFLOW_CONN_SPARK_DEFAULT``), then ``local[2]``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +71,40 @@ def resolve_database_url() -> str:
     return url
 
 
+def spark_master_from_connection(value: str) -> str:
+    """The Spark master URL an Airflow ``spark`` connection (URI or JSON form) stands for.
+
+    Airflow's Spark provider keeps the master in the connection's host, with its scheme when it
+    has one (``spark://host``, ``k8s://https://host``, ``yarn``, ``local[*]``), and the port apart.
+    In the URI form, ``spark://host:7077`` is the standalone master ``spark://host:7077``; a host
+    with a scheme is given percent-encoded (``spark://k8s%3A%2F%2Fhttps%3A%2F%2Fapi:6443``).
+    """
+    value = value.strip()
+    if value.startswith("{"):
+        data = json.loads(value)
+        host, port = str(data.get("host") or "").strip(), data.get("port")
+    else:
+        netloc = urlsplit(value).netloc.rsplit("@", 1)[-1]
+        encoded_host, _, port = netloc.partition(":")
+        host = unquote(encoded_host)
+    if not host:
+        raise ValueError(f"the Spark connection names no master host: {value!r}")
+    if "://" in host or host == "yarn" or host.startswith("local"):
+        return f"{host}:{port}" if port else host
+    return f"spark://{host}:{port or 7077}"
+
+
+def resolve_spark_master() -> str:
+    """``PUSH_SPARK_MASTER``, else the Airflow connection ``spark_default`` from the environment, else local."""
+    explicit = os.environ.get("PUSH_SPARK_MASTER")
+    if explicit:
+        return explicit
+    connection = os.environ.get("AIRFLOW_CONN_SPARK_DEFAULT")
+    if connection:
+        return spark_master_from_connection(connection)
+    return "local[2]"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Pipeline settings. Build with :meth:`Settings.from_env`; override fields in tests."""
@@ -78,7 +116,7 @@ class Settings:
     events_url: str = field(default_factory=lambda: _env("EVENTS_URL", ""))
     lake_dir: Path = field(default_factory=lambda: Path(_env("LAKE_DIR", str(_local_dir() / "lake"))))
     outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(_local_dir() / "outbox"))))
-    spark_master: str = field(default_factory=lambda: _env("SPARK_MASTER", "local[2]"))
+    spark_master: str = field(default_factory=resolve_spark_master)
     spark_driver_memory: str = field(default_factory=lambda: _env("SPARK_DRIVER_MEMORY", "2g"))
     # Cleaning: a run fails when more than this share of its rows is quarantined.
     max_bad_row_share: float = field(default_factory=lambda: _env_float("MAX_BAD_ROW_SHARE", 0.01))
@@ -167,6 +205,9 @@ class Settings:
     relay_max_attempts: int = field(default_factory=lambda: _env_int("RELAY_MAX_ATTEMPTS", 5))
     retry_base_seconds: float = field(default_factory=lambda: _env_float("RETRY_BASE_SECONDS", 2.0))
     retry_max_seconds: float = field(default_factory=lambda: _env_float("RETRY_MAX_SECONDS", 300.0))
+    # Privacy: the HMAC key of pseudonymous user ids and of the erasure suppression list. Keep it
+    # secret and stable (a new key makes erased users unrecognisable); the default is for demos.
+    pseudonym_key: str = field(default_factory=lambda: _env("PSEUDONYM_KEY", "demo-pseudonym-key-change-me"))
 
     @classmethod
     def from_env(cls) -> Settings:

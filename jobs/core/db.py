@@ -56,6 +56,9 @@ def apply_migrations(engine: Engine, folder: Path = MIGRATIONS_DIR) -> list[str]
             conn.exec_driver_sql(path.read_text())
             conn.execute(text("INSERT INTO public.schema_migrations (name) VALUES (:n)"), {"n": path.name})
             applied_now.append(path.name)
+        # Views added by a migration reach the analyst role only if they carry no identifying column.
+        if applied_now and conn.execute(text("SELECT to_regproc('push.refresh_analyst_grants')")).scalar():
+            conn.execute(text("SELECT push.refresh_analyst_grants()"))
     return applied_now
 
 

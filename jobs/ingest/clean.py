@@ -38,6 +38,7 @@ from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hour_bounds, hours_between, parse_utc
 from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
+from jobs.privacy.suppression import ERASED_REASON, erased_keys, mark_erased
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ FORMAT_REASONS = ("malformed_csv",)
 _CSV_FIELD_SPLIT = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
 _JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 # Rejections that are policy, not bad data: they do not count towards the bad-row threshold.
-FILTER_REASONS = frozenset({"bot"})
+FILTER_REASONS = frozenset({"bot", ERASED_REASON})
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
@@ -571,8 +572,10 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
     raw = read_landing(spark, event_files(spark, settings, start, end), numbered=False)
+    with make_engine(settings.database_url).connect() as conn:
+        erased = erased_keys(conn)
     # Parsed once and cached; line numbers come from the cached rows (no second pass over the input).
-    parsed = parse_and_validate(raw).cache()
+    parsed = mark_erased(parse_and_validate(raw), erased, settings.pseudonym_key).cache()
     checked = number_lines(parsed)
     if settings.unknown_items == "quarantine":
         items = catalogue(spark, settings)

@@ -1,7 +1,9 @@
 """Load the reference snapshots (users, catalogue, campaigns) into PostgreSQL.
 
 The snapshot files sit in ``<landing>/reference``; each load replaces the table's contents in
-one transaction, so readers never see half a catalogue. PII stays in ``push.users`` only.
+one transaction, so readers never see half a catalogue. PII stays in ``push.users`` only; users
+erased earlier (``push.erased_users``) are skipped, and every loaded user's pseudonym is written
+to ``push.user_pseudonyms``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import text
 
 from jobs.core.config import Settings
 from jobs.core.db import copy_frame, make_engine
+from jobs.privacy.suppression import erased_keys, user_pseudonyms, without_erased
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,11 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
         conn.execute(text("CREATE TEMP TABLE previous_items ON COMMIT DROP AS SELECT * FROM push.items"))
         for name, (table, _) in REFERENCE_TABLES.items():
             frame = read_reference(settings.landing_dir, name)
+            if name == "users":
+                # Erased users stay out; everyone else gets their pseudonym for the analyst views.
+                frame, counts["erased_users_skipped"] = without_erased(frame, settings.pseudonym_key, erased_keys(conn))
+                conn.execute(text("DELETE FROM push.user_pseudonyms"))
+                copy_frame(conn, "push.user_pseudonyms", user_pseudonyms(frame, settings.pseudonym_key))
             conn.execute(text(f"DELETE FROM {table}"))
             counts[name] = copy_frame(conn, table, frame)
         counts["item_changes"] = conn.execute(

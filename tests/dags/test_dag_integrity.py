@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-EXPECTED = {"daily_recommendations", "hourly_events", "notifications", "stream_supervisor"}
+EXPECTED = {"daily_recommendations", "erase_user", "hourly_events", "notifications", "stream_supervisor"}
 
 
 @pytest.fixture(scope="module")
