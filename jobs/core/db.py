@@ -7,7 +7,6 @@ Bulk loads go through ``COPY`` (fast, and typed by the target table).
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -122,19 +121,15 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return copy_rows(conn, table, list(frame.columns), clean.itertuples(index=False, name=None))
 
 
-class _CsvChunks(io.RawIOBase):
-    """A file-like CSV rendering of a frame, produced chunk by chunk while COPY reads it.
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of text chunks produced lazily while COPY reads them.
 
-    Rendering and the server's parsing then overlap instead of running one after the other.
+    Rendering the rows and the server's parsing then overlap instead of running one after the
+    other.
     """
 
-    def __init__(self, frame: pd.DataFrame, rows_per_chunk: int) -> None:
-        self._chunks = (
-            frame.iloc[start : start + rows_per_chunk]
-            .to_csv(header=False, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-            .encode()
-            for start in range(0, len(frame), rows_per_chunk)
-        )
+    def __init__(self, chunks: Iterable[str]) -> None:
+        self._chunks = iter(chunks)
         self._pending = b""
 
     def readable(self) -> bool:
@@ -145,27 +140,27 @@ class _CsvChunks(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            self._pending += chunk
+            self._pending += chunk.encode()
         if size < 0:
             size = len(self._pending)
         out, self._pending = self._pending[:size], self._pending[size:]
         return out
 
 
-def copy_csv(conn: Connection, table: str, frame: pd.DataFrame, rows_per_chunk: int = 20_000) -> int:
-    """COPY a frame without nulls (columns named like the table's) inside the caller's transaction.
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-    Strings are quoted (an empty string stays an empty string), numbers are not; the CSV is
-    rendered by pandas in chunks that stream to the server as it parses them.
-    """
-    if frame.empty:
-        return 0
+
+def copy_text_field(value: str) -> str:
+    """Escape one value for COPY's text format (backslash, tab, newline, carriage return)."""
+    return value.translate(_TEXT_ESCAPES)
+
+
+def copy_text(conn: Connection, table: str, columns: Sequence[str], chunks: Iterable[str]) -> None:
+    """COPY rows already rendered in COPY's text format (tab-separated lines, fields escaped
+    with ``copy_text_field``), streamed chunk by chunk, inside the caller's transaction."""
     cursor = conn.connection.dbapi_connection.cursor()
-    column_list = ", ".join(frame.columns)
-    cursor.copy_expert(
-        f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv)", _CsvChunks(frame, rows_per_chunk), size=1 << 18
-    )
-    return len(frame)
+    column_list = ", ".join(columns)
+    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN", _ChunkReader(chunks), size=1 << 18)
 
 
 def fetch_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 from sqlalchemy import text
 
 from jobs.core.config import Settings
-from jobs.core.db import copy_csv, fetch_frame, make_engine
+from jobs.core.db import copy_text, copy_text_field, fetch_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.profiles.job import lookback_events
@@ -215,6 +214,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
 
 
 PUBLISHED_COLUMNS = ["user_id", "rank", "item_id", "score", "source", "reason"]
+COPY_CHUNK_ROWS = 50_000
 
 
 def write_recommendations(engine, run_id: str, published_for: date, recommendations: Sequence[Recommendation]) -> bool:
@@ -228,21 +228,40 @@ def write_recommendations(engine, run_id: str, published_for: date, recommendati
     """
     with engine.begin() as conn:
         staging = conn.execute(text("SELECT push.stage_recommendations(:r)"), {"r": run_id}).scalar_one()
-        frame = pd.DataFrame(
-            {
-                "user_id": [r.user_id for r in recommendations],
-                "rank": np.fromiter((r.rank for r in recommendations), dtype=np.int64, count=len(recommendations)),
-                "item_id": [r.item_id for r in recommendations],
-                "score": np.fromiter((r.score for r in recommendations), dtype=np.float64, count=len(recommendations)),
-                "source": [r.source for r in recommendations],
-                "reason": [r.reason for r in recommendations],
-            },
-            columns=PUBLISHED_COLUMNS,
+        chunks = (
+            copy_text_rows(recommendations[start : start + COPY_CHUNK_ROWS])
+            for start in range(0, len(recommendations), COPY_CHUNK_ROWS)
         )
-        copy_csv(conn, staging, frame)
+        copy_text(conn, staging, PUBLISHED_COLUMNS, chunks)
         return conn.execute(
             text("SELECT push.swap_in_recommendations(:r, :d)"), {"r": run_id, "d": published_for}
         ).scalar_one()
+
+
+def copy_text_rows(recommendations: Sequence[Recommendation]) -> str:
+    """Rows in COPY's text format, in the order of ``PUBLISHED_COLUMNS``.
+
+    Rendered without escaping first; only if a text field holds a tab, newline, carriage return
+    or backslash (the separators then do not add up) is the chunk rendered again, escaped.
+    """
+    rendered = "".join(
+        [f"{r.user_id}\t{r.rank}\t{r.item_id}\t{r.score!r}\t{r.source}\t{r.reason}\n" for r in recommendations]
+    )
+    fields = len(PUBLISHED_COLUMNS)
+    if (
+        rendered.count("\n") == len(recommendations)
+        and rendered.count("\t") == len(recommendations) * (fields - 1)
+        and "\\" not in rendered
+        and "\r" not in rendered
+    ):
+        return rendered
+    e = copy_text_field
+    return "".join(
+        [
+            f"{e(r.user_id)}\t{r.rank}\t{e(r.item_id)}\t{r.score!r}\t{e(r.source)}\t{e(r.reason)}\n"
+            for r in recommendations
+        ]
+    )
 
 
 def _popular(ratings: pd.DataFrame) -> list[str]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -76,6 +77,8 @@ def _live(engine) -> list[tuple]:
 def test_publish_swaps_runs_and_keeps_each_run_versioned(catalogue):
     engine = catalogue
     a, b = _recommendations("run-a", 50), _recommendations("run-b", 40)
+    # Text that COPY's text format must escape survives the round trip.
+    b[0] = replace(b[0], reason="tab\there, back\\slash, new\nline, \r return")
     assert write_recommendations(engine, "run-a", date(2026, 11, 24), a) is True
     assert write_recommendations(engine, "run-b", date(2026, 11, 25), b) is True
     live = _live(engine)
@@ -97,6 +100,7 @@ def test_publish_swaps_runs_and_keeps_each_run_versioned(catalogue):
 
 KILLED_PUBLISH = """
 import sys
+from dataclasses import replace
 from datetime import date
 from jobs.core.db import make_engine
 from jobs.recs.job import write_recommendations
