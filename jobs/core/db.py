@@ -124,6 +124,48 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return copy_rows(conn, table, list(frame.columns), clean.itertuples(index=False, name=None))
 
 
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of text chunks produced lazily while COPY reads them.
+
+    Rendering the rows and the server's parsing then overlap instead of running one after the
+    other.
+    """
+
+    def __init__(self, chunks: Iterable[str]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._pending += chunk.encode()
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text_field(value: str) -> str:
+    """Escape one value for COPY's text format (backslash, tab, newline, carriage return)."""
+    return value.translate(_TEXT_ESCAPES)
+
+
+def copy_text(conn: Connection, table: str, columns: Sequence[str], chunks: Iterable[str]) -> None:
+    """COPY rows already rendered in COPY's text format (tab-separated lines, fields escaped
+    with ``copy_text_field``), streamed chunk by chunk, inside the caller's transaction."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    column_list = ", ".join(columns)
+    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN", _ChunkReader(chunks), size=1 << 18)
+
+
 def fetch_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
     result = conn.execute(text(sql), params or {})
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -5,7 +5,8 @@ hyper-parameters from configuration or GridSearchCV, or Spark MLlib implicit ALS
 ratings, evaluates it on a per-user
 chronological hold-out next to a popularity baseline, applies the promotion gate and records
 the run in ``push.model_runs`` (params, window, metrics, artifact). ``publish_recommendations``
-scores every user with the promoted model and swaps the new set in with one transaction.
+scores every user with the promoted model and swaps the new set in with one transaction
+(COPY into a staging table, attached as the run's partition of ``push.recommendations``).
 Run ids are derived from the logical date, so re-running a date replaces its own rows.
 
 CLI: ``python -m jobs.recs.job train|publish --as-of 2026-11-25T00:00:00Z``.
@@ -16,22 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 from pyspark.sql import SparkSession
 from sqlalchemy import text
 
 from jobs.core.config import Settings
-from jobs.core.db import copy_rows, fetch_frame, make_engine
+from jobs.core.db import copy_text, copy_text_field, fetch_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.profiles.job import lookback_events
 from jobs.recs.als import AlsParams, train_als
 from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
-from jobs.recs.topn import assemble_top_n, score_top_candidates
+from jobs.recs.topn import Recommendation, assemble_top_n, score_top_candidates
 from jobs.recs.train import (
     FactorModel,
     SvdParams,
@@ -263,33 +265,69 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         settings.top_n,
         settings.max_per_category,
     )
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM push.recommendations WHERE run_id = :r"), {"r": run_id})
-        copy_rows(
-            conn,
-            "push.recommendations",
-            ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
-            ((run_id, r.user_id, r.rank, r.item_id, r.score, r.source, r.reason) for r in recommendations),
-        )
-        conn.execute(
-            text(
-                "INSERT INTO push.published_recommendations (singleton, run_id, published_for) VALUES (true, :r, :d)"
-                " ON CONFLICT (singleton) DO UPDATE SET run_id = EXCLUDED.run_id, published_for = EXCLUDED.published_for"
-                # A re-run of an older date never replaces a newer live set.
-                " WHERE push.published_recommendations.published_for <= EXCLUDED.published_for"
-            ),
-            {"r": run_id, "d": as_of.date()},
-        )
+    live = write_recommendations(engine, run_id, as_of.date(), recommendations)
     by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
     summary = {
         "run_id": run_id,
         "published": True,
+        "live": live,
         "users": len(users),
         "rows": len(recommendations),
         "by_source": by_source,
     }
     log.info("published: %s", summary)
     return summary
+
+
+PUBLISHED_COLUMNS = ["user_id", "rank", "item_id", "score", "source", "reason"]
+COPY_CHUNK_ROWS = 50_000
+
+
+def write_recommendations(engine, run_id: str, published_for: date, recommendations: Sequence[Recommendation]) -> bool:
+    """Publish ``recommendations`` as model run ``run_id``: COPY into a staging table, then swap.
+
+    One transaction: ``push.stage_recommendations`` creates the staging table, COPY fills it,
+    ``push.swap_in_recommendations`` indexes it, attaches it as the run's partition (replacing
+    the run's earlier rows) and makes the run live unless a newer date already is. Readers see
+    the old set or the new one; a publish killed midway leaves the live set and the table as
+    they were. Returns whether the run is now live.
+    """
+    with engine.begin() as conn:
+        staging = conn.execute(text("SELECT push.stage_recommendations(:r)"), {"r": run_id}).scalar_one()
+        chunks = (
+            copy_text_rows(recommendations[start : start + COPY_CHUNK_ROWS])
+            for start in range(0, len(recommendations), COPY_CHUNK_ROWS)
+        )
+        copy_text(conn, staging, PUBLISHED_COLUMNS, chunks)
+        return conn.execute(
+            text("SELECT push.swap_in_recommendations(:r, :d)"), {"r": run_id, "d": published_for}
+        ).scalar_one()
+
+
+def copy_text_rows(recommendations: Sequence[Recommendation]) -> str:
+    """Rows in COPY's text format, in the order of ``PUBLISHED_COLUMNS``.
+
+    Rendered without escaping first; only if a text field holds a tab, newline, carriage return
+    or backslash (the separators then do not add up) is the chunk rendered again, escaped.
+    """
+    rendered = "".join(
+        [f"{r.user_id}\t{r.rank}\t{r.item_id}\t{r.score!r}\t{r.source}\t{r.reason}\n" for r in recommendations]
+    )
+    fields = len(PUBLISHED_COLUMNS)
+    if (
+        rendered.count("\n") == len(recommendations)
+        and rendered.count("\t") == len(recommendations) * (fields - 1)
+        and "\\" not in rendered
+        and "\r" not in rendered
+    ):
+        return rendered
+    e = copy_text_field
+    return "".join(
+        [
+            f"{e(r.user_id)}\t{r.rank}\t{e(r.item_id)}\t{r.score!r}\t{e(r.source)}\t{e(r.reason)}\n"
+            for r in recommendations
+        ]
+    )
 
 
 def _popular(ratings: pd.DataFrame) -> list[str]:

@@ -5,16 +5,33 @@ global mean does not change the order). Excluded items (already bought, unavaila
 masked before selection; a category cap keeps lists diverse; users the model does not know,
 or whose list comes up short, are filled from their segment's most popular items and then the
 global ones, so every user gets exactly N items.
+
+The pass is sized for 10^5 users x 10^4 items on a small machine: memory is bounded by the
+block (``block_size`` x items float32 scores), never users x items. Selection runs in float32
+(the item bias rides in the matrix product as one extra factor, the user bias does not change a
+user's order); the few survivors are re-scored in float64 with Surprise's own formula and
+sorted by (score desc, item order), so float32 rounding cannot reorder a list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
+import pandas as pd
 
 from jobs.recs.train import FactorModel
+
+# Score of an unavailable item, far below any real score, finite so that the matrix product
+# never meets an infinity; every score at or below half of it counts as excluded.
+_MASKED = np.float32(-1e30)
+_EXCLUDED_BELOW = np.float32(-5e29)
+# Float32 survivors per list beyond the requested length, re-scored in float64.
+_SLACK = 8
+# Items per group in the two-stage selection (group maxima first, then the items of the best groups).
+_GROUP = 16
 
 
 @dataclass(frozen=True)
@@ -29,47 +46,114 @@ class Recommendation:
 
 def score_top_candidates(
     model: FactorModel,
-    excluded: Mapping[str, set[str]],
+    excluded: Mapping[str, Iterable[str]],
     unavailable: set[str],
     candidates: int,
-    block_size: int = 2048,
+    block_size: int = 512,
     only_users: set[str] | None = None,
 ) -> dict[str, list[tuple[str, float]]]:
-    """For each user the model knows (or each of ``only_users``), the ``candidates`` best (item, score) pairs."""
-    item_index = model.item_index()
-    unavailable_mask = np.zeros(len(model.item_ids), dtype=bool)
-    for item in unavailable:
-        if item in item_index:
-            unavailable_mask[item_index[item]] = True
+    """For each user the model knows (or each of ``only_users``), the ``candidates`` best (item, score) pairs.
+
+    Lists are in score order (ties by item order), hold no excluded or unavailable item, and are
+    shorter than ``candidates`` only when fewer items are left for that user.
+    """
+    n_items = len(model.item_ids)
     rows = np.arange(len(model.user_ids))
     if only_users is not None:
-        rows = np.array([n for n, user in enumerate(model.user_ids) if user in only_users], dtype=int)
-    take = min(candidates, len(model.item_ids))
+        rows = np.flatnonzero(pd.Index(model.user_ids).isin(list(only_users)))
+    take = min(candidates, n_items)
+    if take <= 0 or len(rows) == 0:
+        return {model.user_ids[row]: [] for row in rows}
+    user_ptr, excluded_columns = _excluded_columns(model, excluded)
+    item_bias = model.item_bias.astype(np.float32)
+    item_bias[_columns_of(model, unavailable)] = _MASKED
+    # One extra factor carries the item bias: scores = [p_u, 1] . [q_i, b_i].
+    groups = -(-n_items // _GROUP)
+    padded = groups * _GROUP
+    item_matrix = np.zeros((padded, model.item_factors.shape[1] + 1), dtype=np.float32)
+    item_matrix[:n_items, :-1] = model.item_factors
+    item_matrix[:n_items, -1] = item_bias
+    item_matrix[n_items:, -1] = _MASKED
+    item_matrix_t = np.ascontiguousarray(item_matrix.T)
+    user_matrix = np.ones((len(model.user_ids), item_matrix.shape[1]), dtype=np.float32)
+    user_matrix[:, :-1] = model.user_factors
+    select = min(take + _SLACK, n_items)
+
     result: dict[str, list[tuple[str, float]]] = {}
     for start in range(0, len(rows), block_size):
         block = rows[start : start + block_size]
-        users = model.user_ids[block]
-        scores = (
-            model.user_bias[block, None] + model.item_bias[None, :] + model.user_factors[block] @ model.item_factors.T
+        scores = user_matrix[block] @ item_matrix_t
+        counts = user_ptr[block + 1] - user_ptr[block]
+        if counts.any():
+            # Positions of the block's excluded columns in the CSR arrays, without a Python loop.
+            spans = np.repeat(user_ptr[block] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            scores[np.repeat(np.arange(len(block)), counts), excluded_columns[spans]] = _MASKED
+        columns = _top_columns(scores, select, groups)
+        values = np.take_along_axis(scores, columns, axis=1)
+        columns = np.minimum(columns, n_items - 1)  # padding columns are masked; keep them indexable
+        # Re-score the survivors in float64 exactly as Surprise does, then order them.
+        exact = (
+            model.user_bias[block, None]
+            + model.item_bias[columns]
+            + np.einsum("uf,ukf->uk", model.user_factors[block], model.item_factors[columns])
         )
-        scores[:, unavailable_mask] = -np.inf
-        for row, user in enumerate(users):
-            for item in excluded.get(user, ()):
-                column = item_index.get(item)
-                if column is not None:
-                    scores[row, column] = -np.inf
-        # argpartition then a stable sort of the few survivors: O(items) per user, ties by item order.
-        top = (
-            np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            if take < scores.shape[1]
-            else np.tile(np.arange(scores.shape[1]), (len(block), 1))
-        )
-        for row, user in enumerate(users):
-            columns = top[row]
-            values = scores[row, columns]
-            order = np.lexsort((columns, -values))
-            result[user] = [(model.item_ids[columns[n]], float(values[n])) for n in order if np.isfinite(values[n])]
+        exact[values <= _EXCLUDED_BELOW] = -np.inf
+        order = np.lexsort((columns, -exact), axis=1)[:, :take]
+        columns = np.take_along_axis(columns, order, axis=1)
+        exact = np.take_along_axis(exact, order, axis=1)
+        items, finite = model.item_ids[columns], np.isfinite(exact)
+        for row, user in enumerate(model.user_ids[block]):
+            if finite[row].all():
+                result[user] = list(zip(items[row].tolist(), exact[row].tolist(), strict=True))
+            else:
+                keep = finite[row]
+                result[user] = list(zip(items[row][keep].tolist(), exact[row][keep].tolist(), strict=True))
     return result
+
+
+def _top_columns(scores: np.ndarray, select: int, groups: int) -> np.ndarray:
+    """Columns of the ``select`` best scores of each row, in no particular order.
+
+    With many items, the columns fall into ``groups`` strided groups (group ``g`` holds columns
+    ``g, g + groups, g + 2 groups, ...``: their maxima are one vectorised reduction over
+    contiguous memory). Every item of the top ``select`` lies in one of the ``select`` groups
+    with the highest maxima (ties aside), so the exact selection then runs over
+    ``select x _GROUP`` columns instead of all of them.
+    """
+    n_rows, n_columns = scores.shape
+    if select >= n_columns:
+        return np.broadcast_to(np.arange(n_columns), (n_rows, n_columns)).copy()
+    if select * 4 > groups:
+        return np.argpartition(scores, n_columns - select, axis=1)[:, -select:]
+    maxima = scores.reshape(n_rows, _GROUP, groups).max(axis=1)
+    best_groups = np.argpartition(maxima, groups - select, axis=1)[:, -select:]
+    pool_columns = (best_groups[:, :, None] + np.arange(_GROUP) * groups).reshape(n_rows, -1)
+    flat = pool_columns + (np.arange(n_rows) * n_columns)[:, None]
+    pool = scores.ravel()[flat]
+    picked = np.argpartition(pool, pool.shape[1] - select, axis=1)[:, -select:]
+    return np.take_along_axis(pool_columns, picked, axis=1)
+
+
+def _columns_of(model: FactorModel, items: Iterable[str]) -> np.ndarray:
+    found = pd.Index(model.item_ids).get_indexer(list(items))
+    return found[found >= 0]
+
+
+def _excluded_columns(model: FactorModel, excluded: Mapping[str, Iterable[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Excluded item columns of every model user as CSR arrays (row pointers, columns)."""
+    user_rows = pd.Index(model.user_ids).get_indexer(list(excluded))
+    keys = [user for user, row in zip(excluded, user_rows, strict=True) if row >= 0]
+    lists = [list(excluded[user]) for user in keys]
+    lengths = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
+    flat = np.array(list(chain.from_iterable(lists)), dtype=object)
+    columns = pd.Index(model.item_ids).get_indexer(flat) if len(flat) else np.zeros(0, dtype=np.int64)
+    owners = np.repeat(user_rows[user_rows >= 0], lengths)
+    known = columns >= 0
+    owners, columns = owners[known], columns[known]
+    order = np.argsort(owners, kind="stable")
+    user_ptr = np.zeros(len(model.user_ids) + 1, dtype=np.int64)
+    np.add.at(user_ptr, owners + 1, 1)
+    return np.cumsum(user_ptr), columns[order]
 
 
 def diversify(

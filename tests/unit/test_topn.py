@@ -61,3 +61,92 @@ def test_every_user_gets_exactly_n_with_fallbacks_in_order():
 def test_a_catalogue_too_small_is_an_error_not_a_short_list():
     with pytest.raises(ValueError, match="cannot fill"):
         assemble_top_n(["u"], {}, {}, {}, ["a"], {}, {"a": "x"}, {}, {"a": "A"}, n=2, max_per_category=2)
+
+
+def _small_svd(seed: int = 3):
+    """A seeded Surprise SVD on a small random rating set (1..5), with its ratings."""
+    import pandas as pd
+
+    from jobs.recs.train import SvdParams, train_svd
+
+    rng = np.random.default_rng(seed)
+    users, items = 60, 90
+    pairs = {(u, i) for u in range(users) for i in rng.choice(items, size=12, replace=False)}
+    ratings = pd.DataFrame(
+        [(f"u{u}", f"i{i}", float(rng.integers(1, 6))) for u, i in sorted(pairs)],
+        columns=["user_id", "item_id", "rating"],
+    )
+    algo = train_svd(ratings, SvdParams(n_factors=8, n_epochs=15, random_state=seed), rating_scale=(1.0, 5.0))
+    return algo, ratings
+
+
+def test_blocked_top_n_equals_surprise_predict_on_the_same_model():
+    from jobs.recs.train import factor_model
+
+    algo, ratings = _small_svd()
+    model = factor_model(algo)
+    seen = ratings.groupby("user_id")["item_id"].agg(set).to_dict()
+    n = 10
+    lists = score_top_candidates(model, seen, set(), n, block_size=7)
+    all_items = sorted(ratings["item_id"].unique())
+    exact_lists = 0
+    for user in sorted(seen):
+        # Surprise's FAQ recipe: predict every unseen item, sort by estimate.
+        predicted = sorted(
+            ((item, algo.predict(user, item).est) for item in all_items if item not in seen[user]),
+            key=lambda pair: -pair[1],
+        )
+        ours = lists[user]
+        assert len(ours) == n
+        assert not {item for item, _ in ours} & seen[user]
+        # Our scores are Surprise's estimates before the global mean and the clipping to 1..5.
+        ours_as_estimates = [min(max(s + model.global_mean, 1.0), 5.0) for _, s in ours]
+        assert ours_as_estimates == pytest.approx([est for _, est in predicted[:n]], abs=1e-9)
+        for item, score in ours:
+            assert min(max(score + model.global_mean, 1.0), 5.0) == pytest.approx(algo.predict(user, item).est)
+        # Ties aside (equal or clipped estimates), the lists are the same items in the same order.
+        estimates = [est for _, est in predicted[: n + 1]]
+        if len(set(estimates)) == len(estimates) and estimates[0] < 5.0:
+            assert [item for item, _ in ours] == [item for item, _ in predicted[:n]]
+            exact_lists += 1
+    assert exact_lists > len(seen) // 2, "too many ties: the comparison would prove little"
+
+
+def test_exactly_n_per_user_none_bought_none_unavailable_with_a_real_model():
+    from jobs.recs.train import factor_model
+
+    algo, ratings = _small_svd(seed=5)
+    model = factor_model(algo)
+    bought = ratings[ratings["rating"] >= 4].groupby("user_id")["item_id"].agg(set).to_dict()
+    unavailable = {"i1", "i2", "i3"}
+    items = sorted(ratings["item_id"].unique())
+    users = [*sorted(ratings["user_id"].unique()), "cold1", "cold2"]
+    n = 10
+    candidates = score_top_candidates(model, bought, unavailable, n * 4)
+    popular = [i for i in ratings["item_id"].value_counts().index if i not in unavailable]
+    recs = assemble_top_n(
+        users,
+        candidates,
+        segment_of={"cold1": 0},
+        segment_popular={0: popular[5:15]},
+        global_popular=popular,
+        excluded=bought,
+        category_of={item: f"c{n % 4}" for n, item in enumerate(items)},
+        reason_items={},
+        title_of={item: item.upper() for item in items},
+        n=n,
+        max_per_category=3,
+    )
+    by_user: dict[str, list] = {}
+    for r in recs:
+        by_user.setdefault(r.user_id, []).append(r)
+    assert set(by_user) == set(users)
+    for user, rows in by_user.items():
+        assert [r.rank for r in rows] == list(range(1, n + 1))
+        picked = [r.item_id for r in rows]
+        assert len(set(picked)) == n
+        assert not set(picked) & bought.get(user, set())
+        assert not set(picked) & unavailable
+    assert {r.source for r in by_user["cold1"]} == {"segment_popular"}
+    assert by_user["cold2"][0].source == "popular"
+    assert sum(r.source == "svd" for r in recs) > len(recs) // 2
