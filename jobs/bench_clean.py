@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 
 from jobs.core import schema
-from jobs.core.config import PROJECT_ROOT
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 TYPES = np.array(["view", "click", "search", "add_to_cart", "purchase", "favorite"])
@@ -177,18 +176,6 @@ def pandas_clean(landing: Path, out: Path, bots_per_minute: int) -> dict:
 
 
 # --- the run ------------------------------------------------------------------------------------
-def _sandbox() -> str:
-    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench-clean")
-    os.environ.pop("PUSH_DATABASE_URL", None)
-    from jobs.core.db import apply_migrations, make_engine
-    from jobs.core.localdb import EmbeddedPostgres
-
-    url = EmbeddedPostgres.default().start()
-    apply_migrations(make_engine(url))
-    os.environ["PUSH_DATABASE_URL"] = url
-    return url
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -198,9 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
-    url = _sandbox()
+    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.localdb import start_sandbox
+
+    url = start_sandbox("bench-clean")
+    apply_migrations(make_engine(url))
+    os.environ["PUSH_DATABASE_URL"] = url
     from jobs.core.config import Settings
-    from jobs.core.db import make_engine, truncate_pipeline_tables
+    from jobs.core.db import truncate_pipeline_tables
     from jobs.core.spark import get_spark
     from jobs.ingest.clean import clean_window
 

@@ -46,7 +46,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy import text
 
-from jobs.core.config import PROJECT_ROOT, Settings, resolve_database_url, to_sqlalchemy_url
+from jobs.core.config import Settings, resolve_database_url, to_sqlalchemy_url
+from jobs.core.localdb import start_sandbox
 
 # Targets the figures are reported against (never asserted).
 TARGET_DECISIONS_PER_SECOND = 50_000
@@ -805,15 +806,6 @@ def _by_prefix(figures: dict, prefix: str) -> dict[str, int]:
     return {k[len(prefix) :]: v for k, v in figures.items() if k.startswith(prefix)}
 
 
-def _sandbox() -> str:
-    """Start the benchmark's own embedded cluster (the one jobs.bench uses) and return its URL."""
-    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench")
-    os.environ.pop("PUSH_DATABASE_URL", None)
-    from jobs.core.localdb import EmbeddedPostgres
-
-    return EmbeddedPostgres.default().start()
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
@@ -842,7 +834,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    url = to_sqlalchemy_url(args.database_url) if args.database_url else _sandbox()
+    url = to_sqlalchemy_url(args.database_url) if args.database_url else start_sandbox()
     os.environ["PUSH_DATABASE_URL"] = url
     run_benchmark(url, args)
     return 0

@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from jobs.core.config import PROJECT_ROOT, to_sqlalchemy_url
+from jobs.core.config import to_sqlalchemy_url
+from jobs.core.localdb import start_sandbox
 
 TARGET_VS_RECIPE = 200.0
 TARGET_VS_BARE = 0.5
@@ -219,14 +220,6 @@ def bench_publish(url: str, lists: dict, report: Report) -> float:
     return report("publish_vs_to_sql", round(publish_rate / to_sql_rate, 2), "x")
 
 
-def _sandbox() -> str:
-    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench")
-    os.environ.pop("PUSH_DATABASE_URL", None)
-    from jobs.core.localdb import EmbeddedPostgres
-
-    return EmbeddedPostgres.default().start()
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
@@ -257,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "blocked_vs_bare": (ratios["blocked_vs_bare"], TARGET_VS_BARE),
     }
     if not args.skip_publish:
-        url = to_sqlalchemy_url(args.database_url) if args.database_url else _sandbox()
+        url = to_sqlalchemy_url(args.database_url) if args.database_url else start_sandbox()
         targets["publish_vs_to_sql"] = (bench_publish(url, lists, report), TARGET_PUBLISH_VS_TO_SQL)
     for name, (measured, target) in targets.items():
         print(

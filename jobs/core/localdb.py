@@ -213,6 +213,16 @@ class EmbeddedPostgres:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
+def start_sandbox(folder: str = "bench") -> str:
+    """Point ``PUSH_LOCAL_DIR`` at ``.local/<folder>`` and start its embedded cluster; return the URL.
+
+    Benchmarks run in a sandbox of their own so they never touch the demo's data.
+    """
+    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / folder)
+    os.environ.pop("PUSH_DATABASE_URL", None)
+    return EmbeddedPostgres.default().start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["start", "stop", "status", "url", "psql"])
