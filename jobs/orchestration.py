@@ -26,16 +26,48 @@ RECOMMENDATIONS = Asset(name="published_recommendations", uri="postgres://localh
 
 
 def on_task_failure(context) -> None:
-    """Log a one-line alert naming the task, the run and the error (hook for email/on-call)."""
+    """Log a one-line alert naming the task, the run and the error; e-mail it when configured.
+
+    E-mail goes to ``PUSH_ALERT_EMAILS`` through the same SMTP provider as the e-mail channel
+    (``PUSH_SMTP_URL``). An alert that cannot be sent is logged, never raised: the task has
+    failed already and the callback must not hide why.
+    """
     ti = context.get("task_instance")
-    log.error(
-        "ALERT task %s of %s failed (run %s, try %s): %s",
-        getattr(ti, "task_id", "?"),
-        getattr(ti, "dag_id", "?"),
-        context.get("run_id"),
-        getattr(ti, "try_number", "?"),
-        context.get("exception"),
-    )
+    task_id, dag_id = getattr(ti, "task_id", "?"), getattr(ti, "dag_id", "?")
+    try_number = getattr(ti, "try_number", "?")
+    summary = f"task {task_id} of {dag_id} failed (run {context.get('run_id')}, try {try_number})"
+    log.error("ALERT %s: %s", summary, context.get("exception"))
+    try:
+        send_alert_email(
+            summary, str(context.get("exception")), key=f"{dag_id}:{context.get('run_id')}:{task_id}:{try_number}"
+        )
+    except Exception as error:
+        log.warning("could not e-mail the alert: %s", error)
+
+
+def send_alert_email(summary: str, detail: str, key: str) -> int:
+    """E-mail an alert to every ``PUSH_ALERT_EMAILS`` address; return how many were sent."""
+    from jobs.core.config import Settings
+
+    settings = Settings.from_env()
+    if not settings.alert_emails or not settings.smtp_url:
+        return 0
+    from jobs.notify.channels import OutboundMessage, SmtpChannel
+
+    channel = SmtpChannel.from_url(settings.smtp_url, timeout=10.0)
+    for address in settings.alert_emails:
+        channel.send(
+            OutboundMessage(
+                idempotency_key=f"alert:{key}:{address}",
+                user_id="operations",
+                channel="email",
+                address=address,
+                content={"title": f"[push-pipeline] {summary}", "body": f"{summary}\n\n{detail}\n"},
+                source="alert",
+                item_id=None,
+            )
+        )
+    return len(settings.alert_emails)
 
 
 DEFAULT_ARGS = {

@@ -195,6 +195,10 @@ class Settings:
     item_trigger_interest_days: int = field(default_factory=lambda: _env_int("ITEM_TRIGGER_INTEREST_DAYS", 14))
     # Channels: empty URLs mean the file sink (demo). SMTP URL: smtp://user:pass@host:port?starttls=1&from=a@b
     smtp_url: str = field(default_factory=lambda: _env("SMTP_URL", ""))
+    # Operators e-mailed when a DAG task fails (comma-separated; needs SMTP_URL).
+    alert_emails: list[str] = field(
+        default_factory=lambda: [a.strip() for a in _env("ALERT_EMAILS", "").split(",") if a.strip()]
+    )
     push_gateway_url: str = field(default_factory=lambda: _env("PUSH_GATEWAY_URL", ""))
     sms_gateway_url: str = field(default_factory=lambda: _env("SMS_GATEWAY_URL", ""))
     gateway_secret: str = field(default_factory=lambda: _env("GATEWAY_SECRET", ""))

@@ -11,6 +11,7 @@ import jobs.ingest.clean as clean_module
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
 from tests.conftest import ROOT
+from tests.integration.test_channels import MailHandler, smtp_server
 
 
 def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, engine, airflow_db, spark, monkeypatch):
@@ -26,8 +27,17 @@ def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, en
     # Simulate a cleaner bug: duplicates are no longer removed.
     monkeypatch.setattr(clean_module, "drop_duplicates", lambda frame: frame)
 
-    dag = DagBag(dag_folder=str(ROOT / "dags" / "daily_recommendations.py")).dags["daily_recommendations"]
-    run = dag.test(logical_date=datetime(2026, 11, 25, tzinfo=UTC), run_conf={"clean_days": 1})
+    # Operators are e-mailed through a real SMTP server when a task fails.
+    handler = MailHandler()
+    with smtp_server(handler) as smtp:
+        monkeypatch.setenv("PUSH_SMTP_URL", f"smtp://127.0.0.1:{smtp.port}?from=airflow@example.com")
+        monkeypatch.setenv("PUSH_ALERT_EMAILS", "oncall@example.com")
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "daily_recommendations.py")).dags["daily_recommendations"]
+        run = dag.test(logical_date=datetime(2026, 11, 25, tzinfo=UTC), run_conf={"clean_days": 1})
+    [alert] = handler.received
+    assert alert.rcpt_tos == ["oncall@example.com"]
+    assert b"task validate_events of daily_recommendations failed" in alert.data
+    assert b"expect_column_values_to_be_unique" in alert.data
 
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state) == "failed"
