@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -37,7 +38,7 @@ from jobs.core.db import advisory_lock, copy_frame, copy_rows, make_engine
 from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hour_bounds, hours_between, parse_utc
-from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
+from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES
 from jobs.privacy.suppression import ERASED_REASON, erased_keys, mark_erased
 
 log = logging.getLogger(__name__)
@@ -547,9 +548,14 @@ def write_daily_summary(spark: SparkSession, settings: Settings, dates: set[date
 
 
 def catalogue(spark: SparkSession, settings: Settings) -> DataFrame | None:
-    """The catalogue snapshot, or None when there is none yet (nothing to check items against)."""
+    """The catalogue's item ids and categories, or None when there is no snapshot yet."""
     items_path = settings.landing_dir / "reference" / REFERENCE_TABLES["items"][1]
-    return read_items(spark, settings) if items_path.exists() else None
+    if not items_path.exists():
+        return None
+    # Read afresh through pandas: a Spark file read of the same path can be answered from a frame
+    # another job cached earlier in this process, i.e. from an older snapshot.
+    items = pd.read_csv(items_path, usecols=["item_id", "category"], dtype=str, keep_default_na=False)
+    return spark.createDataFrame(items.replace({"": None}), "item_id string, category string")
 
 
 def _sanitise(raw: str | None) -> str | None:
