@@ -143,7 +143,7 @@ def popularity_ranking(train: pd.DataFrame, users: Sequence[str], k: int) -> dic
     """The baseline: most-interacted items in train, minus each user's own training items."""
     popularity = train.groupby("item_id")["user_id"].nunique().sort_values(ascending=False, kind="stable")
     ranked = list(popularity.index)
-    seen = seen_items(train)
+    seen = items_by_user(train)
     result = {}
     for user in users:
         own = seen.get(user, set())
@@ -151,12 +151,9 @@ def popularity_ranking(train: pd.DataFrame, users: Sequence[str], k: int) -> dic
     return result
 
 
-def relevant_items(test: pd.DataFrame) -> dict[str, set[str]]:
-    return test.groupby("user_id")["item_id"].agg(set).to_dict()
-
-
-def seen_items(train: pd.DataFrame) -> dict[str, set[str]]:
-    return train.groupby("user_id")["item_id"].agg(set).to_dict()
+def items_by_user(ratings: pd.DataFrame) -> dict[str, set[str]]:
+    """Each user's items: the relevant ones of a test split, the seen ones of a training split."""
+    return ratings.groupby("user_id")["item_id"].agg(set).to_dict()
 
 
 def evaluate_factor_model(
@@ -172,8 +169,8 @@ def evaluate_factor_model(
     metrics = {}
     if model.predicts_ratings:
         metrics = rmse_mae(test["rating"].to_numpy(), model.predict_pairs(test["user_id"], test["item_id"]))
-    relevant = relevant_items(test)
-    scored = score_top_candidates(model, seen_items(train), set(), k, only_users=set(relevant))
+    relevant = items_by_user(test)
+    scored = score_top_candidates(model, items_by_user(train), set(), k, only_users=set(relevant))
     lists = {u: [i for i, _ in items] for u, items in scored.items()}
     evaluated = {u: lists.get(u, []) for u, truth in relevant.items() if truth}
     return (
@@ -188,6 +185,6 @@ def evaluate_popularity(
     catalogue_size: int,
     category_of: Mapping[str, str] | None = None,
 ) -> dict:
-    relevant = relevant_items(test)
+    relevant = items_by_user(test)
     lists = popularity_ranking(train, list(relevant), k)
     return ranking_metrics(lists, relevant, k, catalogue_size) | beyond_accuracy(lists, train, category_of)
