@@ -1,7 +1,7 @@
 """The erasure suppression list: keyed hashes of erased user ids, and the filters that use it.
 
-Loaders and the cleaner consult ``push.erased_users`` so that an erased user does not come back
-from a later users snapshot or from landing files that still hold their events.
+Loaders, the cleaner and the streaming job consult ``push.erased_users`` so that an erased user
+does not come back from a later users snapshot or from landing files that still hold their events.
 """
 
 from __future__ import annotations
@@ -21,6 +21,26 @@ _RAW_USER_ID = r'"user_id"\s*:\s*"([^"]*)"'
 def erased_keys(conn: Connection) -> list[str]:
     """Every suppression entry (keyed hashes), sorted."""
     return conn.execute(text("SELECT user_key FROM push.erased_users ORDER BY user_key")).scalars().all()
+
+
+def erased_among(conn: Connection, user_ids: set[str], key: str) -> set[str]:
+    """Those of ``user_ids`` that are on the suppression list (looked up by their keyed hash)."""
+    if not user_ids:
+        return set()
+    by_key = {pseudonym(user_id, key): user_id for user_id in user_ids}
+    found = conn.execute(
+        text("SELECT user_key FROM push.erased_users WHERE user_key = ANY(:keys)"), {"keys": list(by_key)}
+    ).scalars()
+    return {by_key[user_key] for user_key in found}
+
+
+def line_subjects(user_ids: pd.Series, raw: pd.Series) -> pd.Series:
+    """The user each input line names: its parsed ``user_id`` or, if it did not parse, the id in its text.
+
+    The pandas twin of the subject :func:`mark_erased` recognises in Spark.
+    """
+    from_text = raw.astype("string").str.extract(_RAW_USER_ID, expand=False)
+    return user_ids.astype("string").fillna(from_text).str.strip()
 
 
 def user_pseudonyms(users: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -44,6 +45,7 @@ from jobs.notify.triggers import (
     recent_interactions,
     store_triggers,
 )
+from jobs.privacy.suppression import ERASED_REASON, erased_among, line_subjects
 
 log = logging.getLogger(__name__)
 
@@ -142,32 +144,61 @@ def trigger_rows(out: DataFrame, expiry: timedelta) -> DataFrame:
     )
 
 
+def _no_erased_users(user_ids: set[str]) -> set[str]:
+    return set()
+
+
 def account_batch(
-    out: DataFrame, batch_id: int, late_watermark_ms: int, bot_events_per_minute: int, expiry: timedelta
+    out: DataFrame,
+    batch_id: int,
+    late_watermark_ms: int,
+    bot_events_per_minute: int,
+    expiry: timedelta,
+    find_erased: Callable[[set[str]], set[str]] = _no_erased_users,
 ) -> BatchOutcome:
     """Split one (persisted) micro-batch output into what to store, and count it.
 
     ``input = clean + quarantined + duplicates`` as in the batch cleaner; quarantined lines carry
-    the cleaner's reasons, ``late_event`` (at or before the watermark the state operators ran
-    with, so they dropped it) or ``bot`` (the cleaner's per-minute rule, applied to the batch's
-    first deliveries). The lines are collected once (a micro-batch is small); Spark runs the
-    shared functions (bot rule, interactions, trigger keys) only when the batch has events or
-    triggers, so an idle batch costs one pass.
+    the cleaner's reasons, ``erased_user`` (the user is on the suppression list: the line is
+    counted but its text is not kept), ``late_event`` (at or before the watermark the state
+    operators ran with, so they dropped it) or ``bot`` (the cleaner's per-minute rule, applied to
+    the batch's first deliveries). ``find_erased`` is asked once per batch which of the users it
+    names are erased; their events, interactions and triggers (also those fired from state built
+    before the erasure) are dropped here, the one place a batch's output is filtered. The lines
+    are collected once (a micro-batch is small); Spark runs the shared functions (bot rule,
+    interactions, trigger keys) only when the batch has events or triggers, so an idle batch
+    costs one pass.
     """
     frame = out.select(
-        "kind", "source_file", "line_no", "landed_at", "landing_date", "landing_hour", "value", "reason", "ts"
+        "kind",
+        "source_file",
+        "line_no",
+        "landed_at",
+        "landing_date",
+        "landing_hour",
+        "value",
+        "reason",
+        "ts",
+        "user_id",
     ).toPandas()
     lines = frame[frame["kind"] == "line"].copy()
+    subjects = line_subjects(lines["user_id"], lines["value"])
+    erased = find_erased(set(subjects.dropna()) | set(frame["user_id"].dropna()))
+    is_erased = subjects.isin(erased).fillna(False).astype(bool)
     late_cutoff = pd.Timestamp(late_watermark_ms, unit="ms") if late_watermark_ms else None
-    is_late = lines["reason"].isna() & (lines["ts"] <= late_cutoff if late_cutoff is not None else False)
+    is_late = lines["reason"].isna() & ~is_erased & (lines["ts"] <= late_cutoff if late_cutoff is not None else False)
     lines.loc[is_late, "reason"] = LATE_REASON
-    unique_rows = int((frame["kind"] == "event").sum())
+    lines.loc[is_erased, "reason"] = ERASED_REASON
+    lines.loc[is_erased, "value"] = None
+    unique_rows = int(((frame["kind"] == "event") & ~frame["user_id"].isin(erased)).sum())
     has_triggers = bool(frame["kind"].isin(["cart", "browse"]).any())
 
     bots = pd.DataFrame(columns=["user_id", "source_file", "line_no"])
     interactions = pd.DataFrame(columns=["user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at"])
     clean_max = None
     unique = out.where(F.col("kind") == "event").drop("kind")
+    if erased:
+        unique = unique.where(~F.col("user_id").isin(*sorted(erased)))
     if unique_rows:
         screened = flag_bots(unique, bot_events_per_minute).persist()
         bots = screened.where(F.col("reason") == "bot").select("user_id", "source_file", "line_no").toPandas()
@@ -181,10 +212,11 @@ def account_batch(
         lines.loc[is_bot, "reason"] = "bot"
     triggers = pd.DataFrame(columns=list(TRIGGER_COLUMNS))
     if has_triggers:
-        bot_users = out.sparkSession.createDataFrame(sorted(set(bots["user_id"])) or [""], "string").toDF("user_id")
+        excluded = sorted(set(bots["user_id"]) | erased) or [""]
+        dropped_users = out.sparkSession.createDataFrame(excluded, "string").toDF("user_id")
         triggers = (
             trigger_rows(out, expiry)
-            .join(bot_users, "user_id", "left_anti")
+            .join(dropped_users, "user_id", "left_anti")  # bots' and erased users' triggers are dropped
             .select(*TRIGGER_COLUMNS)
             .toPandas()
             # A cart can fire and be cancelled in the same batch: one row, cancelled.
@@ -259,6 +291,7 @@ class StreamBatchWriter:
                 batch_watermark_ms(self.checkpoint, batch_id - 1),
                 self.settings.bot_events_per_minute,
                 timedelta(hours=self.settings.trigger_expiry_hours),
+                self._find_erased,
             )
         finally:
             out.unpersist()
@@ -291,6 +324,10 @@ class StreamBatchWriter:
                 {"d": json.dumps(decisions), "r": json.dumps(relayed), "q": self.query_id, "b": batch_id},
             )
         log.info("stream batch %s: decisions %s, relayed %s", batch_id, decisions, relayed)
+
+    def _find_erased(self, user_ids: set[str]) -> set[str]:
+        with make_engine(self.settings.database_url).connect() as conn:
+            return erased_among(conn, user_ids, self.settings.pseudonym_key)
 
     def _store(self, outcome: BatchOutcome, batch_id: int, started: datetime) -> tuple[datetime | None, list[str]]:
         """Phase 1: every effect of the batch and its row, in one transaction."""

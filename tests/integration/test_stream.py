@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from jobs.ingest.reference import load_reference
 from jobs.notify.plan import plan_notifications
+from jobs.privacy.erase import erase_user, find_mentions
 from jobs.stream.options import StreamOptions, live_dir
 from tests.conftest import ROOT, make_event
 
@@ -73,6 +74,7 @@ def stream_env(settings, empty_db, tmp_path):
         "night": "America/Los_Angeles,en,2026-01-01,true,false,true,false",
         holdout: "UTC,en,2026-01-01,true,false,true,false",
         "browser": "UTC,en,2026-01-01,true,false,true,false",
+        "gone": "UTC,en,2026-01-01,true,false,true,false",
     }
     (reference / "users.csv").write_text(
         USERS_HEADER + "".join(f"{u},{u}@example.com,,tok-{u},{rest}\n" for u, rest in users.items())
@@ -116,7 +118,7 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
     holdout = stream_env["holdout"]
     carts = [
         make_event(event_id=f"c-{user}", user_id=user, event_type="add_to_cart", item_id="i1", ts=_iso(0))
-        for user in ("abandoner", "buyer", "capped", "optout", "night", holdout)
+        for user in ("abandoner", "buyer", "capped", "optout", "night", holdout, "gone")
     ]
     _drop(
         settings,
@@ -131,6 +133,8 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
     )
     _run_once(spark, settings, checkpoint)
     assert _rows(engine, "SELECT count(*) FROM push.triggers") == [(0,)]  # nothing due yet
+    # "gone" is erased while their cart waits in the stream's state; more of their lines arrive.
+    erase_user(settings, "gone", T + timedelta(minutes=20))
 
     # Later events move the watermark past the carts' due time (10:30); one event is late.
     _drop(
@@ -139,6 +143,8 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
         [
             make_event(event_id="v-late", user_id="browser", item_id="i7", ts=_iso(-60)),
             make_event(event_id="v-now", user_id="browser", item_id="i7", ts=_iso(45)),
+            make_event(event_id="v-gone", user_id="gone", item_id="i7", ts=_iso(40)),
+            '{"event_id": "gone-broken", "user_id": "gone", "ts": ',
         ],
     )
     _run_once(spark, settings, checkpoint)
@@ -160,13 +166,17 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
     reasons = dict(
         _rows(engine, "SELECT reason, count(*) FROM push.quarantine WHERE stream_batch IS NOT NULL GROUP BY 1")
     )
-    assert reasons == {"malformed_json": 1, "unknown_event_type": 1, "late_event": 1}
+    assert reasons == {"malformed_json": 1, "unknown_event_type": 1, "late_event": 1, "erased_user": 2}
     totals = _rows(
         engine,
         "SELECT sum(input_rows), sum(clean_rows), sum(quarantined_rows), sum(duplicate_rows), sum(late_rows)"
         " FROM push.stream_batches",
     )
-    assert totals == [(12, 8, 3, 1, 1)]
+    # gone's cart counted clean before the erasure; their two later lines quarantined, text dropped.
+    assert totals == [(15, 9, 5, 1, 1)]
+    assert _rows(engine, "SELECT raw FROM push.quarantine WHERE reason = 'erased_user'") == [(None,), (None,)]
+    with engine.connect() as conn:
+        assert find_mentions(conn, "gone") == {}
     # The batch planner, on the same triggers at the same time, decides the same.
     stream_ledger = _rows(engine, "SELECT user_id, status FROM push.notification_ledger WHERE run_key LIKE 'stream-%'")
     assert sorted(stream_ledger) == [("abandoner", "sent"), ("night", "pending")]
