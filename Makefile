@@ -67,9 +67,10 @@ db: $(STAMP)
 psql: $(STAMP)
 	@$(PY) -m jobs.core.localdb psql $(if $(Q),"$(Q)",)
 
-## down: stop Airflow services started by `make airflow` and the embedded PostgreSQL
+## down: stop Airflow started by `make airflow`, the embedded PostgreSQL and a `make up` deployment
 down:
 	@if [ -x $(PY) ]; then $(PY) -m jobs.core.airflow_env --stop; $(PY) -m jobs.core.localdb stop; fi
+	@if docker compose version >/dev/null 2>&1; then docker compose -f docker/compose.yaml down; fi
 
 ## airflow: the Airflow UI (airflow standalone) on 127.0.0.1:8080 against the same config
 airflow: $(STAMP) db
