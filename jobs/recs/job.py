@@ -48,6 +48,7 @@ from jobs.recs.train import (
 log = logging.getLogger(__name__)
 ALGORITHM = "surprise_svd"
 ALGORITHMS = {"svd": ALGORITHM, "als": "spark_als"}
+TRAINER_OF = {algorithm: trainer for trainer, algorithm in ALGORITHMS.items()}
 
 
 def run_id_for(as_of: datetime) -> str:
@@ -135,14 +136,25 @@ def evaluate_model(
     )
 
 
-def gate(candidate: dict, current: dict | None, k: int, tolerance: float) -> tuple[bool, str]:
-    """Promote unless NDCG@k is worse than the live model's by more than ``tolerance`` (relative)."""
+def gate(candidate: dict, baseline: dict, current: dict | None, k: int, tolerance: float) -> tuple[bool, str]:
+    """Promote unless NDCG@k is worse than the popularity baseline's or the live model's beyond ``tolerance``.
+
+    Both comparisons are relative (``tolerance`` 0.05 = up to 5 % lower passes). The baseline is
+    measured on the same hold-out as the candidate; the live model's figure is the one recorded
+    when it was promoted. A refused model leaves the live recommendations as they are (none on a
+    first run: campaigns and triggers still go out, recommendation messages wait for a model
+    that beats popularity).
+    """
     key = f"ndcg@{k}"
+    floor = 1.0 - tolerance
+    if candidate[key] + 1e-12 < baseline[key] * floor:
+        return False, f"kept live model: {key} {candidate[key]:.4f} < popularity {baseline[key]:.4f} - {tolerance:.0%}"
+    versus_baseline = f"{key} {candidate[key]:.4f} vs popularity {baseline[key]:.4f}"
     if current is None:
-        return True, "promoted: no live model"
-    if candidate[key] + 1e-12 >= current[key] * (1.0 - tolerance):
-        return True, f"promoted: {key} {candidate[key]:.4f} vs live {current[key]:.4f}"
-    return False, f"kept live model: {key} {candidate[key]:.4f} < live {current[key]:.4f} - {tolerance:.0%}"
+        return True, f"promoted: no live model; {versus_baseline}"
+    if candidate[key] + 1e-12 < current[key] * floor:
+        return False, f"kept live model: {key} {candidate[key]:.4f} < live {current[key]:.4f} - {tolerance:.0%}"
+    return True, f"promoted: {versus_baseline}, live {current[key]:.4f}"
 
 
 def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime) -> dict:
@@ -165,7 +177,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     train, test = chronological_split(ratings)
     params, params_record = trainer_params(settings, train, catalogue)
     metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue, category_of, spark)
-    promoted, decision = gate(metrics, current, settings.eval_k, settings.promotion_tolerance)
+    promoted, decision = gate(metrics, baseline, current, settings.eval_k, settings.promotion_tolerance)
     _, trained = train_model(spark, ratings, catalogue, params)
     artifact = store_artifact(trained, settings.models_dir / run_id)
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
@@ -219,7 +231,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
         run = conn.execute(
-            text("SELECT promoted, artifact_path FROM push.model_runs WHERE run_id = :r"), {"r": run_id}
+            text("SELECT promoted, artifact_path, algorithm FROM push.model_runs WHERE run_id = :r"), {"r": run_id}
         ).one_or_none()
         if run is None:
             raise RuntimeError(f"model run {run_id} not found: run the training task first")
@@ -264,6 +276,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         title_of,
         settings.top_n,
         settings.max_per_category,
+        model_source=TRAINER_OF[run.algorithm],
     )
     live = write_recommendations(engine, run_id, as_of.date(), recommendations)
     by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()

@@ -184,8 +184,13 @@ def assemble_top_n(
     title_of: Mapping[str, str],
     n: int,
     max_per_category: int,
+    model_source: str = "svd",
 ) -> list[Recommendation]:
-    """Exactly ``n`` recommendations per user: model first, then segment, then global popularity."""
+    """Exactly ``n`` recommendations per user: model first, then segment, then global popularity.
+
+    ``model_source`` labels the model's rows (the trainer: ``svd`` or ``als``); the fallbacks are
+    ``segment_popular`` and ``popular``.
+    """
     out: list[Recommendation] = []
     for user in users:
         picked = diversify(model_lists.get(user, []), category_of, n, max_per_category)
@@ -195,7 +200,7 @@ def assemble_top_n(
             anchors = reason_items.get((user, category_of.get(item, "")), [])
             anchor = next((a for a in anchors if a != item and a in title_of), None)
             reason = f"because you viewed {title_of[anchor]}" if anchor else "picked for your taste"
-            rows.append((item, score, "svd", reason))
+            rows.append((item, score, model_source, reason))
         taken = {item for item, *_ in rows} | excluded.get(user, set())
         fallbacks = [
             ("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),

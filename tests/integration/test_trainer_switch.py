@@ -50,3 +50,5 @@ def test_als_run_is_recorded_gated_and_published(settings, empty_db, spark):
             {"n": settings.top_n, "r": summary["run_id"]},
         ).one()
     assert per_user == (0, published["users"])
+    assert set(published["by_source"]) <= {"als", "segment_popular", "popular"}
+    assert published["by_source"]["als"] > 0

@@ -10,7 +10,7 @@ import pytest
 
 from jobs.profiles.segments import adjusted_rand_index
 from jobs.recs.als import AlsParams
-from jobs.recs.job import store_artifact, trainer_params
+from jobs.recs.job import gate, store_artifact, trainer_params
 from jobs.recs.train import SvdParams, factor_model, load_factor_model, save_factor_model, train_svd, tune_svd
 
 
@@ -90,3 +90,23 @@ def test_stored_factors_reload_identically(tmp_path):
         implicit.predict_pairs(pairs["user_id"], pairs["item_id"]),
     )
     assert save_factor_model(implicit, tmp_path / "direct.npz").exists()
+
+
+def test_gate_refuses_a_model_below_popularity_or_the_live_model():
+    good, weak = {"ndcg@10": 0.30}, {"ndcg@10": 0.10}
+    popularity = {"ndcg@10": 0.20}
+    # First model: only the baseline can stop it.
+    assert gate(good, popularity, None, 10, 0.05)[0]
+    promoted, decision = gate(weak, popularity, None, 10, 0.05)
+    assert not promoted
+    assert "popularity" in decision
+    # Within the tolerance of the baseline passes: 0.19 >= 0.20 * 0.95.
+    assert gate({"ndcg@10": 0.19}, popularity, None, 10, 0.05)[0]
+    # A live model raises the bar: 0.30 * 0.95 = 0.285.
+    assert gate({"ndcg@10": 0.29}, popularity, {"ndcg@10": 0.30}, 10, 0.05)[0]
+    promoted, decision = gate({"ndcg@10": 0.28}, popularity, {"ndcg@10": 0.30}, 10, 0.05)
+    assert not promoted
+    assert "live 0.3000" in decision
+    # A weaker baseline never rescues a model worse than the live one, and vice versa.
+    assert not gate({"ndcg@10": 0.15}, {"ndcg@10": 0.01}, {"ndcg@10": 0.30}, 10, 0.05)[0]
+    assert not gate({"ndcg@10": 0.15}, {"ndcg@10": 0.30}, {"ndcg@10": 0.01}, 10, 0.05)[0]
