@@ -317,9 +317,9 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
                 if window_start <= start < window_end - timedelta(minutes=30):
                     _session(rng, writer, taste, user, by_category, start, tz)
     events = writer.write(out, window_start, window_end)
-    _write_csv(out / "reference" / "items.csv", items)
-    _write_csv(out / "reference" / "users.csv", users)
-    _write_csv(out / "reference" / "campaigns.csv", make_campaigns(config.end_date))
+    write_csv(out / "reference" / "items.csv", items)
+    write_csv(out / "reference" / "users.csv", users)
+    write_csv(out / "reference" / "campaigns.csv", make_campaigns(config.end_date))
     truth = out / "truth" / "user_tastes.json"
     truth.parent.mkdir(parents=True, exist_ok=True)
     truth.write_text(json.dumps([asdict(t) for t in tastes], indent=1))
@@ -332,7 +332,7 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     }
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

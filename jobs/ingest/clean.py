@@ -456,7 +456,7 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
         "partitionOverwriteMode", "dynamic"
     ).partitionBy(*PARTITION_COLUMNS).parquet(str(clean_dir))
     written = {
-        str(_leaf_path(clean_dir, r.event_date, r.event_hour, r.landing_date, r.landing_hour))
+        str(leaf_path(clean_dir, r.event_date, r.event_hour, r.landing_date, r.landing_hour))
         for r in clean.select(*PARTITION_COLUMNS).distinct().collect()
     }
     fs, jvm = _hadoop_fs(spark, str(clean_dir))
@@ -470,7 +470,7 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
 _EVENT_DATE = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
 
 
-def _leaf_path(clean_dir: Path, event_date, event_hour: int, landing_date, landing_hour: int) -> Path:
+def leaf_path(clean_dir: Path, event_date, event_hour: int, landing_date, landing_hour: int) -> Path:
     return (
         clean_dir
         / f"event_date={event_date:%Y-%m-%d}"

@@ -1,7 +1,9 @@
 """Daily profile and segment rebuild: clean events of the lookback window -> Postgres.
 
 Writes ``push.user_profiles`` and ``push.segments`` for one ``as_of`` date, replacing what an
-earlier run for that date wrote.
+earlier run for that date wrote. Two steps, so that each can be timed on its own
+(``jobs.bench_stages``): ``build_profiles`` computes and caches the profiles, and
+``segment_and_store`` fits the segments and writes both tables.
 
 CLI: ``python -m jobs.profiles.job --as-of 2026-11-25T00:00:00Z``.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -33,14 +36,34 @@ def lookback_events(spark: SparkSession, settings: Settings, as_of: datetime) ->
     return read_clean(spark, settings, as_of - timedelta(days=settings.lookback_days), as_of)
 
 
-def run_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> dict:
-    """Build profiles and segments for ``as_of`` and store them; return a summary."""
+@dataclass(frozen=True)
+class ActiveProfiles:
+    """Profiles of the users active in the lookback window, cached with the frames they came from."""
+
+    items: DataFrame
+    events: DataFrame
+    profiles: DataFrame
+    users: int
+
+    def unpersist(self) -> None:
+        for frame in (self.items, self.events, self.profiles):
+            frame.unpersist()
+
+
+def build_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> ActiveProfiles:
+    """Profiles for ``as_of``, computed and cached (nothing stored yet). Raises when too few to segment."""
     items = read_items(spark, settings).cache()
     events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'").cache()
     profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, settings.half_life_days).cache()
     user_count = profiles.count()
     if user_count < settings.kmeans_k_min + 1:
         raise RuntimeError(f"only {user_count} active users in the lookback window: too few to segment")
+    return ActiveProfiles(items, events, profiles, user_count)
+
+
+def segment_and_store(settings: Settings, as_of: datetime, active: ActiveProfiles) -> dict:
+    """Fit the segments, then replace the date's profiles and segments in one transaction; return a summary."""
+    items, profiles = active.items, active.profiles
     categories = sorted(r.category for r in items.select("category").distinct().collect())
     segments = fit_segments(profiles, categories, settings.kmeans_k_min, settings.kmeans_k_max, settings.seed)
     summaries = describe_segments(profiles, categories, segments.assignments, segments.silhouette).toPandas()
@@ -52,17 +75,21 @@ def run_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> di
         conn.execute(text("DELETE FROM push.segments WHERE as_of = :d"), params)
         copy_frame(conn, "push.user_profiles", frame)
         copy_frame(conn, "push.segments", summaries)
-    for frame_ in (items, events, profiles):
-        frame_.unpersist()
+    active.unpersist()
     summary = {
         "as_of": str(as_of.date()),
-        "profiles": user_count,
+        "profiles": active.users,
         "k": segments.k,
         "silhouette": segments.silhouette,
         "silhouettes": segments.silhouettes,
     }
     log.info("profiles: %s", summary)
     return summary
+
+
+def run_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> dict:
+    """Build profiles and segments for ``as_of`` and store them; return a summary."""
+    return segment_and_store(settings, as_of, build_profiles(spark, settings, as_of))
 
 
 def main(argv: list[str] | None = None) -> int:
