@@ -23,6 +23,8 @@ from jobs.profiles.build import event_weights
 RATING_MIN = 1.0
 RATING_MAX = 5.0
 NEGATIVE_RATING = 0.0
+# Rejection rounds of the negative sampler before the exact per-user fallback.
+_SAMPLING_ROUNDS = 4
 
 
 def implicit_ratings(events: DataFrame, as_of: datetime, half_life_days: float, cap: float = 20.0) -> DataFrame:
@@ -74,25 +76,64 @@ def with_sampled_negatives(
     """``ratings`` plus ``ratio`` x (positives) unseen items per user at ``NEGATIVE_RATING``.
 
     ``held_out`` pairs (an evaluation's test set) are never drawn as negatives, so a model is
-    not taught that the items it will be tested on are disliked.
+    not taught that the items it will be tested on are disliked. Each user's sample is uniform
+    over their unseen catalogue items, without replacement, and seeded. It is drawn for all users
+    at once on integer codes (draw with replacement, reject seen and repeated pairs, keep the
+    first of each user's survivors in draw order, repeat for the shortfall), because a per-user
+    set difference over the catalogue costs users x items and does not finish at 10^7 events.
     """
+    positives = ratings[["user_id", "item_id", "rating"]]
     if ratio <= 0:
-        return ratings[["user_id", "item_id", "rating"]]
+        return positives
     rng = np.random.default_rng(seed)
-    catalogue = np.array(sorted(item_ids), dtype=object)
-    frames = [ratings[["user_id", "item_id", "rating"]]]
-    users, negatives = [], []
-    hidden = {} if held_out is None else held_out.groupby("user_id")["item_id"].agg(list).to_dict()
-    for user, seen in ratings.groupby("user_id", sort=True)["item_id"]:
-        unseen = catalogue[~np.isin(catalogue, [*seen.to_numpy(), *hidden.get(user, [])])]
-        count = min(len(unseen), round(ratio * len(seen)))
-        if count:
-            negatives.append(rng.choice(unseen, size=count, replace=False))
-            users.append(np.full(count, user, dtype=object))
-    if negatives:
-        frames.append(
-            pd.DataFrame(
-                {"user_id": np.concatenate(users), "item_id": np.concatenate(negatives), "rating": NEGATIVE_RATING}
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    catalogue = np.array(sorted(set(item_ids)), dtype=object)
+    n_items = len(catalogue)
+    users = np.array(sorted(positives["user_id"].unique()), dtype=object)
+    if not n_items or not len(users):
+        return positives
+
+    def pair_keys(frame: pd.DataFrame) -> np.ndarray:
+        """``user code * n_items + item code`` of the frame's pairs known to both users and catalogue."""
+        user_code = pd.Categorical(frame["user_id"], categories=users).codes.astype(np.int64)
+        item_code = pd.Categorical(frame["item_id"], categories=catalogue).codes.astype(np.int64)
+        known = (user_code >= 0) & (item_code >= 0)
+        return user_code[known] * n_items + item_code[known]
+
+    no_pairs = np.array([], dtype=np.int64)
+    taken = np.unique(np.concatenate([pair_keys(positives), no_pairs if held_out is None else pair_keys(held_out)]))
+    rows_per_user = positives.groupby("user_id", sort=True).size().reindex(users).to_numpy()
+    taken_per_user = np.bincount(taken // n_items, minlength=len(users))
+    need = np.minimum(n_items - taken_per_user, np.round(ratio * rows_per_user).astype(np.int64))
+    chosen: list[np.ndarray] = []
+    for _ in range(_SAMPLING_ROUNDS):
+        if not need.any():
+            break
+        # Oversample by the share of the catalogue each user has left, so one round usually suffices.
+        free_share = np.maximum(n_items - taken_per_user, 1) / n_items
+        draws = np.where(need > 0, np.ceil(need / free_share * 1.2).astype(np.int64) + 4, 0)
+        user_of_draw = np.repeat(np.arange(len(users), dtype=np.int64), draws)
+        keys = user_of_draw * n_items + rng.integers(0, n_items, size=len(user_of_draw))
+        fresh = ~np.isin(keys, taken)
+        keys, user_of_draw = keys[fresh], user_of_draw[fresh]
+        _, first = np.unique(keys, return_index=True)
+        first.sort()  # first draw of each pair, in draw order
+        keys, user_of_draw = keys[first], user_of_draw[first]
+        # Rank of each surviving draw within its user (draws are grouped by user).
+        rank = np.arange(len(keys)) - np.searchsorted(user_of_draw, user_of_draw)
+        keep = rank < need[user_of_draw]
+        picked = keys[keep]
+        chosen.append(picked)
+        taken = np.union1d(taken, picked)
+        got = np.bincount(user_of_draw[keep], minlength=len(users))
+        need -= got
+        taken_per_user += got
+    for user in np.flatnonzero(need > 0):  # users who have seen nearly the whole catalogue
+        own = taken[(taken >= user * n_items) & (taken < (user + 1) * n_items)] - user * n_items
+        unseen = np.setdiff1d(np.arange(n_items), own)
+        chosen.append(user * n_items + rng.choice(unseen, size=need[user], replace=False))
+    keys = np.concatenate(chosen) if chosen else no_pairs
+    keys = keys[np.argsort(keys // n_items, kind="stable")]  # grouped by user, draw order within
+    negatives = pd.DataFrame(
+        {"user_id": users[keys // n_items], "item_id": catalogue[keys % n_items], "rating": NEGATIVE_RATING}
+    )
+    return pd.concat([positives, negatives], ignore_index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -103,3 +104,22 @@ def test_held_out_items_are_never_sampled_as_negatives():
     result = with_sampled_negatives(ratings, catalogue, ratio=1.0, seed=0, held_out=held_out)
     negatives = set(result.loc[result["rating"] == NEGATIVE_RATING, "item_id"])
     assert negatives == {"i6", "i7", "i8"}
+
+
+def test_sampled_negatives_are_uniform_over_unseen_items_and_fill_dense_users():
+    catalogue = [f"i{n:02d}" for n in range(11)]
+    one = pd.DataFrame({"user_id": ["a"], "item_id": ["i00"], "rating": [5.0]})
+    picks = Counter(
+        with_sampled_negatives(one, catalogue, ratio=1.0, seed=seed).iloc[-1]["item_id"] for seed in range(2000)
+    )
+    assert set(picks) == set(catalogue) - {"i00"}
+    assert all(abs(count / 2000 - 0.1) < 0.025 for count in picks.values())  # 10 % each, 4+ sigma margin
+    # A user who has seen all but two items gets exactly those two, whatever the ratio asks.
+    dense = pd.DataFrame({"user_id": "d", "item_id": catalogue[:9], "rating": 4.0})
+    negatives = with_sampled_negatives(dense, catalogue, ratio=3.0, seed=5).iloc[9:]
+    assert sorted(negatives["item_id"]) == ["i09", "i10"]
+    # Items outside the catalogue count as rows (ratio x rows) but cannot be drawn.
+    odd = pd.DataFrame({"user_id": "o", "item_id": ["zz", "i01"], "rating": 4.0})
+    drawn = with_sampled_negatives(odd, catalogue, ratio=1.0, seed=2).iloc[2:]
+    assert len(drawn) == 2
+    assert not {"zz", "i01"} & set(drawn["item_id"])
