@@ -28,11 +28,16 @@ sched AS MATERIALIZED (
                  u.consent_email AND u.email IS NOT NULL,
                  u.consent_sms AND u.phone IS NOT NULL,
                  u.consent_webhook AND u.webhook_url IS NOT NULL] AS reachable
+    -- Every table is read over the batch's user id range, so that each join is a hash or merge
+    -- join of batch-sized inputs (the planner runs this statement with nested loops off).
     FROM plan_users p
-    JOIN push.users u ON u.user_id = p.user_id
-    LEFT JOIN push.notify_user_state st ON st.user_id = p.user_id
+    JOIN push.users u ON u.user_id = p.user_id AND u.user_id BETWEEN :first_user AND :last_user
+    LEFT JOIN push.notify_user_state st
+           ON st.user_id = p.user_id AND st.user_id BETWEEN :first_user AND :last_user
     WHERE p.n >= :low AND p.n < :high
-      AND NOT EXISTS (SELECT 1 FROM push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = p.user_id)
+      AND NOT EXISTS (SELECT 1 FROM push.notification_decisions d
+                      WHERE d.run_key = :run_key AND d.user_id = p.user_id
+                        AND d.user_id BETWEEN :first_user AND :last_user)
 ),
 existing AS MATERIALIZED (
     -- Messages that count toward caps, near each user's send moment: one index range over the
