@@ -1,12 +1,13 @@
 """Decide which candidate messages go out, and fill the outbox, in sets.
 
 One planning run (a logical time, a horizon, optionally one campaign) works on one database
-session: it collects every candidate into a temp table, then decides batch after batch of users.
-Each batch is one transaction that first locks the users' rows in ``push.notify_user_state``
-(in user order, so racing planners cannot deadlock and cannot both pass a cap), then applies
-the whole policy in one statement (``sql/queries/notification_policy.sql``) and writes every
-decision and every accepted outbox row. Consent is read inside that transaction, so an opt-out
-committed before it is honoured; one committed later is caught by the relay.
+session: it collects every candidate into a temp table, fixes each user's send moment, then
+decides batch after batch of users. Each batch is one transaction of two statements: the first
+locks the users' rows in ``push.notify_user_state`` (in user order, so racing planners cannot
+deadlock and cannot both pass a cap); the second (``sql/queries/notification_policy.sql``)
+applies the whole policy and, through data-modifying CTEs, writes every decision and every
+accepted outbox row. Consent is read inside that transaction, so an opt-out committed before it
+is honoured; one committed later is caught by the relay.
 
 A run's decisions are immutable once recorded: re-running the same run (a retry, a cleared
 task, a doubled start) decides only for users it has not decided yet, so result tables stay
@@ -33,7 +34,7 @@ from jobs.notify import policy
 log = logging.getLogger(__name__)
 
 _TEMP_TABLES = """
-DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, batch_sched, plan_eval;
+DROP TABLE IF EXISTS plan_candidates, plan_users;
 CREATE TEMP TABLE plan_candidates (
     user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, kind text NOT NULL, campaign_id text,
     item_id text, category text, transactional boolean NOT NULL, allowed_channels text[], idempotency_key text NOT NULL,
@@ -45,40 +46,18 @@ CREATE TEMP TABLE plan_users (
     user_id text PRIMARY KEY, n bigint NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
     in_holdout boolean NOT NULL
 );
-CREATE TEMP TABLE batch_users (user_id text PRIMARY KEY);
-CREATE TEMP TABLE batch_sched (
-    user_id text PRIMARY KEY, locale text, fatigued boolean NOT NULL, in_holdout boolean NOT NULL,
-    reachable boolean[] NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL
-);
-CREATE TEMP TABLE plan_eval (
-    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, kind text NOT NULL, campaign_id text,
-    item_id text, category text, transactional boolean NOT NULL, channel text, locale text,
-    idempotency_key text NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
-    expires_at timestamptz NOT NULL, expected_value double precision NOT NULL, reason text, discount_text text,
-    old_price text, decision text NOT NULL
-);
 """
 
-# Plain inserts: under the batch's locks, with users this run already decided filtered out and
-# duplicates decided as such, a conflict can only be a bug, and must fail loudly.
-_RECORD = """
-INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel, expected_value,
-                                         decision, idempotency_key, decided_at, campaign_id, transactional, scheduled_at)
-SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
-       :at, campaign_id, transactional, scheduled_at
-FROM plan_eval;
-INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source, item_id, scheduled_at,
-                                      transactional, payload, candidate_key, campaign_id, expected_value, expires_at,
-                                      deferred)
-SELECT e.idempotency_key, :run_key, e.user_id, e.channel, e.source, e.item_id, e.scheduled_at, e.transactional,
-       jsonb_build_object('locale', e.locale, 'facts', jsonb_build_object(
-           'kind', e.kind, 'item_title', coalesce(i.title, e.category), 'category', coalesce(i.category, e.category),
-           'price', to_char(coalesce(i.price, 0), 'FM999999990.00'), 'reason', e.reason,
-           'discount_text', e.discount_text, 'old_price', e.old_price)),
-       e.candidate_key, e.campaign_id, e.expected_value, e.expires_at, e.deferred
-FROM plan_eval e
-LEFT JOIN push.items i ON i.item_id = e.item_id
-WHERE e.decision IN ('sent', 'deferred_quiet_hours');
+# Locks the batch's state rows in user order (racing planners queue behind each other instead of
+# deadlocking). Only a count goes back to the client.
+_LOCK_BATCH = """
+SELECT count(*) FROM (
+    SELECT 1 FROM push.notify_user_state s
+    JOIN plan_users p ON p.user_id = s.user_id
+    WHERE p.n >= :low AND p.n < :high
+    ORDER BY s.user_id
+    FOR UPDATE OF s
+) AS locked
 """
 
 
@@ -119,38 +98,39 @@ def collect_candidates(
     return result.rowcount
 
 
-def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, low: int, high: int) -> Counter[str]:
-    """Lock, decide and record the users numbered [low, high) of this run; return counts by decision."""
+def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, batch: tuple) -> Counter[str]:
+    """Lock, decide and record one batch (users numbered [low, high), ids first..last); count by decision.
+
+    Two statements: the lock, then ``notification_policy.sql``, which decides and writes the
+    decisions and the outbox rows. The second starts after the locks are held, so its snapshot
+    sees whatever a racing planner committed for these users (their messages, or their decisions
+    when the twin was this same run).
+    """
+    low, high, first_user, last_user = batch
     # JIT compilation of these large statements costs more than it saves (seconds per batch).
     conn.execute(text("SET LOCAL jit = off"))
-    conn.execute(text("TRUNCATE batch_users, batch_sched, plan_eval"))
-    conn.execute(
-        text("INSERT INTO batch_users SELECT user_id FROM plan_users WHERE n >= :low AND n < :high"),
-        {"low": low, "high": high},
-    )
-    conn.execute(text("ANALYZE batch_users"))
-    conn.execute(
-        text(
-            "SELECT s.user_id FROM push.notify_user_state s JOIN batch_users b ON b.user_id = s.user_id"
-            " ORDER BY s.user_id FOR UPDATE OF s"
-        )
-    )
-    # A twin of this run may have decided some of these users while we waited for their locks.
-    conn.execute(
-        text(
-            "DELETE FROM batch_users b WHERE EXISTS (SELECT 1 FROM push.notification_decisions d"
-            " WHERE d.run_key = :run_key AND d.user_id = b.user_id)"
-        ),
-        {"run_key": run_key},
-    )
-    first_user, last_user = conn.execute(text("SELECT min(user_id), max(user_id) FROM batch_users")).one()
-    bounds = {**params, "first_user": first_user, "last_user": last_user}
-    conn.execute(text(load_query("notification_batch")))
-    conn.execute(text("ANALYZE batch_sched"))
-    conn.execute(text(load_query("notification_policy")), bounds)
-    conn.execute(text(_RECORD), {"run_key": run_key, "at": at})
-    rows = conn.execute(text("SELECT decision, count(*) FROM plan_eval GROUP BY 1")).all()
+    conn.execute(text(_LOCK_BATCH), {"low": low, "high": high})
+    # The policy statement's CTEs are estimated poorly (a few rows where there are thousands);
+    # a nested loop over a rescanned aggregate then costs quadratic time. Every input of the
+    # statement is bounded by the batch's user range, so hash and merge joins are always right.
+    conn.execute(text("SET LOCAL enable_nestloop = off"))
+    bounds = {**params, "low": low, "high": high, "first_user": first_user, "last_user": last_user}
+    rows = conn.execute(text(load_query("notification_policy")), {**bounds, "run_key": run_key, "at": at}).all()
     return Counter(dict(rows))
+
+
+def _batches(conn: Connection, batch_size: int) -> list[tuple]:
+    """The run's batches: ranges of user numbers with their first and last user id."""
+    return [
+        tuple(row)
+        for row in conn.execute(
+            text(
+                "SELECT min(n), max(n) + 1, min(user_id), max(user_id) FROM plan_users"
+                " GROUP BY (n - 1) / :size ORDER BY 1"
+            ),
+            {"size": batch_size},
+        )
+    ]
 
 
 def plan_notifications(
@@ -196,7 +176,8 @@ def plan_notifications(
             conn.execute(text(load_query("notification_moments")), {**params, "run_key": run_key})
             conn.execute(text("CREATE UNIQUE INDEX ON plan_users (n)"))
             conn.execute(text("ANALYZE plan_users"))
-            pending_users = conn.execute(text("SELECT count(*) FROM plan_users")).scalar_one()
+            batches = _batches(conn, batch_size)
+            pending_users = sum(high - low for low, high, _, _ in batches)
         if pending_users and not dry_run:
             # State rows must exist before they can be locked; inserted in user order and
             # committed on their own so that racing planners never deadlock on them.
@@ -207,10 +188,10 @@ def plan_notifications(
                         " ORDER BY user_id ON CONFLICT (user_id) DO NOTHING"
                     )
                 )
-        for low in range(1, pending_users + 1, batch_size):
+        for batch in batches:
             transaction = conn.begin()
             try:
-                counts.update(_decide_batch(conn, params, run_key, at, low, low + batch_size))
+                counts.update(_decide_batch(conn, params, run_key, at, batch))
             except BaseException:
                 transaction.rollback()
                 raise
@@ -223,7 +204,7 @@ def plan_notifications(
                 counts, users_decided = _record_run(conn, run_key, at, horizon_hours, campaign_id)
         else:
             users_decided = pending_users
-        conn.execute(text("DROP TABLE IF EXISTS plan_candidates, plan_users, batch_users, batch_sched, plan_eval"))
+        conn.execute(text("DROP TABLE IF EXISTS plan_candidates, plan_users"))
         conn.commit()
     summary = {
         "run_key": run_key,
@@ -239,15 +220,17 @@ def _record_run(
     conn: Connection, run_key: str, at: datetime, horizon_hours: int, campaign_id: str | None
 ) -> tuple[Counter[str], int]:
     """Store the run's totals (all its decisions, whichever attempt made them)."""
+    # One pass over the run's decisions: counts per decision, and (the empty grouping set, whose
+    # decision is NULL) the number of users.
     rows = conn.execute(
-        text("SELECT decision, count(*) FROM push.notification_decisions WHERE run_key = :run_key GROUP BY decision"),
+        text(
+            "SELECT decision, count(*), count(DISTINCT user_id) FROM push.notification_decisions"
+            " WHERE run_key = :run_key GROUP BY GROUPING SETS ((decision), ())"
+        ),
         {"run_key": run_key},
     ).all()
-    counts = Counter(dict(rows))
-    users = conn.execute(
-        text("SELECT count(DISTINCT user_id) FROM push.notification_decisions WHERE run_key = :run_key"),
-        {"run_key": run_key},
-    ).scalar_one()
+    counts = Counter({decision: n for decision, n, _ in rows if decision is not None})
+    users = next(n_users for decision, _, n_users in rows if decision is None)
     conn.execute(
         text(
             "INSERT INTO push.notification_runs (run_key, logical_time, horizon_hours, campaign_id, users, decisions)"

@@ -16,8 +16,11 @@ INSERT INTO plan_candidates (user_id, candidate_key, source, kind, campaign_id, 
                              allowed_channels, idempotency_key, natural_at, not_before, expires_at,
                              expected_value, reason, discount_text, old_price)
 WITH scope AS (
-    SELECT u.user_id, u.timezone
+    -- Each user's clock at the run's logical time: computed once per user, used three times.
+    SELECT u.user_id, u.timezone, l.local_at, l.local_at::date AS local_day,
+           extract(isodow FROM l.local_at)::integer - 1 AS weekday, extract(hour FROM l.local_at)::integer AS hour
     FROM push.users u
+    CROSS JOIN LATERAL (SELECT timezone(u.timezone, CAST(:at AS timestamptz)) AS local_at) AS l
     WHERE CAST(:users AS text[]) IS NULL OR u.user_id = ANY(CAST(:users AS text[]))
 ),
 latest_profiles AS (
@@ -26,34 +29,52 @@ latest_profiles AS (
     WHERE p.as_of = (SELECT max(as_of) FROM push.user_profiles WHERE as_of <= CAST(:at AS date))
 ),
 -- The user's first best hour (the estimate for that local weekday, else the profile's most
--- active hour, else the hour of the run) from the start of the run's clock hour (so a
--- half-hour timezone's moment belongs to exactly one hourly run) to the end of the horizon.
-best_moment AS MATERIALIZED (
-    SELECT s.user_id, greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at, m.rate
+-- active hour, else the hour of the run) on the run's local day or the two after it, from the
+-- start of the run's clock hour (so a half-hour timezone's moment belongs to exactly one hourly
+-- run) to the end of the horizon. The three days are spelled out (plain joins, one row per
+-- user) rather than generated and sorted per user.
+day_moments AS (
+    SELECT s.user_id, p.top_categories, p.top_brands,
+           timezone(s.timezone, s.local_day + make_interval(hours => coalesce(e0.best_hour, p.preferred_hour, s.hour)))
+               AS at0,
+           timezone(s.timezone, s.local_day + 1 + make_interval(hours => coalesce(e1.best_hour, p.preferred_hour, s.hour)))
+               AS at1,
+           timezone(s.timezone, s.local_day + 2 + make_interval(hours => coalesce(e2.best_hour, p.preferred_hour, s.hour)))
+               AS at2,
+           coalesce(e0.rate, :default_rate) AS rate0, coalesce(e1.rate, :default_rate) AS rate1,
+           coalesce(e2.rate, :default_rate) AS rate2
     FROM scope s
     LEFT JOIN latest_profiles p ON p.user_id = s.user_id
-    CROSS JOIN LATERAL (
-        SELECT t.send_at, coalesce(e.rate, :default_rate) AS rate
-        FROM generate_series(0, 2) AS d
-        CROSS JOIN LATERAL (
-            SELECT (timezone(s.timezone, CAST(:at AS timestamptz)))::date + d AS local_day
-        ) AS ld
-        LEFT JOIN push.send_time_estimates e
-               ON e.user_id = s.user_id AND e.weekday = extract(isodow FROM ld.local_day)::integer - 1
-        CROSS JOIN LATERAL (
-            SELECT timezone(s.timezone, ld.local_day + make_interval(hours => coalesce(
-                e.best_hour, p.preferred_hour,
-                extract(hour FROM timezone(s.timezone, CAST(:at AS timestamptz)))::integer))) AS send_at
-        ) AS t
-        WHERE t.send_at >= date_trunc('hour', CAST(:at AS timestamptz))
-          AND t.send_at < CAST(:horizon_end AS timestamptz)
-        ORDER BY t.send_at
-        LIMIT 1
-    ) AS m
+    LEFT JOIN push.send_time_estimates e0 ON e0.user_id = s.user_id AND e0.weekday = s.weekday
+    LEFT JOIN push.send_time_estimates e1 ON e1.user_id = s.user_id AND e1.weekday = (s.weekday + 1) % 7
+    LEFT JOIN push.send_time_estimates e2 ON e2.user_id = s.user_id AND e2.weekday = (s.weekday + 2) % 7
     WHERE 'recommendation' = ANY(CAST(:kinds AS text[])) OR 'campaign' = ANY(CAST(:kinds AS text[]))
 ),
+day_ok AS (
+    SELECT d.*,
+           d.at0 >= date_trunc('hour', CAST(:at AS timestamptz)) AND d.at0 < CAST(:horizon_end AS timestamptz) AS ok0,
+           d.at1 >= date_trunc('hour', CAST(:at AS timestamptz)) AND d.at1 < CAST(:horizon_end AS timestamptz) AS ok1,
+           d.at2 >= date_trunc('hour', CAST(:at AS timestamptz)) AND d.at2 < CAST(:horizon_end AS timestamptz) AS ok2
+    FROM day_moments d
+),
+best_moment AS MATERIALIZED (
+    -- The earliest qualifying moment (least() skips the days that do not qualify) and its rate.
+    SELECT m.user_id, m.top_categories, m.top_brands, greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at,
+           CASE WHEN m.ok0 AND m.at0 = m.send_at THEN m.rate0
+                WHEN m.ok1 AND m.at1 = m.send_at THEN m.rate1
+                ELSE m.rate2 END AS rate
+    FROM (
+        SELECT d.*, least(CASE WHEN d.ok0 THEN d.at0 END, CASE WHEN d.ok1 THEN d.at1 END,
+                          CASE WHEN d.ok2 THEN d.at2 END) AS send_at
+        FROM day_ok d
+    ) AS m
+    WHERE m.send_at IS NOT NULL
+),
 recs AS MATERIALIZED (
-    SELECT r.user_id, r.rank, r.item_id, r.reason, i.category, i.brand, i.price
+    -- The user's live recommendations (in stock) with the user's moment, rate and tastes.
+    SELECT r.user_id, r.rank, r.item_id, r.reason, i.category, i.brand, i.price, b.natural_at, b.rate,
+           b.top_categories, b.top_brands,
+           to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS slot_day
     FROM push.published_recommendations pub
     JOIN push.recommendations r ON r.run_id = pub.run_id
     JOIN best_moment b ON b.user_id = r.user_id
@@ -68,49 +89,34 @@ active_campaigns AS (
       AND (CAST(:campaign_id AS text) IS NULL OR c.campaign_id = CAST(:campaign_id AS text))
 ),
 -- A campaign reaches a user whose tastes match one of its targets: a favourite category, a
--- favourite brand, or one of its items among the user's recommendations.
-campaign_matches AS (
-    SELECT p.user_id, c.campaign_id, r.rank, r.item_id
-    FROM latest_profiles p
-    JOIN active_campaigns c ON c.target_category = ANY(p.top_categories[1:2])
-    JOIN recs r ON r.user_id = p.user_id AND r.category = c.target_category
-    UNION ALL
-    SELECT p.user_id, c.campaign_id, r.rank, r.item_id
-    FROM latest_profiles p
-    JOIN active_campaigns c ON c.target_brand = ANY(p.top_brands)
-    JOIN recs r ON r.user_id = p.user_id AND r.brand = c.target_brand
-    UNION ALL
-    SELECT r.user_id, c.campaign_id, r.rank, r.item_id
-    FROM recs r
-    JOIN active_campaigns c ON r.item_id = ANY(c.target_items)
-),
+-- favourite brand, or one of its items among the user's recommendations; it shows the best
+-- ranked matching item, and only when it runs at the user's moment.
 best_match AS (
-    SELECT DISTINCT ON (user_id, campaign_id) user_id, campaign_id, item_id
-    FROM campaign_matches
-    ORDER BY user_id, campaign_id, rank
+    SELECT DISTINCT ON (r.user_id, c.campaign_id) r.*, c.campaign_id, c.transactional, c.channels, c.valid_from,
+           c.valid_to, c.priority, c.discount_text
+    FROM recs r
+    JOIN active_campaigns c ON c.valid_from <= r.natural_at AND r.natural_at < c.valid_to
+    WHERE (r.category = c.target_category AND c.target_category = ANY(r.top_categories[1:2]))
+       OR (r.brand = c.target_brand AND c.target_brand = ANY(r.top_brands))
+       OR r.item_id = ANY(c.target_items)
+    ORDER BY r.user_id, c.campaign_id, r.rank
 )
-SELECT b.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL, r.item_id, r.category, false,
+SELECT r.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL, r.item_id, r.category, false,
        NULL::text[],
-       push.idempotency_key(b.user_id, 'rec:' || r.item_id, to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-       b.natural_at, NULL::timestamptz, b.natural_at + CAST(:expiry AS interval),
-       (r.price * b.rate / r.rank)::double precision,
+       push.idempotency_key(r.user_id, 'rec:' || r.item_id, r.slot_day),
+       r.natural_at, NULL::timestamptz, r.natural_at + CAST(:expiry AS interval),
+       (r.price * r.rate / r.rank)::double precision,
        r.reason, NULL, NULL
-FROM best_moment b
-JOIN recs r ON r.user_id = b.user_id
+FROM recs r
 WHERE r.rank <= 3 AND 'recommendation' = ANY(CAST(:kinds AS text[])) AND CAST(:campaign_id AS text) IS NULL
 UNION ALL
-SELECT b.user_id, 'campaign:' || c.campaign_id, 'campaign', 'campaign', c.campaign_id, r.item_id, r.category,
-       c.transactional, c.channels,
-       push.idempotency_key(b.user_id, 'campaign:' || c.campaign_id,
-                            c.campaign_id || ':' || to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-       b.natural_at, c.valid_from, least(c.valid_to, b.natural_at + CAST(:expiry AS interval)),
-       (r.price * b.rate * (1 + c.priority / 10.0) * 1.2)::double precision,
-       r.reason, c.discount_text, NULL
+SELECT m.user_id, 'campaign:' || m.campaign_id, 'campaign', 'campaign', m.campaign_id, m.item_id, m.category,
+       m.transactional, m.channels,
+       push.idempotency_key(m.user_id, 'campaign:' || m.campaign_id, m.campaign_id || ':' || m.slot_day),
+       m.natural_at, m.valid_from, least(m.valid_to, m.natural_at + CAST(:expiry AS interval)),
+       (m.price * m.rate * (1 + m.priority / 10.0) * 1.2)::double precision,
+       m.reason, m.discount_text, NULL
 FROM best_match m
-JOIN best_moment b ON b.user_id = m.user_id
-JOIN active_campaigns c ON c.campaign_id = m.campaign_id
-JOIN recs r ON r.user_id = m.user_id AND r.item_id = m.item_id
-WHERE c.valid_from <= b.natural_at AND b.natural_at < c.valid_to
 UNION ALL
 SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.trigger_type, NULL, t.item_id,
        coalesce(i.category, t.category), false, NULL::text[],

@@ -11,7 +11,6 @@ FROM (
            AS natural_at
     FROM plan_candidates c
     LEFT JOIN push.notification_ledger l ON l.idempotency_key = c.idempotency_key
-    WHERE NOT EXISTS (SELECT 1 FROM push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = c.user_id)
     GROUP BY c.user_id
 ) AS m
 JOIN push.users u ON u.user_id = m.user_id
@@ -19,3 +18,5 @@ CROSS JOIN LATERAL (
     SELECT push.quiet_hours_end(m.natural_at, u.timezone, CAST(:quiet_start AS time), CAST(:quiet_end AS time))
            AS quiet_end
 ) AS q
+-- Users this run already decided (an earlier attempt) are left out, per user, not per candidate.
+WHERE NOT EXISTS (SELECT 1 FROM push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = m.user_id)

@@ -1,5 +1,10 @@
--- Decide every candidate of the users in batch_sched (their send moments and facts, see
--- notification_moments.sql), into the temp table plan_eval. The rules apply in this order, the first that binds wins:
+-- Decide every candidate of one batch of users and record the decisions and the outbox rows, in
+-- one statement (run right after the batch's users were locked, so its snapshot sees every
+-- message and decision another planner committed for them). Returns the count per decision.
+--   :low, :high               the batch: users numbered [low, high) in plan_users (user order)
+--   :first_user, :last_user   the first and last user id of that range (index ranges below)
+--   :run_key, :at             the run's identity and logical time (stamped on every decision)
+-- The rules apply in this order, the first that binds wins:
 --   1 consent      no consented channel with an address among the candidate's channels -> suppressed_consent
 --   2 control group  hash bucket below the holdout share (not for transactional)       -> holdout
 --   3 idempotency  the message's key is already in the outbox                          -> duplicate
@@ -12,25 +17,39 @@
 -- Each user has one send moment per run (the earliest due candidate, moved out of quiet hours);
 -- rolling caps are checked on every window that contains it, including windows that end after
 -- it, so a backfill planned out of order cannot overshoot either.
-INSERT INTO plan_eval (user_id, candidate_key, source, kind, campaign_id, item_id, category, transactional, channel,
-                       locale, idempotency_key, scheduled_at, deferred, expires_at, expected_value, reason,
-                       discount_text, old_price, decision)
-WITH RECURSIVE
-sched AS (SELECT * FROM batch_sched),
+WITH
+sched AS MATERIALIZED (
+    -- The batch's users with their policy facts, read here, under the batch's locks (an opt-out
+    -- committed before is seen): consent per channel with an address (in the channel order of
+    -- jobs/notify/policy.py), fatigue, and the run's send moment and holdout. A user a twin of
+    -- this run decided while we waited for the locks is left out.
+    SELECT p.user_id, u.locale, coalesce(st.fatigued, false) AS fatigued, p.in_holdout, p.scheduled_at, p.deferred,
+           ARRAY[u.consent_push AND u.push_token IS NOT NULL,
+                 u.consent_email AND u.email IS NOT NULL,
+                 u.consent_sms AND u.phone IS NOT NULL,
+                 u.consent_webhook AND u.webhook_url IS NOT NULL] AS reachable
+    -- Every table is read over the batch's user id range, so that each join is a hash or merge
+    -- join of batch-sized inputs (the planner runs this statement with nested loops off).
+    FROM plan_users p
+    JOIN push.users u ON u.user_id = p.user_id AND u.user_id BETWEEN :first_user AND :last_user
+    LEFT JOIN push.notify_user_state st
+           ON st.user_id = p.user_id AND st.user_id BETWEEN :first_user AND :last_user
+    WHERE p.n >= :low AND p.n < :high
+      AND NOT EXISTS (SELECT 1 FROM push.notification_decisions d
+                      WHERE d.run_key = :run_key AND d.user_id = p.user_id
+                        AND d.user_id BETWEEN :first_user AND :last_user)
+),
 existing AS MATERIALIZED (
-    -- Messages that count toward caps, near each user's send moment (an index range per user).
+    -- Messages that count toward caps, near each user's send moment: one index range over the
+    -- batch's users (user_id, scheduled_at), not one index descent per user.
     SELECT s.user_id, l.scheduled_at AS t, l.channel, l.campaign_id
-    FROM sched s
-    CROSS JOIN LATERAL (
-        SELECT l.scheduled_at, l.channel, l.campaign_id
-        FROM push.notification_ledger l
-        WHERE l.user_id = s.user_id
-          AND l.scheduled_at > s.scheduled_at - CAST(:long_window AS interval)
-          AND l.scheduled_at < s.scheduled_at + CAST(:long_window AS interval)
-          AND l.status IN ('pending', 'sent')
-          AND (NOT l.transactional OR :transactional_counts)
-        OFFSET 0  -- keeps the per-user index range: the planner would hash the whole outbox
-    ) AS l
+    FROM push.notification_ledger l
+    JOIN sched s ON s.user_id = l.user_id
+    WHERE l.user_id BETWEEN :first_user AND :last_user
+      AND l.scheduled_at > s.scheduled_at - CAST(:long_window AS interval)
+      AND l.scheduled_at < s.scheduled_at + CAST(:long_window AS interval)
+      AND l.status IN ('pending', 'sent')
+      AND (NOT l.transactional OR :transactional_counts)
 ),
 ends AS (
     -- Ends of the rolling windows that contain the send moment: the moment itself and every
@@ -53,20 +72,21 @@ window_totals AS (
     SELECT user_id, end_at, sum(in_day) AS in_day, sum(in_week) AS in_week
     FROM window_counts GROUP BY user_id, end_at
 ),
+usage AS (
+    -- Per user with history: the fullest 24 h and 7 d windows that contain the send moment.
+    -- Users without history get zeros below.
+    SELECT w.user_id,
+           coalesce(max(w.in_day) FILTER (WHERE w.end_at < s.scheduled_at + interval '24 hours'), 0)::integer
+               AS day_used,
+           coalesce(max(w.in_week), 0)::integer AS week_used
+    FROM window_totals w
+    JOIN sched s ON s.user_id = w.user_id
+    GROUP BY w.user_id
+),
 gap_blocked AS (
     SELECT DISTINCT x.user_id
     FROM existing x JOIN sched s ON s.user_id = x.user_id
     WHERE x.t > s.scheduled_at - CAST(:min_gap AS interval) AND x.t < s.scheduled_at + CAST(:min_gap AS interval)
-),
-usage AS (
-    SELECT s.user_id,
-           coalesce(max(w.in_day) FILTER (WHERE w.end_at < s.scheduled_at + interval '24 hours'), 0)::integer AS day_used,
-           coalesce(max(w.in_week), 0)::integer AS week_used,
-           bool_or(g.user_id IS NOT NULL) AS gap_blocked
-    FROM sched s
-    LEFT JOIN window_totals w ON w.user_id = s.user_id
-    LEFT JOIN gap_blocked g ON g.user_id = s.user_id
-    GROUP BY s.user_id
 ),
 channel_usage AS (
     SELECT w.user_id, w.channel, max(w.in_day)::integer AS used
@@ -83,7 +103,7 @@ campaign_usage AS (
     GROUP BY x.user_id, x.campaign_id
 ),
 cand AS (
-    -- Channel: the first of the channel order (4 channels, as in batch_sched.reachable) that the
+    -- Channel: the first of the channel order (4 channels, as in sched.reachable) that the
     -- user can be reached on and the candidate allows.
     SELECT c.*, s.locale, s.in_holdout, s.fatigued, s.scheduled_at, s.deferred,
            CASE
@@ -101,7 +121,8 @@ cand AS (
       -- later run (it is not decided in this one).
       AND (c.not_before IS NULL OR s.scheduled_at >= c.not_before)
 ),
-pre AS (
+pre AS MATERIALIZED (
+    -- Materialised: the rules below read pre_decision several times; the outbox look-up runs once.
     SELECT cand.*,
            CASE
                WHEN channel IS NULL THEN 'suppressed_consent'
@@ -112,50 +133,108 @@ pre AS (
            END AS pre_decision
     FROM cand
 ),
-ranked AS MATERIALIZED (
-    SELECT p.user_id, p.candidate_key, p.channel, p.campaign_id, p.transactional,
-           row_number() OVER (PARTITION BY p.user_id
-                              ORDER BY p.transactional DESC, p.expected_value DESC, p.candidate_key) AS rn,
-           us.day_used, us.week_used, us.gap_blocked,
+limits AS (
+    -- What the outbox already uses and what the caps allow, per candidate. A candidate passes
+    -- on its own ("alone_ok") when it is not exempt, not blocked by the gap to an existing
+    -- message and its campaign's cap is not reached. The campaign check needs nothing from the
+    -- candidates ranked above: a campaign is one candidate per user (candidate_key
+    -- 'campaign:<id>', unique per user), the other sources carry none.
+    SELECT p.*,
+           coalesce(us.day_used, 0) AS day_used,
+           coalesce(us.week_used, 0) AS week_used,
+           g.user_id IS NOT NULL AS gap_blocked,
            CASE WHEN p.fatigued THEN least(:daily_cap, :fatigue_daily_cap) ELSE :daily_cap END AS day_cap,
            CASE WHEN p.fatigued THEN least(:weekly_cap, :fatigue_weekly_cap) ELSE :weekly_cap END AS week_cap,
            coalesce(cu.used, 0) AS channel_used,
            coalesce((CAST(:channel_caps AS integer[]))[array_position(CAST(:channel_order AS text[]), p.channel)],
                     2147483647) AS channel_cap,
-           coalesce(ca.used, 0) AS campaign_used
+           CASE WHEN p.campaign_id IS NULL THEN 0 ELSE coalesce(ca.used, 0) END AS campaign_used,
+           CASE WHEN p.campaign_id IS NULL THEN 2147483647 ELSE :campaign_cap END AS campaign_cap,
+           p.pre_decision IS NULL AND p.transactional AND :transactional_counts AS counted_exempt,
+           p.pre_decision IS NULL AND NOT p.transactional AND g.user_id IS NULL
+               AND (p.campaign_id IS NULL OR coalesce(ca.used, 0) < :campaign_cap) AS alone_ok
     FROM pre p
-    JOIN usage us ON us.user_id = p.user_id
+    LEFT JOIN usage us ON us.user_id = p.user_id
+    LEFT JOIN gap_blocked g ON g.user_id = p.user_id
     LEFT JOIN channel_usage cu ON cu.user_id = p.user_id AND cu.channel = p.channel
     LEFT JOIN campaign_usage ca ON ca.user_id = p.user_id AND ca.campaign_id = p.campaign_id
-    WHERE p.pre_decision IS NULL
 ),
--- Greedy in expected-value order, one rank per step for every user at once: a candidate goes
--- if no rule binds given what the higher-ranked ones of this run already took.
-greedy (user_id, rn, candidate_key, reason, accepted, taken_channels, taken_campaigns) AS (
-    SELECT DISTINCT user_id, 0::bigint, NULL::text, NULL::text, 0, ARRAY[]::text[], ARRAY[]::text[] FROM ranked
-    UNION ALL
-    SELECT r.user_id, r.rn, r.candidate_key, v.reason,
-           g.accepted + v.counted,
-           CASE WHEN v.counted = 1 THEN g.taken_channels || r.channel ELSE g.taken_channels END,
-           CASE WHEN v.counted = 1 AND r.campaign_id IS NOT NULL THEN g.taken_campaigns || r.campaign_id
-                ELSE g.taken_campaigns END
-    FROM greedy g
-    JOIN ranked r ON r.user_id = g.user_id AND r.rn = g.rn + 1
-    CROSS JOIN LATERAL (
-        SELECT d.reason,
-               CASE WHEN d.reason IS NULL AND (NOT r.transactional OR :transactional_counts) THEN 1 ELSE 0 END AS counted
-        FROM (SELECT push.cap_decision(
-                  r.transactional, r.gap_blocked, CAST(:min_gap AS interval) > interval '0', g.accepted,
-                  r.day_used, r.day_cap, r.week_used, r.week_cap,
-                  r.channel_used + cardinality(array_positions(g.taken_channels, r.channel)), r.channel_cap,
-                  CASE WHEN r.campaign_id IS NULL THEN 0
-                       ELSE r.campaign_used + cardinality(array_positions(g.taken_campaigns, r.campaign_id)) END,
-                  CASE WHEN r.campaign_id IS NULL THEN 2147483647 ELSE :campaign_cap END) AS reason) AS d
-    ) AS v
+-- The greedy "best expected value first" of the README, in closed form. A user's candidates go
+-- in rank order (transactional first, then expected value); one goes if no rule binds given
+-- what the higher-ranked ones took. What they took is: A, the counted messages ranked above,
+-- and T, those on the candidate's channel. Counted exempt (transactional) messages rank first,
+-- so every other candidate sees all of them (a0, t0). After them, the per-user budget
+-- E = min(day cap - day used, week cap - week used) - a0 (at most 1 - a0 with a minimum gap: a
+-- second message would break it). While fewer than E went, a candidate goes exactly when it
+-- passes alone and its channel still has room, i.e. fewer than (channel cap - used - t0)
+-- candidates passing alone on that channel rank above it (q); so "would go" (may_go) is known
+-- per candidate, A is a0 + min(number of may_go above, E), T is t0 + min(q, channel room), and
+-- push.cap_decision gives the reason from A and T exactly as one step of the greedy would.
+by_channel AS (
+    SELECT l.*,
+           count(*) FILTER (WHERE l.counted_exempt) OVER (PARTITION BY l.user_id, l.channel) AS t0,
+           count(*) FILTER (WHERE l.alone_ok) OVER (
+               PARTITION BY l.user_id, l.channel
+               ORDER BY l.transactional DESC, l.expected_value DESC, l.candidate_key
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS q
+    FROM limits l
+),
+may_go AS (
+    SELECT b.*,
+           greatest(b.channel_cap - b.channel_used - b.t0, 0) AS channel_room,
+           b.alone_ok AND b.q < b.channel_cap - b.channel_used - b.t0 AS may_go
+    FROM by_channel b
+),
+taken AS (
+    SELECT m.*,
+           count(*) FILTER (WHERE m.counted_exempt) OVER (PARTITION BY m.user_id) AS a0,
+           count(*) FILTER (WHERE m.may_go) OVER (
+               PARTITION BY m.user_id
+               ORDER BY m.transactional DESC, m.expected_value DESC, m.candidate_key
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS went_above
+    FROM may_go m
+),
+decided AS MATERIALIZED (
+    SELECT t.user_id, t.candidate_key, t.source, t.kind, t.campaign_id, t.item_id, t.category, t.transactional,
+           t.channel, t.locale, t.idempotency_key, t.scheduled_at, t.deferred, t.expires_at, t.expected_value,
+           t.reason, t.discount_text, t.old_price,
+           coalesce(
+               t.pre_decision,
+               push.cap_decision(
+                   t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
+                   (t.a0 + least(t.went_above, greatest(
+                       least(t.day_cap - t.day_used, t.week_cap - t.week_used,
+                             CASE WHEN CAST(:min_gap AS interval) > interval '0' THEN 1 ELSE 2147483647 END)
+                       - t.a0, 0)))::integer,
+                   t.day_used, t.day_cap, t.week_used, t.week_cap,
+                   (t.channel_used + t.t0 + least(t.q, t.channel_room))::integer, t.channel_cap,
+                   t.campaign_used, t.campaign_cap),
+               CASE WHEN t.deferred THEN 'deferred_quiet_hours' ELSE 'sent' END) AS decision
+    FROM taken t
+),
+-- Plain inserts: under the batch's locks, with users this run already decided left out and
+-- duplicates decided as such, a conflict can only be a bug, and must fail loudly.
+recorded AS (
+    INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,
+                                             expected_value, decision, idempotency_key, decided_at, campaign_id,
+                                             transactional, scheduled_at)
+    SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
+           :at, campaign_id, transactional, scheduled_at
+    FROM decided
+),
+queued AS (
+    -- The message's facts are built for accepted candidates only.
+    INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source, item_id, scheduled_at,
+                                          transactional, payload, candidate_key, campaign_id, expected_value,
+                                          expires_at, deferred)
+    SELECT e.idempotency_key, :run_key, e.user_id, e.channel, e.source, e.item_id, e.scheduled_at, e.transactional,
+           jsonb_build_object('locale', e.locale, 'facts', jsonb_build_object(
+               'kind', e.kind, 'item_title', coalesce(i.title, e.category), 'category', coalesce(i.category, e.category),
+               'price', to_char(coalesce(i.price, 0), 'FM999999990.00'), 'reason', e.reason,
+               'discount_text', e.discount_text, 'old_price', e.old_price)),
+           e.candidate_key, e.campaign_id, e.expected_value, e.expires_at, e.deferred
+    FROM decided e
+    LEFT JOIN push.items i ON i.item_id = e.item_id
+    WHERE e.decision IN ('sent', 'deferred_quiet_hours')
 )
-SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional, p.channel,
-       p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value, p.reason,
-       p.discount_text, p.old_price,
-       coalesce(p.pre_decision, g.reason, CASE WHEN p.deferred THEN 'deferred_quiet_hours' ELSE 'sent' END)
-FROM pre p
-LEFT JOIN greedy g ON g.user_id = p.user_id AND g.candidate_key = p.candidate_key
+SELECT decision, count(*) FROM decided GROUP BY decision
