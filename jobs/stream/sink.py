@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -246,51 +248,63 @@ class StreamBatchWriter:
 
     def __call__(self, out: DataFrame, batch_id: int) -> None:
         started = datetime.now(UTC)
+        timings: dict[str, int] = {}
         engine = make_engine(self.settings.database_url)
         # The batch is always computed in full, even on a replay whose effects are stored: running
         # it is what commits the stateful operators' state for this batch id.
         out = out.persist()
         try:
-            # Late rows are those the state operators dropped: their watermark for late data is
-            # the one the previous batch ended with.
-            outcome = account_batch(
-                out,
-                batch_id,
-                batch_watermark_ms(self.checkpoint, batch_id - 1),
-                self.settings.bot_events_per_minute,
-                timedelta(hours=self.settings.trigger_expiry_hours),
-            )
+            with _timed(timings, "account"):
+                # Late rows are those the state operators dropped: their watermark for late data
+                # is the one the previous batch ended with.
+                outcome = account_batch(
+                    out,
+                    batch_id,
+                    batch_watermark_ms(self.checkpoint, batch_id - 1),
+                    self.settings.bot_events_per_minute,
+                    timedelta(hours=self.settings.trigger_expiry_hours),
+                )
         finally:
             out.unpersist()
-        with engine.connect() as conn:
-            stored = _stored_batch(conn, self.query_id, batch_id)
-        if stored is None:
-            stored = self._store(outcome, batch_id, started)
-        else:
-            log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
+        with _timed(timings, "store"):
+            with engine.connect() as conn:
+                stored = _stored_batch(conn, self.query_id, batch_id)
+            if stored is None:
+                stored = self._store(outcome, batch_id, started)
+            else:
+                log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
         logical_at, users = stored
         decisions: dict = {}
         relayed: dict = {}
         if logical_at is not None and users:
-            decisions = plan_notifications(
-                self.settings,
-                logical_at,
-                horizon_hours=1,
-                kinds=("trigger",),
-                users=users,
-                run_key=self.run_key(batch_id),
-            )["decisions"]
+            with _timed(timings, "plan"):
+                decisions = plan_notifications(
+                    self.settings,
+                    logical_at,
+                    horizon_hours=1,
+                    kinds=("trigger",),
+                    users=users,
+                    run_key=self.run_key(batch_id),
+                )["decisions"]
             if self.relay:
-                relayed = relay_pending(self.settings, until=logical_at)
+                with _timed(timings, "relay"):
+                    relayed = relay_pending(self.settings, until=logical_at)
         with engine.begin() as conn:
             conn.execute(
                 text(
                     "UPDATE push.stream_batches SET decisions = CAST(:d AS jsonb), relayed = CAST(:r AS jsonb),"
-                    " recorded_at = clock_timestamp() WHERE query_id = :q AND batch_id = :b"
+                    " writer_ms = CAST(:t AS jsonb), recorded_at = clock_timestamp()"
+                    " WHERE query_id = :q AND batch_id = :b"
                 ),
-                {"d": json.dumps(decisions), "r": json.dumps(relayed), "q": self.query_id, "b": batch_id},
+                {
+                    "d": json.dumps(decisions),
+                    "r": json.dumps(relayed),
+                    "t": json.dumps(timings),
+                    "q": self.query_id,
+                    "b": batch_id,
+                },
             )
-        log.info("stream batch %s: decisions %s, relayed %s", batch_id, decisions, relayed)
+        log.info("stream batch %s: decisions %s, relayed %s, ms %s", batch_id, decisions, relayed, timings)
 
     def _store(self, outcome: BatchOutcome, batch_id: int, started: datetime) -> tuple[datetime | None, list[str]]:
         """Phase 1: every effect of the batch and its row, in one transaction."""
@@ -329,6 +343,16 @@ class StreamBatchWriter:
                 },
             )
         return logical_at, sorted(users)
+
+
+@contextmanager
+def _timed(timings: dict[str, int], phase: str):
+    """Add the wall-clock milliseconds of the block to ``timings[phase]``."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = timings.get(phase, 0) + round((time.perf_counter() - began) * 1000)
 
 
 def _ms_to_utc(ms: int) -> datetime | None:
@@ -383,10 +407,11 @@ class ProgressRecorder(StreamingQueryListener):
                     text(
                         "UPDATE push.stream_batches SET input_rows_per_second = :irs,"
                         " processed_rows_per_second = :prs, duration_ms = :ms, state_rows = :rows,"
-                        " state_memory_bytes = :mem, rows_dropped_by_watermark = :dropped"
-                        " WHERE query_id = :q AND batch_id = :b"
+                        " state_memory_bytes = :mem, rows_dropped_by_watermark = :dropped,"
+                        " spark_ms = CAST(:spark_ms AS jsonb) WHERE query_id = :q AND batch_id = :b"
                     ),
                     {
+                        "spark_ms": json.dumps(dict(progress.durationMs or {})),
                         "irs": _finite(progress.inputRowsPerSecond),
                         "prs": _finite(progress.processedRowsPerSecond),
                         "ms": (progress.durationMs or {}).get("triggerExecution"),
