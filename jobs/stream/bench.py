@@ -191,8 +191,11 @@ def run_rate(args: argparse.Namespace, rate: int) -> dict:
             if job.poll() is not None:
                 raise SystemExit(f"stream job exited: see {log.name}")
             time.sleep(0.5)
+        load_before = os.getloadavg()[0]
         written = generate(live, rate, args.seconds, args.files_per_second, args.users, args.items, args.seed)
         generated_at = time.time()
+        # Other work on the machine shows here: a latency figure taken beside it means little.
+        load_during = os.getloadavg()[0]
         names = {name for name, _, _ in written}
         drained = None
         deadline = time.monotonic() + args.drain_seconds
@@ -264,6 +267,7 @@ def run_rate(args: argparse.Namespace, rate: int) -> dict:
         "kept_up": drained is not None and drained < 10 * args.trigger_seconds + 10,
         "file_to_batch_recorded_s": percentiles(file_latency),
         "cart_file_to_decision_s": {**percentiles(decision_latency), "carts": len(first_cart)},
+        "load_average_1m": {"before": round(load_before, 2), "end_of_generation": round(load_during, 2)},
         "phase_ms": phase_breakdown(batches),
     }
 
@@ -291,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             f"rate {rate} events/s, trigger {args.trigger_seconds}s: cart file -> decision p50 {cart['p50']}s"
             f" p95 {cart['p95']}s max {cart['max']}s ({cart['n']} carts); file -> batch recorded p50 {files['p50']}s"
             f" p95 {files['p95']}s; mean batch {run['mean_batch_ms']} ms; drain {run['drain_seconds_after_generator_stopped']}s"
-            f" ({'kept up' if run['kept_up'] else 'fell behind'}); {run['events_per_s_end_to_end']} events/s end to end",
+            f" ({'kept up' if run['kept_up'] else 'fell behind'}); {run['events_per_s_end_to_end']} events/s end to end;"
+            f" load average {run['load_average_1m']}",
             flush=True,
         )
         for phase, ms in run["phase_ms"].items():

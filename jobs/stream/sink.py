@@ -26,7 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 from sqlalchemy import Connection, text
@@ -34,7 +34,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import copy_rows, make_engine
 from jobs.core.timeutil import utc_columns
-from jobs.ingest.clean import flag_bots
+from jobs.ingest.clean import bot_users
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
 from jobs.notify.triggers import (
@@ -43,13 +43,15 @@ from jobs.notify.triggers import (
     browse_intent_key,
     cart_abandonment_key,
     item_trigger_params,
-    recent_interactions,
+    recent_interactions_frame,
     store_triggers,
 )
+from jobs.stream.transforms import OUTPUT_SCHEMA
 
 log = logging.getLogger(__name__)
 
 LATE_REASON = "late_event"
+INTERACTION_COLUMNS = ("user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at")
 QUARANTINE_COLUMNS = ("window_start", "landing_hour", "source_file", "line_no", "reason", "raw", "stream_batch")
 
 _STORE_QUARANTINE = """
@@ -109,90 +111,83 @@ def _utc(value) -> datetime | None:
     return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
 
 
-def trigger_rows(out: DataFrame, expiry: timedelta) -> DataFrame:
-    """Trigger rows (``push.triggers`` columns) from the ``cart`` and ``browse`` outputs."""
-    cart = out.where(F.col("kind") == "cart").select(
-        cart_abandonment_key(F.col("user_id"), F.col("item_id"), F.col("cart_day")).alias("trigger_key"),
-        "user_id",
-        F.lit("cart_abandonment").alias("trigger_type"),
-        "item_id",
-        F.lit(None).cast("string").alias("category"),
-        "fire_at",
-        "cancelled_at",
+def trigger_key() -> Column:
+    """Trigger key of a ``cart`` or ``browse`` output row (the batch detector's key functions).
+
+    Computed by Spark while the batch is collected, so the stream's keys come from the same
+    functions as the hourly detector's and a trigger both find is one row. Null for other kinds.
+    """
+    kind = F.col("kind")
+    return (
+        F.when(kind == "cart", cart_abandonment_key(F.col("user_id"), F.col("item_id"), F.col("cart_day")))
+        .when(kind == "browse", browse_intent_key(F.col("user_id"), F.col("category"), F.col("window_start")))
+        .alias("trigger_key")
     )
-    browse = out.where(F.col("kind") == "browse").select(
-        browse_intent_key(F.col("user_id"), F.col("category"), F.col("window_start")).alias("trigger_key"),
-        "user_id",
-        F.lit("browse_intent").alias("trigger_type"),
-        "item_id",
-        "category",
-        "fire_at",
-        F.lit(None).cast("timestamp").alias("cancelled_at"),
+
+
+# What the writer reads of a micro-batch's output: every column but the event id, plus the key.
+BATCH_COLUMNS = tuple(f.name for f in OUTPUT_SCHEMA.fields if f.name != "event_id")
+_TRIGGER_TYPES = {"cart": "cart_abandonment", "browse": "browse_intent"}
+
+
+def trigger_rows(outputs: pd.DataFrame, expiry: timedelta) -> pd.DataFrame:
+    """Trigger rows (``push.triggers`` columns) from collected ``cart`` and ``browse`` outputs.
+
+    A cart can fire and be cancelled in the same batch: it is one row, cancelled. A browse row
+    has no cancellation and a cart row no category (the tagged output leaves them null).
+    """
+    rows = pd.DataFrame(
+        {
+            "trigger_key": outputs["trigger_key"],
+            "user_id": outputs["user_id"],
+            "trigger_type": outputs["kind"].map(_TRIGGER_TYPES),
+            "item_id": outputs["item_id"],
+            "category": outputs["category"],
+            "detected_at": outputs["fire_at"],
+            "fire_at": outputs["fire_at"],
+            "expires_at": outputs["fire_at"] + expiry,
+            "origin": "stream",
+            "cancelled_at": outputs["cancelled_at"],
+        },
+        columns=list(TRIGGER_COLUMNS),
     )
-    both = cart.unionByName(browse)
-    return both.select(
-        "trigger_key",
-        "user_id",
-        "trigger_type",
-        "item_id",
-        "category",
-        F.col("fire_at").alias("detected_at"),
-        "fire_at",
-        (F.col("fire_at") + F.make_dt_interval(secs=F.lit(expiry.total_seconds()))).alias("expires_at"),
-        F.lit("stream").alias("origin"),
-        "cancelled_at",
+    return (
+        rows.sort_values(["trigger_key", "cancelled_at"], na_position="first")
+        .drop_duplicates("trigger_key", keep="last")
+        .reset_index(drop=True)
     )
 
 
 def account_batch(
     out: DataFrame, batch_id: int, late_watermark_ms: int, bot_events_per_minute: int, expiry: timedelta
 ) -> BatchOutcome:
-    """Split one (persisted) micro-batch output into what to store, and count it.
+    """Split one micro-batch output into what to store, and count it.
 
     ``input = clean + quarantined + duplicates`` as in the batch cleaner; quarantined lines carry
     the cleaner's reasons, ``late_event`` (at or before the watermark the state operators ran
     with, so they dropped it) or ``bot`` (the cleaner's per-minute rule, applied to the batch's
-    first deliveries). The lines are collected once (a micro-batch is small); Spark runs the
-    shared functions (bot rule, interactions, trigger keys) only when the batch has events or
-    triggers, so an idle batch costs one pass.
+    first deliveries). The batch is read with one Spark action (its lines, first deliveries and
+    trigger outputs with their keys) and the rest is pandas on that small frame: on a 2-core
+    machine each further Spark job cost seconds, which is most of what a batch spent.
     """
-    frame = out.select(
-        "kind", "source_file", "line_no", "landed_at", "landing_date", "landing_hour", "value", "reason", "ts"
-    ).toPandas()
+    frame = out.select(*BATCH_COLUMNS, trigger_key()).toPandas()
+    # The batch taken apart, in one place: its lines, first deliveries and trigger outputs.
     lines = frame[frame["kind"] == "line"].copy()
+    events = frame[frame["kind"] == "event"]
+    outputs = frame[frame["kind"].isin(list(_TRIGGER_TYPES))]
+
     late_cutoff = pd.Timestamp(late_watermark_ms, unit="ms") if late_watermark_ms else None
     is_late = lines["reason"].isna() & (lines["ts"] <= late_cutoff if late_cutoff is not None else False)
     lines.loc[is_late, "reason"] = LATE_REASON
-    unique_rows = int((frame["kind"] == "event").sum())
-    has_triggers = bool(frame["kind"].isin(["cart", "browse"]).any())
-
-    bots = pd.DataFrame(columns=["user_id", "source_file", "line_no"])
-    interactions = pd.DataFrame(columns=["user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at"])
-    clean_max = None
-    unique = out.where(F.col("kind") == "event").drop("kind")
-    if unique_rows:
-        screened = flag_bots(unique, bot_events_per_minute).persist()
-        bots = screened.where(F.col("reason") == "bot").select("user_id", "source_file", "line_no").toPandas()
-        clean = screened.where(F.col("reason").isNull())
-        interactions = recent_interactions(clean).toPandas()
-        clean_max = clean.agg(F.max("ts")).first()[0]
-        screened.unpersist()
-    bot_lines = set(zip(bots["source_file"], bots["line_no"], strict=True))
+    bots = bot_users(events, bot_events_per_minute)
+    is_bot_event = events["user_id"].isin(bots)
+    bot_lines = set(zip(events.loc[is_bot_event, "source_file"], events.loc[is_bot_event, "line_no"], strict=True))
     if bot_lines:
         is_bot = [(f, n) in bot_lines for f, n in zip(lines["source_file"], lines["line_no"], strict=True)]
         lines.loc[is_bot, "reason"] = "bot"
-    triggers = pd.DataFrame(columns=list(TRIGGER_COLUMNS))
-    if has_triggers:
-        bot_users = out.sparkSession.createDataFrame(sorted(set(bots["user_id"])) or [""], "string").toDF("user_id")
-        triggers = (
-            trigger_rows(out, expiry)
-            .join(bot_users, "user_id", "left_anti")
-            .select(*TRIGGER_COLUMNS)
-            .toPandas()
-            # A cart can fire and be cancelled in the same batch: one row, cancelled.
-            .sort_values(["trigger_key", "cancelled_at"], na_position="first")
-            .drop_duplicates("trigger_key", keep="last")
-        )
+    clean = events[~is_bot_event]
+    interactions = recent_interactions_frame(clean)[list(INTERACTION_COLUMNS)]
+    triggers = trigger_rows(outputs[~outputs["user_id"].isin(bots)], expiry)
 
     rejected = lines[lines["reason"].notna()]
     hours = pd.to_datetime(rejected["landing_date"]) + pd.to_timedelta(rejected["landing_hour"], unit="h")
@@ -212,9 +207,9 @@ def account_batch(
     # Bots were first deliveries: the on-time valid lines are the unique ones plus the duplicates.
     counts = {
         "input_rows": len(lines),
-        "clean_rows": unique_rows - len(bots),
+        "clean_rows": len(clean),
         "quarantined_rows": len(rejected),
-        "duplicate_rows": on_time_valid - unique_rows,
+        "duplicate_rows": on_time_valid - len(events),
         "late_rows": int(is_late.sum()),
     }
     return BatchOutcome(
@@ -223,7 +218,7 @@ def account_batch(
         quarantine=utc_columns(quarantine, ("window_start", "landing_hour")),
         triggers=utc_columns(triggers, ("detected_at", "fire_at", "expires_at", "cancelled_at")),
         interactions=utc_columns(interactions, ("last_viewed_at", "last_carted_at", "last_purchased_at")),
-        clean_max_ts=_utc(clean_max),
+        clean_max_ts=_utc(clean["ts"].max()) if len(clean) else None,
         files=sorted(set(lines["source_file"])),
         first_landed_at=_utc(lines["landed_at"].min()) if len(lines) else None,
         last_landed_at=_utc(lines["landed_at"].max()) if len(lines) else None,
