@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-clean bench-notify bench-recs bench-stages evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: install demo test test-unit bench bench-clean bench-notify bench-recs bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -23,13 +23,14 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	@$(PY) -m pytest tests/unit tests/dags
 
-## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-clean, bench-notify, bench-recs and bench-stages
+## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-clean, bench-notify, bench-recs, bench-stages and bench-stream
 bench: $(STAMP)
 	@$(PY) -m jobs.bench --users $(or $(USERS),2000) --items $(or $(ITEMS),1000) --days $(or $(DAYS),14)
 	@$(MAKE) --no-print-directory bench-clean
 	@$(MAKE) --no-print-directory bench-notify
 	@$(MAKE) --no-print-directory bench-recs
 	@$(MAKE) --no-print-directory bench-stages
+	@$(MAKE) --no-print-directory bench-stream
 
 ## bench-clean: cleaning events/s at 10^6 and 10^7 events, Spark vs the same rules in pandas (EVENTS="1000000 10000000")
 bench-clean: $(STAMP)
@@ -48,6 +49,11 @@ bench-recs: $(STAMP)
 ## bench-stages: seconds, events/s and peak memory (driver + Spark JVM) of profiles, segments, training and scoring (EVENTS="1000000 10000000")
 bench-stages: $(STAMP)
 	@$(PY) -m jobs.bench_stages --events $(or $(EVENTS),1000000 10000000)
+
+## bench-stream: the real-time path's file-landing -> decision latency (p50/p95/max) at sustained rates (RATES="1000 10000", SECONDS=60, TRIGGER=1)
+bench-stream: $(STAMP)
+	@$(PY) -m jobs.stream.bench --rate $(or $(RATES),1000 10000) --seconds $(or $(SECONDS),60) \
+		--trigger-seconds $(or $(TRIGGER),1)
 
 ## stream: the real-time trigger job in the foreground against the embedded database (TRIGGER=seconds)
 stream: $(STAMP) db

@@ -156,6 +156,25 @@ def recent_interactions(events: DataFrame) -> DataFrame:
     )
 
 
+def recent_interactions_frame(events: pd.DataFrame) -> pd.DataFrame:
+    """:func:`recent_interactions` on a small pandas frame (a collected stream micro-batch).
+
+    Same rows as the Spark version (a unit test holds them equal), without another Spark job.
+    """
+    with_item = events[events["item_id"].notna()]
+    kind, ts = with_item["event_type"], with_item["ts"]
+    latest = pd.DataFrame(
+        {
+            "user_id": with_item["user_id"],
+            "item_id": with_item["item_id"],
+            "last_viewed_at": ts.where(kind.isin(["view", "click"])),
+            "last_carted_at": ts.where(kind == "add_to_cart"),
+            "last_purchased_at": ts.where(kind == "purchase"),
+        }
+    )
+    return latest.groupby(["user_id", "item_id"], as_index=False, dropna=False).max()
+
+
 _STORE_TRIGGERS = """
 INSERT INTO push.triggers (trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at,
                            origin, cancelled_at)

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 from sqlalchemy import Connection, text
@@ -33,7 +35,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import copy_rows, make_engine
 from jobs.core.timeutil import utc_columns
-from jobs.ingest.clean import flag_bots
+from jobs.ingest.clean import bot_users
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
 from jobs.notify.triggers import (
@@ -42,14 +44,16 @@ from jobs.notify.triggers import (
     browse_intent_key,
     cart_abandonment_key,
     item_trigger_params,
-    recent_interactions,
+    recent_interactions_frame,
     store_triggers,
 )
 from jobs.privacy.suppression import ERASED_REASON, erased_among, line_subjects
+from jobs.stream.transforms import OUTPUT_SCHEMA
 
 log = logging.getLogger(__name__)
 
 LATE_REASON = "late_event"
+INTERACTION_COLUMNS = ("user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at")
 QUARANTINE_COLUMNS = ("window_start", "landing_hour", "source_file", "line_no", "reason", "raw", "stream_batch")
 
 _STORE_QUARANTINE = """
@@ -109,38 +113,50 @@ def _utc(value) -> datetime | None:
     return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
 
 
-def trigger_rows(out: DataFrame, expiry: timedelta) -> DataFrame:
-    """Trigger rows (``push.triggers`` columns) from the ``cart`` and ``browse`` outputs."""
-    cart = out.where(F.col("kind") == "cart").select(
-        cart_abandonment_key(F.col("user_id"), F.col("item_id"), F.col("cart_day")).alias("trigger_key"),
-        "user_id",
-        F.lit("cart_abandonment").alias("trigger_type"),
-        "item_id",
-        F.lit(None).cast("string").alias("category"),
-        "fire_at",
-        "cancelled_at",
+def trigger_key() -> Column:
+    """Trigger key of a ``cart`` or ``browse`` output row (the batch detector's key functions).
+
+    Computed by Spark while the batch is collected, so the stream's keys come from the same
+    functions as the hourly detector's and a trigger both find is one row. Null for other kinds.
+    """
+    kind = F.col("kind")
+    return (
+        F.when(kind == "cart", cart_abandonment_key(F.col("user_id"), F.col("item_id"), F.col("cart_day")))
+        .when(kind == "browse", browse_intent_key(F.col("user_id"), F.col("category"), F.col("window_start")))
+        .alias("trigger_key")
     )
-    browse = out.where(F.col("kind") == "browse").select(
-        browse_intent_key(F.col("user_id"), F.col("category"), F.col("window_start")).alias("trigger_key"),
-        "user_id",
-        F.lit("browse_intent").alias("trigger_type"),
-        "item_id",
-        "category",
-        "fire_at",
-        F.lit(None).cast("timestamp").alias("cancelled_at"),
+
+
+# What the writer reads of a micro-batch's output: every column but the event id, plus the key.
+BATCH_COLUMNS = tuple(f.name for f in OUTPUT_SCHEMA.fields if f.name != "event_id")
+_TRIGGER_TYPES = {"cart": "cart_abandonment", "browse": "browse_intent"}
+
+
+def trigger_rows(outputs: pd.DataFrame, expiry: timedelta) -> pd.DataFrame:
+    """Trigger rows (``push.triggers`` columns) from collected ``cart`` and ``browse`` outputs.
+
+    A cart can fire and be cancelled in the same batch: it is one row, cancelled. A browse row
+    has no cancellation and a cart row no category (the tagged output leaves them null).
+    """
+    rows = pd.DataFrame(
+        {
+            "trigger_key": outputs["trigger_key"],
+            "user_id": outputs["user_id"],
+            "trigger_type": outputs["kind"].map(_TRIGGER_TYPES),
+            "item_id": outputs["item_id"],
+            "category": outputs["category"],
+            "detected_at": outputs["fire_at"],
+            "fire_at": outputs["fire_at"],
+            "expires_at": outputs["fire_at"] + expiry,
+            "origin": "stream",
+            "cancelled_at": outputs["cancelled_at"],
+        },
+        columns=list(TRIGGER_COLUMNS),
     )
-    both = cart.unionByName(browse)
-    return both.select(
-        "trigger_key",
-        "user_id",
-        "trigger_type",
-        "item_id",
-        "category",
-        F.col("fire_at").alias("detected_at"),
-        "fire_at",
-        (F.col("fire_at") + F.make_dt_interval(secs=F.lit(expiry.total_seconds()))).alias("expires_at"),
-        F.lit("stream").alias("origin"),
-        "cancelled_at",
+    return (
+        rows.sort_values(["trigger_key", "cancelled_at"], na_position="first")
+        .drop_duplicates("trigger_key", keep="last")
+        .reset_index(drop=True)
     )
 
 
@@ -156,7 +172,7 @@ def account_batch(
     expiry: timedelta,
     find_erased: Callable[[set[str]], set[str]] = _no_erased_users,
 ) -> BatchOutcome:
-    """Split one (persisted) micro-batch output into what to store, and count it.
+    """Split one micro-batch output into what to store, and count it.
 
     ``input = clean + quarantined + duplicates`` as in the batch cleaner; quarantined lines carry
     the cleaner's reasons, ``erased_user`` (the user is on the suppression list: the line is
@@ -164,65 +180,34 @@ def account_batch(
     operators ran with, so they dropped it) or ``bot`` (the cleaner's per-minute rule, applied to
     the batch's first deliveries). ``find_erased`` is asked once per batch which of the users it
     names are erased; their events, interactions and triggers (also those fired from state built
-    before the erasure) are dropped here, the one place a batch's output is filtered. The lines
-    are collected once (a micro-batch is small); Spark runs the shared functions (bot rule,
-    interactions, trigger keys) only when the batch has events or triggers, so an idle batch
-    costs one pass.
+    before the erasure) are dropped. The batch is read with one Spark action (its lines, first
+    deliveries and trigger outputs with their keys) and the rest is pandas on that small frame:
+    on a 2-core machine each further Spark job cost seconds, which is most of what a batch spent.
     """
-    frame = out.select(
-        "kind",
-        "source_file",
-        "line_no",
-        "landed_at",
-        "landing_date",
-        "landing_hour",
-        "value",
-        "reason",
-        "ts",
-        "user_id",
-    ).toPandas()
+    frame = out.select(*BATCH_COLUMNS, trigger_key()).toPandas()
+    # The batch taken apart, in one place: its lines, first deliveries and trigger outputs,
+    # without the users on the erasure suppression list.
     lines = frame[frame["kind"] == "line"].copy()
     subjects = line_subjects(lines["user_id"], lines["value"])
     erased = find_erased(set(subjects.dropna()) | set(frame["user_id"].dropna()))
     is_erased = subjects.isin(erased).fillna(False).astype(bool)
+    events = frame[(frame["kind"] == "event") & ~frame["user_id"].isin(erased)]
+    outputs = frame[frame["kind"].isin(list(_TRIGGER_TYPES)) & ~frame["user_id"].isin(erased)]
+
     late_cutoff = pd.Timestamp(late_watermark_ms, unit="ms") if late_watermark_ms else None
     is_late = lines["reason"].isna() & ~is_erased & (lines["ts"] <= late_cutoff if late_cutoff is not None else False)
     lines.loc[is_late, "reason"] = LATE_REASON
     lines.loc[is_erased, "reason"] = ERASED_REASON
     lines.loc[is_erased, "value"] = None
-    unique_rows = int(((frame["kind"] == "event") & ~frame["user_id"].isin(erased)).sum())
-    has_triggers = bool(frame["kind"].isin(["cart", "browse"]).any())
-
-    bots = pd.DataFrame(columns=["user_id", "source_file", "line_no"])
-    interactions = pd.DataFrame(columns=["user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at"])
-    clean_max = None
-    unique = out.where(F.col("kind") == "event").drop("kind")
-    if erased:
-        unique = unique.where(~F.col("user_id").isin(*sorted(erased)))
-    if unique_rows:
-        screened = flag_bots(unique, bot_events_per_minute).persist()
-        bots = screened.where(F.col("reason") == "bot").select("user_id", "source_file", "line_no").toPandas()
-        clean = screened.where(F.col("reason").isNull())
-        interactions = recent_interactions(clean).toPandas()
-        clean_max = clean.agg(F.max("ts")).first()[0]
-        screened.unpersist()
-    bot_lines = set(zip(bots["source_file"], bots["line_no"], strict=True))
+    bots = bot_users(events, bot_events_per_minute)
+    is_bot_event = events["user_id"].isin(bots)
+    bot_lines = set(zip(events.loc[is_bot_event, "source_file"], events.loc[is_bot_event, "line_no"], strict=True))
     if bot_lines:
         is_bot = [(f, n) in bot_lines for f, n in zip(lines["source_file"], lines["line_no"], strict=True)]
         lines.loc[is_bot, "reason"] = "bot"
-    triggers = pd.DataFrame(columns=list(TRIGGER_COLUMNS))
-    if has_triggers:
-        excluded = sorted(set(bots["user_id"]) | erased) or [""]
-        dropped_users = out.sparkSession.createDataFrame(excluded, "string").toDF("user_id")
-        triggers = (
-            trigger_rows(out, expiry)
-            .join(dropped_users, "user_id", "left_anti")  # bots' and erased users' triggers are dropped
-            .select(*TRIGGER_COLUMNS)
-            .toPandas()
-            # A cart can fire and be cancelled in the same batch: one row, cancelled.
-            .sort_values(["trigger_key", "cancelled_at"], na_position="first")
-            .drop_duplicates("trigger_key", keep="last")
-        )
+    clean = events[~is_bot_event]
+    interactions = recent_interactions_frame(clean)[list(INTERACTION_COLUMNS)]
+    triggers = trigger_rows(outputs[~outputs["user_id"].isin(bots)], expiry)
 
     rejected = lines[lines["reason"].notna()]
     hours = pd.to_datetime(rejected["landing_date"]) + pd.to_timedelta(rejected["landing_hour"], unit="h")
@@ -242,9 +227,9 @@ def account_batch(
     # Bots were first deliveries: the on-time valid lines are the unique ones plus the duplicates.
     counts = {
         "input_rows": len(lines),
-        "clean_rows": unique_rows - len(bots),
+        "clean_rows": len(clean),
         "quarantined_rows": len(rejected),
-        "duplicate_rows": on_time_valid - unique_rows,
+        "duplicate_rows": on_time_valid - len(events),
         "late_rows": int(is_late.sum()),
     }
     return BatchOutcome(
@@ -253,7 +238,7 @@ def account_batch(
         quarantine=utc_columns(quarantine, ("window_start", "landing_hour")),
         triggers=utc_columns(triggers, ("detected_at", "fire_at", "expires_at", "cancelled_at")),
         interactions=utc_columns(interactions, ("last_viewed_at", "last_carted_at", "last_purchased_at")),
-        clean_max_ts=_utc(clean_max),
+        clean_max_ts=_utc(clean["ts"].max()) if len(clean) else None,
         files=sorted(set(lines["source_file"])),
         first_landed_at=_utc(lines["landed_at"].min()) if len(lines) else None,
         last_landed_at=_utc(lines["landed_at"].max()) if len(lines) else None,
@@ -278,52 +263,64 @@ class StreamBatchWriter:
 
     def __call__(self, out: DataFrame, batch_id: int) -> None:
         started = datetime.now(UTC)
+        timings: dict[str, int] = {}
         engine = make_engine(self.settings.database_url)
         # The batch is always computed in full, even on a replay whose effects are stored: running
         # it is what commits the stateful operators' state for this batch id.
         out = out.persist()
         try:
-            # Late rows are those the state operators dropped: their watermark for late data is
-            # the one the previous batch ended with.
-            outcome = account_batch(
-                out,
-                batch_id,
-                batch_watermark_ms(self.checkpoint, batch_id - 1),
-                self.settings.bot_events_per_minute,
-                timedelta(hours=self.settings.trigger_expiry_hours),
-                self._find_erased,
-            )
+            with _timed(timings, "account"):
+                # Late rows are those the state operators dropped: their watermark for late data
+                # is the one the previous batch ended with.
+                outcome = account_batch(
+                    out,
+                    batch_id,
+                    batch_watermark_ms(self.checkpoint, batch_id - 1),
+                    self.settings.bot_events_per_minute,
+                    timedelta(hours=self.settings.trigger_expiry_hours),
+                    self._find_erased,
+                )
         finally:
             out.unpersist()
-        with engine.connect() as conn:
-            stored = _stored_batch(conn, self.query_id, batch_id)
-        if stored is None:
-            stored = self._store(outcome, batch_id, started)
-        else:
-            log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
+        with _timed(timings, "store"):
+            with engine.connect() as conn:
+                stored = _stored_batch(conn, self.query_id, batch_id)
+            if stored is None:
+                stored = self._store(outcome, batch_id, started)
+            else:
+                log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
         logical_at, users = stored
         decisions: dict = {}
         relayed: dict = {}
         if logical_at is not None and users:
-            decisions = plan_notifications(
-                self.settings,
-                logical_at,
-                horizon_hours=1,
-                kinds=("trigger",),
-                users=users,
-                run_key=self.run_key(batch_id),
-            )["decisions"]
+            with _timed(timings, "plan"):
+                decisions = plan_notifications(
+                    self.settings,
+                    logical_at,
+                    horizon_hours=1,
+                    kinds=("trigger",),
+                    users=users,
+                    run_key=self.run_key(batch_id),
+                )["decisions"]
             if self.relay:
-                relayed = relay_pending(self.settings, until=logical_at)
+                with _timed(timings, "relay"):
+                    relayed = relay_pending(self.settings, until=logical_at)
         with engine.begin() as conn:
             conn.execute(
                 text(
                     "UPDATE push.stream_batches SET decisions = CAST(:d AS jsonb), relayed = CAST(:r AS jsonb),"
-                    " recorded_at = clock_timestamp() WHERE query_id = :q AND batch_id = :b"
+                    " writer_ms = CAST(:t AS jsonb), recorded_at = clock_timestamp()"
+                    " WHERE query_id = :q AND batch_id = :b"
                 ),
-                {"d": json.dumps(decisions), "r": json.dumps(relayed), "q": self.query_id, "b": batch_id},
+                {
+                    "d": json.dumps(decisions),
+                    "r": json.dumps(relayed),
+                    "t": json.dumps(timings),
+                    "q": self.query_id,
+                    "b": batch_id,
+                },
             )
-        log.info("stream batch %s: decisions %s, relayed %s", batch_id, decisions, relayed)
+        log.info("stream batch %s: decisions %s, relayed %s, ms %s", batch_id, decisions, relayed, timings)
 
     def _find_erased(self, user_ids: set[str]) -> set[str]:
         with make_engine(self.settings.database_url).connect() as conn:
@@ -366,6 +363,16 @@ class StreamBatchWriter:
                 },
             )
         return logical_at, sorted(users)
+
+
+@contextmanager
+def _timed(timings: dict[str, int], phase: str):
+    """Add the wall-clock milliseconds of the block to ``timings[phase]``."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = timings.get(phase, 0) + round((time.perf_counter() - began) * 1000)
 
 
 def _ms_to_utc(ms: int) -> datetime | None:
@@ -420,10 +427,11 @@ class ProgressRecorder(StreamingQueryListener):
                     text(
                         "UPDATE push.stream_batches SET input_rows_per_second = :irs,"
                         " processed_rows_per_second = :prs, duration_ms = :ms, state_rows = :rows,"
-                        " state_memory_bytes = :mem, rows_dropped_by_watermark = :dropped"
-                        " WHERE query_id = :q AND batch_id = :b"
+                        " state_memory_bytes = :mem, rows_dropped_by_watermark = :dropped,"
+                        " spark_ms = CAST(:spark_ms AS jsonb) WHERE query_id = :q AND batch_id = :b"
                     ),
                     {
+                        "spark_ms": json.dumps(dict(progress.durationMs or {})),
                         "irs": _finite(progress.inputRowsPerSecond),
                         "prs": _finite(progress.processedRowsPerSecond),
                         "ms": (progress.durationMs or {}).get("triggerExecution"),
