@@ -47,6 +47,7 @@ import numpy as np
 from sqlalchemy import text
 
 from jobs.core.config import Settings, resolve_database_url, to_sqlalchemy_url
+from jobs.core.figures import Report
 from jobs.core.localdb import start_sandbox
 
 # Targets the figures are reported against (never asserted).
@@ -114,18 +115,6 @@ def bench_settings(base: Settings) -> Settings:
         transactional_counts=False,
         message_expiry_hours=24,
     )
-
-
-class Report:
-    """Prints each figure as it is measured and keeps it for the final JSON."""
-
-    def __init__(self) -> None:
-        self.figures: dict[str, float | int | str] = {}
-
-    def __call__(self, label: str, value, unit: str, note: str = ""):
-        self.figures[label] = value
-        print(" ".join(str(part) for part in (label, value, unit, note) if part != ""), flush=True)
-        return value
 
 
 def _rate(count: int, seconds: float) -> float:

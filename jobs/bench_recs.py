@@ -35,6 +35,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from jobs.core.config import to_sqlalchemy_url
+from jobs.core.figures import Report
 from jobs.core.localdb import start_sandbox
 
 TARGET_VS_RECIPE = 200.0
@@ -42,18 +43,6 @@ TARGET_VS_BARE = 0.5
 TARGET_PUBLISH_VS_TO_SQL = 10.0
 RUN_ID = "bench-recs"
 TO_SQL_TABLE = "bench_recs_to_sql"
-
-
-class Report:
-    """Prints each figure as it is measured and keeps it for the final JSON."""
-
-    def __init__(self) -> None:
-        self.figures: dict[str, float | int | str] = {}
-
-    def __call__(self, label: str, value, unit: str = "", note: str = ""):
-        self.figures[label] = value
-        print(" ".join(str(part) for part in (label, value, unit, note) if part != ""), flush=True)
-        return value
 
 
 def generate_ratings(users: int, items: int, per_user: int, seed: int) -> pd.DataFrame:

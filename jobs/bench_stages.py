@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 
 import psutil
 
-from jobs.bench_recs import Report
 from jobs.core.config import PROJECT_ROOT, to_sqlalchemy_url
+from jobs.core.figures import Report
 from jobs.core.localdb import start_sandbox
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
