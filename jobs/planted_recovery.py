@@ -90,23 +90,27 @@ def run_pipeline(
     events = clean_landing(spark, settings.landing_dir, start, as_of, settings.bot_events_per_minute).cache()
     items = read_items(spark, settings).cache()
     profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, settings.half_life_days).cache()
-    categories = sorted(r.category for r in items.select("category").distinct().collect())
-    segments = fit_segments(profiles, categories, k_min, k_max, config.seed)
-    run = PlantedRun(
-        truth=read_truth(settings.landing_dir),
-        items=items.select("item_id", "category", "in_stock").toPandas(),
-        event_counts=events.groupBy("user_id").count().toPandas().set_index("user_id")["count"],
-        profiles=profiles.select("user_id", "top_categories").toPandas(),
-        segments=segments.assignments.toPandas(),
-        k=segments.k,
-        ratings=implicit_ratings(events, as_of, settings.half_life_days)
-        .toPandas()
-        .sort_values(["user_id", "item_id"], kind="stable")
-        .reset_index(drop=True),
-    )
-    for frame in (events, items, profiles):
-        frame.unpersist()
-    segments.assignments.unpersist()
+    # Unpersisted on every way out: a later read of the same snapshot path in this process would
+    # otherwise be answered from these cached frames, i.e. from an older snapshot.
+    try:
+        categories = sorted(r.category for r in items.select("category").distinct().collect())
+        segments = fit_segments(profiles, categories, k_min, k_max, config.seed)
+        run = PlantedRun(
+            truth=read_truth(settings.landing_dir),
+            items=items.select("item_id", "category", "in_stock").toPandas(),
+            event_counts=events.groupBy("user_id").count().toPandas().set_index("user_id")["count"],
+            profiles=profiles.select("user_id", "top_categories").toPandas(),
+            segments=segments.assignments.toPandas(),
+            k=segments.k,
+            ratings=implicit_ratings(events, as_of, settings.half_life_days)
+            .toPandas()
+            .sort_values(["user_id", "item_id"], kind="stable")
+            .reset_index(drop=True),
+        )
+        segments.assignments.unpersist()
+    finally:
+        for frame in (events, items, profiles):
+            frame.unpersist()
     return run
 
 

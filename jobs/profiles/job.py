@@ -55,27 +55,32 @@ def build_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> 
     items = read_items(spark, settings).cache()
     events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'").cache()
     profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, settings.half_life_days).cache()
-    user_count = profiles.count()
-    if user_count < settings.kmeans_k_min + 1:
-        raise RuntimeError(f"only {user_count} active users in the lookback window: too few to segment")
-    return ActiveProfiles(items, events, profiles, user_count)
+    active = ActiveProfiles(items, events, profiles, profiles.count())
+    if active.users < settings.kmeans_k_min + 1:
+        # Nothing may stay cached on the way out: a later read of the same snapshot path in this
+        # process would be answered from the cached frame, i.e. from an older snapshot.
+        active.unpersist()
+        raise RuntimeError(f"only {active.users} active users in the lookback window: too few to segment")
+    return active
 
 
 def segment_and_store(settings: Settings, as_of: datetime, active: ActiveProfiles) -> dict:
     """Fit the segments, then replace the date's profiles and segments in one transaction; return a summary."""
-    items, profiles = active.items, active.profiles
-    categories = sorted(r.category for r in items.select("category").distinct().collect())
-    segments = fit_segments(profiles, categories, settings.kmeans_k_min, settings.kmeans_k_max, settings.seed)
-    summaries = describe_segments(profiles, categories, segments.assignments, segments.silhouette).toPandas()
-    frame = profiles.join(segments.assignments, "user_id").toPandas()
-    summaries.insert(0, "as_of", as_of.date())
-    with make_engine(settings.database_url).begin() as conn:
-        params = {"d": as_of.date()}
-        conn.execute(text("DELETE FROM push.user_profiles WHERE as_of = :d"), params)
-        conn.execute(text("DELETE FROM push.segments WHERE as_of = :d"), params)
-        copy_frame(conn, "push.user_profiles", frame)
-        copy_frame(conn, "push.segments", summaries)
-    active.unpersist()
+    try:
+        items, profiles = active.items, active.profiles
+        categories = sorted(r.category for r in items.select("category").distinct().collect())
+        segments = fit_segments(profiles, categories, settings.kmeans_k_min, settings.kmeans_k_max, settings.seed)
+        summaries = describe_segments(profiles, categories, segments.assignments, segments.silhouette).toPandas()
+        frame = profiles.join(segments.assignments, "user_id").toPandas()
+        summaries.insert(0, "as_of", as_of.date())
+        with make_engine(settings.database_url).begin() as conn:
+            params = {"d": as_of.date()}
+            conn.execute(text("DELETE FROM push.user_profiles WHERE as_of = :d"), params)
+            conn.execute(text("DELETE FROM push.segments WHERE as_of = :d"), params)
+            copy_frame(conn, "push.user_profiles", frame)
+            copy_frame(conn, "push.segments", summaries)
+    finally:
+        active.unpersist()  # on every way out, for the reason given in build_profiles
     summary = {
         "as_of": str(as_of.date()),
         "profiles": active.users,
