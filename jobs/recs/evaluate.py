@@ -87,11 +87,18 @@ def novelty(lists: Mapping[str, Sequence[str]], train: pd.DataFrame) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def intra_list_diversity(lists: Mapping[str, Sequence[str]], train: pd.DataFrame) -> float:
+def intra_list_diversity(
+    lists: Mapping[str, Sequence[str]], train: pd.DataFrame, block_cells: int = 1 << 22
+) -> float:
     """Mean over lists of the mean pairwise ``1 - cosine(co-occurrence vectors)`` of their items.
 
     An item's vector marks the training users who interacted with it; items unknown to training
     are dissimilar to everything. Lists shorter than two items are skipped.
+
+    Every item pair of every list is gathered first and each distinct pair's overlap is read
+    from one blocked co-occurrence product, so the cost is that of the product (about the sum
+    of squared user degrees) rather than one sparse product per list; ``block_cells`` bounds
+    the dense block held at once.
     """
     item_codes, items = pd.factorize(train["item_id"], sort=True)
     user_codes, _ = pd.factorize(train["user_id"], sort=True)
@@ -101,21 +108,49 @@ def intra_list_diversity(lists: Mapping[str, Sequence[str]], train: pd.DataFrame
     matrix.sum_duplicates()
     matrix.data[:] = 1.0  # a user who appears twice for an item still counts once
     norms = np.sqrt(np.asarray(matrix.sum(axis=1)).ravel())
-    index = {item: n for n, item in enumerate(items)}
-    values = []
-    for top in lists.values():
-        if len(top) < 2:
-            continue
-        known = np.array([index.get(item, -1) for item in top])
-        similarity = np.zeros((len(top), len(top)))
-        rows = np.flatnonzero(known >= 0)
-        if len(rows):
-            codes = known[rows]
-            overlap = (matrix[codes] @ matrix[codes].T).toarray()
-            similarity[np.ix_(rows, rows)] = overlap / np.outer(norms[codes], norms[codes])
-        upper = np.triu_indices(len(top), k=1)
-        values.append(float(np.mean(1.0 - similarity[upper])))
-    return float(np.mean(values)) if values else 0.0
+    index = pd.Index(items)
+    tops = [list(top) for top in lists.values()]
+    per_list = np.full(len(tops), np.nan)
+    by_length: dict[int, list[int]] = {}
+    for position, top in enumerate(tops):
+        if len(top) >= 2:
+            by_length.setdefault(len(top), []).append(position)
+    groups = []  # (list positions, first-item codes, second-item codes), one row per list
+    for length, positions in by_length.items():
+        codes = index.get_indexer([item for position in positions for item in tops[position]])
+        codes = codes.reshape(len(positions), length)
+        first, second = np.triu_indices(length, k=1)
+        groups.append((np.asarray(positions), codes[:, first], codes[:, second]))
+    if not groups:
+        return 0.0
+    first = np.concatenate([group[1].ravel() for group in groups])
+    second = np.concatenate([group[2].ravel() for group in groups])
+    known = (first >= 0) & (second >= 0)
+    low, high = np.minimum(first[known], second[known]), np.maximum(first[known], second[known])
+    pairs, inverse = np.unique(low * len(items) + high, return_inverse=True)
+    overlap = _pair_overlaps(matrix, pairs // len(items), pairs % len(items), block_cells)
+    similarity = np.zeros(len(first))
+    similarity[known] = overlap[inverse] / (norms[low] * norms[high])
+    offset = 0
+    for positions, group_first, _ in groups:
+        size = group_first.size
+        per_list[positions] = np.mean(1.0 - similarity[offset : offset + size].reshape(group_first.shape), axis=1)
+        offset += size
+    return float(np.mean(per_list[~np.isnan(per_list)]))
+
+
+def _pair_overlaps(matrix: sparse.csr_matrix, low: np.ndarray, high: np.ndarray, block_cells: int) -> np.ndarray:
+    """Users shared by items ``low[n]`` and ``high[n]`` (``low`` sorted), one row block at a time."""
+    overlap = np.zeros(len(low))
+    transposed = matrix.T.tocsr()
+    rows = np.unique(low)
+    step = max(1, block_cells // max(matrix.shape[0], 1))
+    for start in range(0, len(rows), step):
+        block = rows[start : start + step]
+        products = (matrix[block] @ transposed).toarray()
+        lo, hi = np.searchsorted(low, block[0]), np.searchsorted(low, block[-1], side="right")
+        overlap[lo:hi] = products[np.searchsorted(block, low[lo:hi]), high[lo:hi]]
+    return overlap
 
 
 def category_diversity(lists: Mapping[str, Sequence[str]], category_of: Mapping[str, str]) -> float:

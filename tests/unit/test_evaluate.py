@@ -69,6 +69,32 @@ def test_intra_list_diversity_by_hand():
     assert intra_list_diversity({"u": ["x", "unknown"]}, twins) == pytest.approx(1.0)
 
 
+def test_intra_list_diversity_is_independent_of_the_block_size():
+    # Random lists of mixed lengths (some with unknown items) against a reference that forms
+    # each list's pairwise similarity matrix directly.
+    rng = np.random.default_rng(7)
+    train = pd.DataFrame(
+        {"user_id": rng.integers(0, 60, 900).astype(str), "item_id": rng.integers(0, 40, 900).astype(str)}
+    )
+    lists = {f"u{n}": list(rng.choice(45, int(rng.integers(0, 9)), replace=False).astype(str)) for n in range(80)}
+    users_of = train.groupby("item_id")["user_id"].agg(set).to_dict()
+
+    def dissimilarity(a, b):
+        if a not in users_of or b not in users_of:
+            return 1.0
+        return 1.0 - len(users_of[a] & users_of[b]) / math.sqrt(len(users_of[a]) * len(users_of[b]))
+
+    expected = np.mean(
+        [
+            np.mean([dissimilarity(a, b) for n, a in enumerate(top) for b in top[n + 1 :]])
+            for top in lists.values()
+            if len(top) >= 2
+        ]
+    )
+    for block_cells in (1, 97, 1 << 22):
+        assert intra_list_diversity(lists, train, block_cells=block_cells) == pytest.approx(expected)
+
+
 def test_category_diversity_by_hand():
     category = {"a": "shoes", "b": "shoes", "c": "books"}
     # Pairs of [a, b, c]: (a,b) same, (a,c) and (b,c) differ -> 2/3; [a, b] -> 0.
