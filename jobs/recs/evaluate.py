@@ -87,9 +87,7 @@ def novelty(lists: Mapping[str, Sequence[str]], train: pd.DataFrame) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def intra_list_diversity(
-    lists: Mapping[str, Sequence[str]], train: pd.DataFrame, block_cells: int = 1 << 22
-) -> float:
+def intra_list_diversity(lists: Mapping[str, Sequence[str]], train: pd.DataFrame, block_cells: int = 1 << 22) -> float:
     """Mean over lists of the mean pairwise ``1 - cosine(co-occurrence vectors)`` of their items.
 
     An item's vector marks the training users who interacted with it; items unknown to training
