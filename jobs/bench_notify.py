@@ -8,9 +8,9 @@ on (control group, quiet hours, min gap, daily, weekly, channel and campaign cap
 
 Measured in the same run, on the same data:
 
-* the engine, with ``batch_size`` 10000 (its default), again with 20000 after restoring the
-  outbox (the same decisions are expected: a stability check), and on the next logical date on
-  top of the first run's outbox;
+* the engine, with ``batch_size`` 10000 (its default) and its default worker sessions, again
+  with 20000 and again on one session, each after restoring the outbox (the same decisions are
+  expected: a stability check), and on the next logical date on top of the last run's outbox;
 * the naive per-row loop the engine replaces: one candidate at a time, one transaction per
   candidate (read consent and addresses, holdout by hashlib, idempotency-key lookup, 24 h count,
   insert the outbox row, insert the decision) into scratch tables shaped like the real ones, in
@@ -647,11 +647,13 @@ def naive_loop(engine, settings: Settings, sample: list[dict], at: datetime, rep
 # --- the engine ---------------------------------------------------------------------------------
 
 
-def engine_run(label: str, settings: Settings, at: datetime, batch_size: int, report: Report) -> dict:
+def engine_run(
+    label: str, settings: Settings, at: datetime, batch_size: int, report: Report, workers: int | None = None
+) -> dict:
     from jobs.notify.plan import plan_notifications
 
     started = time.monotonic()
-    summary = plan_notifications(settings, at, horizon_hours=HORIZON_HOURS, batch_size=batch_size)
+    summary = plan_notifications(settings, at, horizon_hours=HORIZON_HOURS, batch_size=batch_size, workers=workers)
     seconds = time.monotonic() - started
     decisions = sum(summary["decisions"].values())
     report(f"{label}_seconds", round(seconds, 3), "s")
@@ -664,6 +666,7 @@ def engine_run(label: str, settings: Settings, at: datetime, batch_size: int, re
         "label": label,
         "at": at.isoformat(),
         "batch_size": batch_size,
+        "workers": workers or settings.notify_workers,
         "run_key": summary["run_key"],
         "seconds": round(seconds, 3),
         "users": summary["users"],
@@ -725,6 +728,9 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
     runs = [engine_run(f"engine_b{args.batch_size}", settings, at, args.batch_size, report)]
     forget_run(engine, runs[0]["run_key"])
     runs.append(engine_run(f"engine_b{args.second_batch_size}", settings, at, args.second_batch_size, report))
+    forget_run(engine, runs[1]["run_key"])
+    # The same run on one session: what the split across worker sessions adds.
+    runs.append(engine_run(f"engine_one_session_b{args.batch_size}", settings, at, args.batch_size, report, 1))
     same = all(run["by_reason"] == runs[0]["by_reason"] for run in runs[1:])
     report("engine_reruns_same_decisions", str(same).lower(), "(bool)")
     runs.append(
@@ -737,6 +743,12 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
     print("ratios and targets", flush=True)
     vs_naive = report("engine_vs_naive", round(primary["decisions_per_second"] / naive_rate, 2), "x")
     report("engine_vs_set_based_upper_bound", round(primary["decisions_per_second"] / set_rate, 3), "x")
+    report(
+        "engine_vs_one_session",
+        round(primary["decisions_per_second"] / runs[2]["decisions_per_second"], 2),
+        "x",
+        f"({settings.notify_workers} worker sessions / 1)",
+    )
     report(
         "engine_rerun_rate_ratio",
         round(runs[1]["decisions_per_second"] / primary["decisions_per_second"], 3),

@@ -172,6 +172,8 @@ class Settings:
     campaign_cap: int = field(default_factory=lambda: _env_int("CAMPAIGN_CAP", 1))
     campaign_cap_days: int = field(default_factory=lambda: _env_int("CAMPAIGN_CAP_DAYS", 7))
     transactional_counts: bool = field(default_factory=lambda: _env("TRANSACTIONAL_COUNTS", "false") == "true")
+    # Planner connections deciding disjoint user ranges side by side (each a database core).
+    notify_workers: int = field(default_factory=lambda: _env_int("NOTIFY_WORKERS", min(os.cpu_count() or 1, 4)))
     quiet_hours_start: str = field(default_factory=lambda: _env("QUIET_HOURS_START", "22:00"))
     quiet_hours_end: str = field(default_factory=lambda: _env("QUIET_HOURS_END", "08:00"))
     message_expiry_hours: int = field(default_factory=lambda: _env_int("MESSAGE_EXPIRY_HOURS", 24))

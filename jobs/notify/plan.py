@@ -1,7 +1,9 @@
 """Decide which candidate messages go out, and fill the outbox, in sets.
 
-One planning run (a logical time, a horizon, optionally one campaign) works on one database
-session: it collects every candidate into a temp table, fixes each user's send moment, then
+One planning run (a logical time, a horizon, optionally one campaign) splits the users into
+contiguous id ranges, one per worker (``PUSH_NOTIFY_WORKERS``; a user's decisions depend only
+on that user's own rows, so the split changes no decision). Each worker, on its own database
+session, collects its users' candidates into a temp table, fixes each user's send moment, then
 decides batch after batch of users. Each batch is one transaction of two statements: the first
 locks the users' rows in ``push.notify_user_state`` (in user order, so racing planners cannot
 deadlock and cannot both pass a cap); the second (``sql/queries/notification_policy.sql``)
@@ -21,8 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection, text
 
@@ -47,6 +52,10 @@ CREATE TEMP TABLE plan_users (
     in_holdout boolean NOT NULL
 );
 """
+
+# Per sort or hash of the planning statements: batch-sized inputs then stay in memory instead of
+# spilling to temporary files (the server default, 4MB, is a few thousand candidates).
+_WORK_MEM = "64MB"
 
 # Locks the batch's state rows in user order (racing planners queue behind each other instead of
 # deadlocking). Only a count goes back to the client.
@@ -75,8 +84,9 @@ def collect_candidates(
     campaign_id: str | None,
     kinds: tuple[str, ...],
     users: list[str] | None,
+    shard: tuple[str | None, str | None] = (None, None),
 ) -> int:
-    """Fill ``plan_candidates`` for this run; return the number of candidates."""
+    """Fill ``plan_candidates`` for this run's users in ``shard`` (ids in [low, high), None: open)."""
     unknown = set(kinds) - set(policy.CANDIDATE_KINDS)
     if unknown:
         raise ValueError(f"unknown candidate kinds {sorted(unknown)}; known: {policy.CANDIDATE_KINDS}")
@@ -88,6 +98,8 @@ def collect_candidates(
             "campaign_id": campaign_id,
             "kinds": list(kinds),
             "users": users,
+            "shard_low": shard[0],
+            "shard_high": shard[1],
             "expiry": timedelta(hours=settings.message_expiry_hours),
             "default_rate": policy.DEFAULT_RATE,
         },
@@ -109,6 +121,7 @@ def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, ba
     low, high, first_user, last_user = batch
     # JIT compilation of these large statements costs more than it saves (seconds per batch).
     conn.execute(text("SET LOCAL jit = off"))
+    conn.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
     conn.execute(text(_LOCK_BATCH), {"low": low, "high": high})
     # The policy statement's CTEs are estimated poorly (a few rows where there are thousands);
     # a nested loop over a rescanned aggregate then costs quadratic time. Every input of the
@@ -133,6 +146,32 @@ def _batches(conn: Connection, batch_size: int) -> list[tuple]:
     ]
 
 
+def _shards(engine, users: list[str] | None, workers: int, batch_size: int) -> list[tuple[str | None, str | None]]:
+    """Contiguous user id ranges ``[low, high)`` of about equal size, one per worker (None: open end).
+
+    No more ranges than batches: a run of a few users (the stream's) stays on one session.
+    """
+    if workers <= 1 or users is not None:
+        return [(None, None)]
+    with engine.connect() as conn:
+        population = conn.execute(text("SELECT count(*) FROM push.users")).scalar_one()
+        parts = max(1, min(workers, math.ceil(population / batch_size)))
+        if parts == 1:
+            return [(None, None)]
+        starts = (
+            conn.execute(
+                text(
+                    "SELECT min(user_id) FROM (SELECT user_id, ntile(:parts) OVER (ORDER BY user_id) AS part"
+                    " FROM push.users) AS numbered GROUP BY part ORDER BY 1"
+                ),
+                {"parts": parts},
+            )
+            .scalars()
+            .all()
+        )
+    return list(zip([None, *starts[1:]], [*starts[1:], None], strict=True))
+
+
 def plan_notifications(
     settings: Settings,
     at: datetime,
@@ -143,6 +182,7 @@ def plan_notifications(
     dry_run: bool = False,
     batch_size: int = 10_000,
     run_key: str | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Decide every candidate whose send moment falls in ``[at, at + horizon_hours)``.
 
@@ -157,6 +197,8 @@ def plan_notifications(
         dry_run: decide and count, then roll back: nothing is recorded or queued.
         batch_size: users per transaction (the unit of locking and of atomicity).
         run_key: override the run's identity (default from ``at``, horizon and campaign).
+        workers: sessions deciding disjoint user ranges side by side (default
+            ``settings.notify_workers``).
 
     Returns:
         ``{"run_key", "users", "decisions": {reason: count}, "dry_run"}``; for a recorded run
@@ -165,14 +207,57 @@ def plan_notifications(
     if horizon_hours < 1:
         raise ValueError("horizon_hours must be at least 1")
     run_key = run_key or run_key_for(at, horizon_hours, campaign_id)
-    params = policy.policy_params(settings)
     engine = make_engine(settings.database_url)
+    shards = _shards(engine, users, settings.notify_workers if workers is None else workers, batch_size)
+    plan_shard = partial(
+        _plan_shard, engine, settings, at, horizon_hours, campaign_id, kinds, users, dry_run, batch_size, run_key
+    )
+    if len(shards) == 1:
+        results = [plan_shard(shards[0])]
+    else:
+        # Threads suffice: the work runs in the database, one backend per session. Leaving the
+        # pool waits for every worker, so a failure surfaces only after the others finished
+        # their batches (each committed batch stands; a re-run decides the rest).
+        with ThreadPoolExecutor(len(shards), thread_name_prefix="notify-plan") as pool:
+            futures = [pool.submit(plan_shard, shard) for shard in shards]
+        results = [future.result() for future in futures]
+    counts: Counter[str] = sum((shard_counts for _, shard_counts in results), Counter())
+    users_decided = sum(pending for pending, _ in results)
+    if not dry_run:
+        with engine.begin() as conn:
+            counts, users_decided = _record_run(conn, run_key, at, horizon_hours, campaign_id)
+    summary = {
+        "run_key": run_key,
+        "users": users_decided,
+        "decisions": dict(sorted(counts.items())),
+        "dry_run": dry_run,
+    }
+    log.info("notification plan (%d worker(s)): %s", len(shards), summary)
+    return summary
+
+
+def _plan_shard(
+    engine,
+    settings: Settings,
+    at: datetime,
+    horizon_hours: int,
+    campaign_id: str | None,
+    kinds: tuple[str, ...],
+    users: list[str] | None,
+    dry_run: bool,
+    batch_size: int,
+    run_key: str,
+    shard: tuple[str | None, str | None],
+) -> tuple[int, Counter[str]]:
+    """Collect, schedule and decide the users of one id range; return (users pending, decisions)."""
+    params = policy.policy_params(settings)
     counts: Counter[str] = Counter()
     with engine.connect() as conn:
         with conn.begin():
             conn.execute(text("SET LOCAL jit = off"))
+            conn.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
             conn.execute(text(_TEMP_TABLES))
-            collect_candidates(conn, settings, at, horizon_hours, campaign_id, kinds, users)
+            collect_candidates(conn, settings, at, horizon_hours, campaign_id, kinds, users, shard)
             conn.execute(text(load_query("notification_moments")), {**params, "run_key": run_key})
             conn.execute(text("CREATE UNIQUE INDEX ON plan_users (n)"))
             conn.execute(text("ANALYZE plan_users"))
@@ -199,21 +284,9 @@ def plan_notifications(
                 transaction.rollback()
             else:
                 transaction.commit()
-        if not dry_run:
-            with conn.begin():
-                counts, users_decided = _record_run(conn, run_key, at, horizon_hours, campaign_id)
-        else:
-            users_decided = pending_users
         conn.execute(text("DROP TABLE IF EXISTS plan_candidates, plan_users"))
         conn.commit()
-    summary = {
-        "run_key": run_key,
-        "users": users_decided,
-        "decisions": dict(sorted(counts.items())),
-        "dry_run": dry_run,
-    }
-    log.info("notification plan: %s", summary)
-    return summary
+    return pending_users, counts
 
 
 def _record_run(

@@ -4,6 +4,7 @@
 --   :campaign_id   NULL, or one campaign (then only that campaign's candidates)
 --   :kinds         which sources to consider: any of recommendation, campaign, trigger
 --   :users         NULL, or the only users to consider (the stream plans for a few users)
+--   :shard_low, :shard_high   NULL, or the bounds [low, high) of the planner's user id range
 --   :expiry        how long a recommendation stays worth sending
 --   :default_rate  click x conversion rate assumed where no estimate exists yet
 -- natural_at is when a candidate wants to go out: the user's best local hour (send-time
@@ -21,7 +22,9 @@ WITH scope AS (
            extract(isodow FROM l.local_at)::integer - 1 AS weekday, extract(hour FROM l.local_at)::integer AS hour
     FROM push.users u
     CROSS JOIN LATERAL (SELECT timezone(u.timezone, CAST(:at AS timestamptz)) AS local_at) AS l
-    WHERE CAST(:users AS text[]) IS NULL OR u.user_id = ANY(CAST(:users AS text[]))
+    WHERE (CAST(:users AS text[]) IS NULL OR u.user_id = ANY(CAST(:users AS text[])))
+      AND (CAST(:shard_low AS text) IS NULL OR u.user_id >= CAST(:shard_low AS text))
+      AND (CAST(:shard_high AS text) IS NULL OR u.user_id < CAST(:shard_high AS text))
 ),
 latest_profiles AS (
     SELECT p.user_id, p.top_categories, p.top_brands, p.preferred_hour

@@ -376,23 +376,55 @@ def test_the_same_run_started_twice_at_once_queues_once(published, policy_settin
     assert decisions(published) == {"sent": 40, "capped_min_gap": 80}
 
 
-def test_a_crash_mid_run_then_a_retry_equals_an_uninterrupted_run(published, policy_settings, monkeypatch):
+def test_splitting_users_across_workers_changes_no_decision(published, policy_settings):
+    def outcome():
+        with published.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT d.user_id, d.candidate_key, d.decision, d.channel, d.scheduled_at, l.payload"
+                    " FROM push.notification_decisions d"
+                    " LEFT JOIN push.notification_ledger l ON l.idempotency_key = d.idempotency_key"
+                    " AND d.decision IN ('sent', 'deferred_quiet_hours') ORDER BY 1, 2"
+                )
+            ).all()
+
+    alone = plan_notifications(policy_settings, AT, batch_size=6, workers=1)
+    expected = outcome()
+    with published.begin() as conn:
+        conn.execute(
+            text("TRUNCATE push.notification_ledger, push.notification_decisions, push.notification_runs CASCADE")
+        )
+    split = plan_notifications(policy_settings, AT, batch_size=6, workers=3)
+    assert split == alone
+    assert outcome() == expected
+    assert len(expected) == 120
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_crash_mid_run_then_a_retry_equals_an_uninterrupted_run(published, policy_settings, monkeypatch, workers):
     original = plan_module._decide_batch
     calls = {"n": 0}
+    lock = threading.Lock()
 
     def crash_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+        with lock:
+            calls["n"] += 1
+            crash = calls["n"] == 3
+        if crash:
             raise RuntimeError("worker killed")
         return original(*args, **kwargs)
 
     monkeypatch.setattr(plan_module, "_decide_batch", crash_on_third)
     with pytest.raises(RuntimeError, match="worker killed"):
-        plan_notifications(policy_settings, AT, batch_size=7)
+        plan_notifications(policy_settings, AT, batch_size=7, workers=workers)
     partial = len(ledger(published))
-    assert partial == 14  # two batches of 7 users committed, the third rolled back
+    if workers == 1:
+        assert partial == 14  # two batches of 7 users committed, the third rolled back
+    else:
+        # The other worker finishes its range; only the failed batch (7 users) is missing.
+        assert 0 < partial < 40
     monkeypatch.setattr(plan_module, "_decide_batch", original)
-    retried = plan_notifications(policy_settings, AT, batch_size=7)
+    retried = plan_notifications(policy_settings, AT, batch_size=7, workers=workers)
     assert retried["decisions"] == {"sent": 40, "capped_min_gap": 80}
     assert len(ledger(published)) == 40
 
@@ -410,7 +442,8 @@ def test_opt_out_committed_while_a_run_is_in_flight_is_honoured(published, polic
         return original(*args, **kwargs)
 
     monkeypatch.setattr(plan_module, "_decide_batch", opt_out_before_second_batch)
-    plan_notifications(policy_settings, AT, batch_size=20)
+    # One session: its second batch starts after the opt-out committed.
+    plan_notifications(policy_settings, AT, batch_size=20, workers=1)
     assert {row.user_id for row in ledger(published)} == set(USERS[:20])
     assert decisions(published, "user_id >= 'u020'") == {"suppressed_consent": 60}
 

@@ -30,7 +30,7 @@ def test_benchmark_reports_consistent_figures(engine, monkeypatch, capsys):
     candidates = summary["figures"]["candidates"]
     assert candidates > 0
     labels = [run["label"] for run in summary["engine"]]
-    assert labels == ["engine_b10000", "engine_b20000", "engine_next_day_b10000"]
+    assert labels == ["engine_b10000", "engine_b20000", "engine_one_session_b10000", "engine_next_day_b10000"]
     for run in summary["engine"]:
         assert set(run) >= ENGINE_KEYS
         assert run["decisions"] > 0
@@ -38,8 +38,10 @@ def test_benchmark_reports_consistent_figures(engine, monkeypatch, capsys):
         assert run["seconds"] > 0
         assert set(run["by_reason"]) <= set(REASON_CODES)
     # The same logical date decides the collected candidates identically, whatever the batch size
-    # (all but campaigns and triggers not yet due at their user's send moment, left to later runs).
-    for run in summary["engine"][:2]:
+    # and the number of worker sessions (all but campaigns and triggers not yet due at their
+    # user's send moment, left to later runs).
+    assert summary["engine"][2]["workers"] == 1
+    for run in summary["engine"][:3]:
         assert 0.9 * candidates <= run["decisions"] <= candidates
         assert run["by_reason"] == summary["engine"][0]["by_reason"]
     assert summary["figures"]["engine_reruns_same_decisions"] == "true"
