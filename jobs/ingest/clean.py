@@ -369,9 +369,18 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
 
 
 def drop_duplicates(valid: DataFrame) -> DataFrame:
-    """Keep the first delivery of each ``event_id`` (earliest landing, file, line)."""
+    """Keep the first delivery of each ``event_id`` (earliest landing, file, line).
+
+    Re-deliveries are rare, so only the ids seen more than once (found by a shuffle of the ids
+    alone, then broadcast) go through the ordering window; every other row stays where it is
+    instead of travelling through a shuffle and a sort with all its columns.
+    """
+    repeated = valid.groupBy("event_id").count().where("count > 1").select("event_id", F.lit(True).alias("_repeated"))
+    marked = valid.join(F.broadcast(repeated), "event_id", "left")
+    once = marked.where(F.col("_repeated").isNull()).drop("_repeated")
     first = Window.partitionBy("event_id").orderBy("landing_date", "landing_hour", "source_file", "line_no")
-    return valid.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    kept = marked.where(F.col("_repeated")).withColumn("_n", F.row_number().over(first)).where("_n = 1")
+    return once.unionByName(kept.drop("_n", "_repeated"))
 
 
 def flag_bots(events: DataFrame, max_events_per_minute: int) -> DataFrame:

@@ -42,6 +42,7 @@ def test_benchmark_times_every_stage_with_consistent_counts(spark, empty_db, tmp
         assert figures[f"{stage}_10000_peak_jvm_mb"] > 0
         assert figures[f"{stage}_10000_peak_driver_mb"] > 0
         assert figures[f"{stage}_10000_peak_rss_mb"] >= figures[f"{stage}_10000_peak_jvm_mb"]
+    assert figures["training_10000_promoted"] in ("true", "false")  # scoring is timed either way
     assert summary["growth"] == {}
     # Every figure in the JSON was printed as a "label value unit" line while measuring.
     printed = {line.split(" ", 1)[0] for line in lines[:-1]}

@@ -184,3 +184,27 @@ def test_a_failed_window_writes_nothing_to_the_lake(spark, settings, landing):
     with pytest.raises(BadInputShareExceeded):
         clean_window(spark, replace(settings, max_bad_row_share=0.01), START, END)
     assert read_clean(spark, settings, START, END).count() == 0
+
+
+def test_the_first_delivery_of_each_event_wins(spark):
+    from datetime import date
+
+    from jobs.ingest.clean import drop_duplicates
+
+    # (event_id, landing date, landing hour, file, line, marker): the marker tells copies apart.
+    rows = [
+        ("a", date(2026, 11, 24), 11, "f1", 1, "a-later-hour"),
+        ("a", date(2026, 11, 24), 10, "f2", 7, "a-first"),
+        ("a", date(2026, 11, 24), 10, "f3", 1, "a-later-file"),
+        ("b", date(2026, 11, 24), 12, "f1", 3, "b-only"),
+        ("c", date(2026, 11, 23), 23, "f9", 5, "c-later-line"),
+        ("c", date(2026, 11, 23), 23, "f9", 2, "c-first"),
+        ("d", date(2026, 11, 25), 0, "f1", 1, "d-first"),
+        ("d", date(2026, 11, 25), 0, "f1", 2, "d-later-line"),
+    ]
+    frame = spark.createDataFrame(
+        rows, "event_id string, landing_date date, landing_hour int, source_file string, line_no long, marker string"
+    )
+    kept = drop_duplicates(frame)
+    assert kept.columns == frame.columns
+    assert sorted(r.marker for r in kept.collect()) == ["a-first", "b-only", "c-first", "d-first"]
