@@ -15,8 +15,11 @@ FROM (
 ) AS m
 JOIN push.users u ON u.user_id = m.user_id
 CROSS JOIN LATERAL (
+    -- OFFSET 0 keeps this a subquery evaluated once per user; flattened, the time-zone arithmetic
+    -- would run once for each of the two uses above.
     SELECT push.quiet_hours_end(m.natural_at, u.timezone, CAST(:quiet_start AS time), CAST(:quiet_end AS time))
            AS quiet_end
+    OFFSET 0
 ) AS q
 -- Users this run already decided (an earlier attempt) are left out, per user, not per candidate.
 WHERE NOT EXISTS (SELECT 1 FROM push.notification_decisions d WHERE d.run_key = :run_key AND d.user_id = m.user_id)
