@@ -145,16 +145,15 @@ def _force_promotion(url: str, as_of: datetime) -> dict:
     from jobs.core.db import make_engine
     from jobs.recs.job import run_id_for
 
+    run_id = run_id_for(as_of)
     with make_engine(url).begin() as conn:
         run = conn.execute(
-            text("SELECT promoted, decision FROM push.model_runs WHERE run_id = :r"), {"r": run_id_for(as_of)}
+            text("SELECT promoted, decision FROM push.model_runs WHERE run_id = :r"), {"r": run_id}
         ).one()
         if not run.promoted:
-            conn.execute(text("UPDATE push.model_runs SET promoted = true WHERE run_id = :r"), {"r": run_id_for(as_of)})
-    return {
-        "promoted": run.promoted,
-        "decision": f"({run.decision}; promoted here to time scoring)" if not run.promoted else f"({run.decision})",
-    }
+            conn.execute(text("UPDATE push.model_runs SET promoted = true WHERE run_id = :r"), {"r": run_id})
+    forced = "" if run.promoted else "; promoted here to time scoring"
+    return {"promoted": run.promoted, "decision": f"({run.decision}{forced})"}
 
 
 def run_scale(spark, settings, url: str, events: int, args, report: Report) -> dict:

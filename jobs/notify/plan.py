@@ -26,6 +26,7 @@ import logging
 import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -209,9 +210,8 @@ def plan_notifications(
     run_key = run_key or run_key_for(at, horizon_hours, campaign_id)
     engine = make_engine(settings.database_url)
     shards = _shards(engine, users, settings.notify_workers if workers is None else workers, batch_size)
-    plan_shard = partial(
-        _plan_shard, engine, settings, at, horizon_hours, campaign_id, kinds, users, dry_run, batch_size, run_key
-    )
+    run = _PlanRun(settings, run_key, at, horizon_hours, campaign_id, kinds, users, dry_run, batch_size)
+    plan_shard = partial(_plan_shard, engine, run)
     if len(shards) == 1:
         results = [plan_shard(shards[0])]
     else:
@@ -236,34 +236,39 @@ def plan_notifications(
     return summary
 
 
-def _plan_shard(
-    engine,
-    settings: Settings,
-    at: datetime,
-    horizon_hours: int,
-    campaign_id: str | None,
-    kinds: tuple[str, ...],
-    users: list[str] | None,
-    dry_run: bool,
-    batch_size: int,
-    run_key: str,
-    shard: tuple[str | None, str | None],
-) -> tuple[int, Counter[str]]:
+@dataclass(frozen=True)
+class _PlanRun:
+    """What every worker of one planning run shares (see :func:`plan_notifications`)."""
+
+    settings: Settings
+    run_key: str
+    at: datetime
+    horizon_hours: int
+    campaign_id: str | None
+    kinds: tuple[str, ...]
+    users: list[str] | None
+    dry_run: bool
+    batch_size: int
+
+
+def _plan_shard(engine, run: _PlanRun, shard: tuple[str | None, str | None]) -> tuple[int, Counter[str]]:
     """Collect, schedule and decide the users of one id range; return (users pending, decisions)."""
-    params = policy.policy_params(settings)
+    params = policy.policy_params(run.settings)
     counts: Counter[str] = Counter()
     with engine.connect() as conn:
         with conn.begin():
             conn.execute(text("SET LOCAL jit = off"))
             conn.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
             conn.execute(text(_TEMP_TABLES))
-            collect_candidates(conn, settings, at, horizon_hours, campaign_id, kinds, users, shard)
-            conn.execute(text(load_query("notification_moments")), {**params, "run_key": run_key})
+            collect_candidates(
+                conn, run.settings, run.at, run.horizon_hours, run.campaign_id, run.kinds, run.users, shard
+            )
+            conn.execute(text(load_query("notification_moments")), {**params, "run_key": run.run_key})
             conn.execute(text("CREATE UNIQUE INDEX ON plan_users (n)"))
             conn.execute(text("ANALYZE plan_users"))
-            batches = _batches(conn, batch_size)
+            batches = _batches(conn, run.batch_size)
             pending_users = sum(high - low for low, high, _, _ in batches)
-        if pending_users and not dry_run:
+        if pending_users and not run.dry_run:
             # State rows must exist before they can be locked; inserted in user order and
             # committed on their own so that racing planners never deadlock on them.
             with conn.begin():
@@ -276,11 +281,11 @@ def _plan_shard(
         for batch in batches:
             transaction = conn.begin()
             try:
-                counts.update(_decide_batch(conn, params, run_key, at, batch))
+                counts.update(_decide_batch(conn, params, run.run_key, run.at, batch))
             except BaseException:
                 transaction.rollback()
                 raise
-            if dry_run:
+            if run.dry_run:
                 transaction.rollback()
             else:
                 transaction.commit()
