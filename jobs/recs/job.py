@@ -5,8 +5,9 @@ hyper-parameters from configuration or GridSearchCV, or Spark MLlib implicit ALS
 ratings, evaluates it on a per-user
 chronological hold-out next to a popularity baseline, applies the promotion gate and records
 the run in ``push.model_runs`` (params, window, metrics, artifact). ``publish_recommendations``
-scores every user with the promoted model and swaps the new set in with one transaction
-(COPY into a staging table, attached as the run's partition of ``push.recommendations``).
+scores every user with the promoted model (or, before any model was ever promoted, ranks by
+popularity) and swaps the new set in with one transaction (COPY into a staging table, attached
+as the run's partition of ``push.recommendations``).
 Run ids are derived from the logical date, so re-running a date replaces its own rows.
 
 CLI: ``python -m jobs.recs.job train|publish --as-of 2026-11-25T00:00:00Z``.
@@ -141,14 +142,17 @@ def gate(candidate: dict, baseline: dict, current: dict | None, k: int, toleranc
 
     Both comparisons are relative (``tolerance`` 0.05 = up to 5 % lower passes). The baseline is
     measured on the same hold-out as the candidate; the live model's figure is the one recorded
-    when it was promoted. A refused model leaves the live recommendations as they are (none on a
-    first run: campaigns and triggers still go out, recommendation messages wait for a model
-    that beats popularity).
+    when it was promoted. A refused model leaves the live recommendations as they are; with no
+    model ever promoted, the date publishes popularity recommendations instead (see
+    ``publish_recommendations``), so every user still has exactly N.
     """
     key = f"ndcg@{k}"
     floor = 1.0 - tolerance
     if candidate[key] + 1e-12 < baseline[key] * floor:
-        return False, f"kept live model: {key} {candidate[key]:.4f} < popularity {baseline[key]:.4f} - {tolerance:.0%}"
+        below = f"{key} {candidate[key]:.4f} < popularity {baseline[key]:.4f} - {tolerance:.0%}"
+        if current is None:
+            return False, f"refused: {below}; no model promoted yet, popularity recommendations published instead"
+        return False, f"kept live model: {below}"
     versus_baseline = f"{key} {candidate[key]:.4f} vs popularity {baseline[key]:.4f}"
     if current is None:
         return True, f"promoted: no live model; {versus_baseline}"
@@ -226,7 +230,14 @@ def _rounded(metrics: dict) -> dict:
 
 
 def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
-    """Score every user with this date's model and swap the set in, if the model was promoted."""
+    """Score every user with this date's model and swap the set in, if the model was promoted.
+
+    A refused model publishes nothing while an earlier date's model was promoted: that model's
+    set stays live. If none ever was (a first run on little data, say), the date publishes
+    popularity recommendations (segment, then global) so that every user still has N; the
+    decision depends only on the date, so a re-run or a backfill in any order gives the same
+    tables.
+    """
     run_id = run_id_for(as_of)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
@@ -235,7 +246,13 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         ).one_or_none()
         if run is None:
             raise RuntimeError(f"model run {run_id} not found: run the training task first")
-        if not run.promoted:
+        popularity_only = not run.promoted
+        if (
+            popularity_only
+            and conn.execute(
+                text("SELECT EXISTS (SELECT 1 FROM push.model_runs WHERE promoted AND as_of < :d)"), {"d": as_of.date()}
+            ).scalar_one()
+        ):
             log.info("model run %s was not promoted; the live recommendations stay as they are", run_id)
             return {"run_id": run_id, "published": False, "users": 0}
         users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
@@ -245,6 +262,8 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         )
     ratings = pd.read_parquet(_ratings_path(settings, run_id))
     model = load_factor_model(run.artifact_path)
+    if popularity_only:
+        log.info("model run %s was not promoted and none was before: publishing popularity recommendations", run_id)
 
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
     # Out of stock, or unknown to the catalogue (seen in events only): never recommended.
@@ -263,7 +282,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     anchors = strongest.groupby(["user_id", "category"], sort=False).head(2)
     reason_items = anchors.groupby(["user_id", "category"], sort=False)["item_id"].agg(list).to_dict()
 
-    candidates = score_top_candidates(model, bought, unavailable, settings.top_n * 4)
+    candidates = {} if popularity_only else score_top_candidates(model, bought, unavailable, settings.top_n * 4)
     recommendations = assemble_top_n(
         users,
         candidates,
@@ -283,6 +302,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     summary = {
         "run_id": run_id,
         "published": True,
+        "model": not popularity_only,
         "live": live,
         "users": len(users),
         "rows": len(recommendations),

@@ -99,7 +99,7 @@ def test_gate_refuses_a_model_below_popularity_or_the_live_model():
     assert gate(good, popularity, None, 10, 0.05)[0]
     promoted, decision = gate(weak, popularity, None, 10, 0.05)
     assert not promoted
-    assert "popularity" in decision
+    assert "no model promoted yet, popularity recommendations published instead" in decision
     # Within the tolerance of the baseline passes: 0.19 >= 0.20 * 0.95.
     assert gate({"ndcg@10": 0.19}, popularity, None, 10, 0.05)[0]
     # A live model raises the bar: 0.30 * 0.95 = 0.285.
@@ -107,6 +107,10 @@ def test_gate_refuses_a_model_below_popularity_or_the_live_model():
     promoted, decision = gate({"ndcg@10": 0.28}, popularity, {"ndcg@10": 0.30}, 10, 0.05)
     assert not promoted
     assert "live 0.3000" in decision
+    promoted, decision = gate(weak, popularity, {"ndcg@10": 0.05}, 10, 0.05)
+    assert not promoted
+    assert decision.startswith("kept live model")
+    assert "popularity 0.2000" in decision
     # A weaker baseline never rescues a model worse than the live one, and vice versa.
     assert not gate({"ndcg@10": 0.15}, {"ndcg@10": 0.01}, {"ndcg@10": 0.30}, 10, 0.05)[0]
     assert not gate({"ndcg@10": 0.15}, {"ndcg@10": 0.30}, {"ndcg@10": 0.01}, 10, 0.05)[0]
