@@ -54,17 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scale_arguments(parser, users=2000, items=1000, days=14)
     args = parser.parse_args(argv)
-    os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / "bench")
-    os.environ.pop("PUSH_DATABASE_URL", None)
-
-    from jobs.core.db import apply_migrations, make_engine, truncate_pipeline_tables
-    from jobs.core.localdb import EmbeddedPostgres
+    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.localdb import start_sandbox
 
     results: dict[str, float] = {}
-    url = EmbeddedPostgres.default().start()
+    # A sandbox of its own: every run starts from a new database and empty folders.
+    url = start_sandbox("bench")
     apply_migrations(make_engine(url))
-    # A sandbox of its own: every run starts from empty tables and folders.
-    truncate_pipeline_tables(make_engine(url))
     for folder in ("landing", "lake", "outbox", "gx"):
         shutil.rmtree(Path(os.environ["PUSH_LOCAL_DIR"]) / folder, ignore_errors=True)
     os.environ["PUSH_DATABASE_URL"] = url

@@ -195,6 +195,17 @@ class EmbeddedPostgres:
                     cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
 
+    def recreate_database(self, name: str = PIPELINE_DB) -> None:
+        """Drop ``name`` (closing its sessions) and create it empty; the server must be running."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self._state()["port"], user=SUPERUSER, dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+
     def stop(self) -> None:
         state = self._state()
         if not state or not (Path(state["data_dir"]) / "postmaster.pid").exists():
@@ -214,13 +225,19 @@ class EmbeddedPostgres:
 
 
 def start_sandbox(folder: str = "bench") -> str:
-    """Point ``PUSH_LOCAL_DIR`` at ``.local/<folder>`` and start its embedded cluster; return the URL.
+    """Point ``PUSH_LOCAL_DIR`` at ``.local/<folder>``, start its embedded cluster; return the URL.
 
-    Benchmarks run in a sandbox of their own so they never touch the demo's data.
+    Benchmarks run in a sandbox of their own so they never touch the demo's data. Its pipeline
+    database is created anew every time: a benchmark builds its own data, and must measure the
+    schema and functions the migrations define now, not those of the checkout that first
+    created the sandbox.
     """
     os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / folder)
     os.environ.pop("PUSH_DATABASE_URL", None)
-    return EmbeddedPostgres.default().start()
+    cluster = EmbeddedPostgres.default()
+    url = cluster.start()
+    cluster.recreate_database(PIPELINE_DB)
+    return url
 
 
 def main(argv: list[str] | None = None) -> int:

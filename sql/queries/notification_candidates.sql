@@ -63,6 +63,7 @@ day_ok AS (
 best_moment AS MATERIALIZED (
     -- The earliest qualifying moment (least() skips the days that do not qualify) and its rate.
     SELECT m.user_id, m.top_categories, m.top_brands, greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at,
+           to_char(greatest(m.send_at, CAST(:at AS timestamptz)) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS slot_day,
            CASE WHEN m.ok0 AND m.at0 = m.send_at THEN m.rate0
                 WHEN m.ok1 AND m.at1 = m.send_at THEN m.rate1
                 ELSE m.rate2 END AS rate
@@ -76,8 +77,7 @@ best_moment AS MATERIALIZED (
 recs AS MATERIALIZED (
     -- The user's live recommendations (in stock) with the user's moment, rate and tastes.
     SELECT r.user_id, r.rank, r.item_id, r.reason, i.category, i.brand, i.price, b.natural_at, b.rate,
-           b.top_categories, b.top_brands,
-           to_char(b.natural_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS slot_day
+           b.top_categories, b.top_brands, b.slot_day
     FROM push.published_recommendations pub
     JOIN push.recommendations r ON r.run_id = pub.run_id
     JOIN best_moment b ON b.user_id = r.user_id

@@ -139,7 +139,9 @@ limits AS (
     -- message and its campaign's cap is not reached. The campaign check needs nothing from the
     -- candidates ranked above: a campaign is one candidate per user (candidate_key
     -- 'campaign:<id>', unique per user), the other sources carry none.
-    SELECT p.*,
+    -- Only the columns the rules need travel through the sorts and windows below; the message's
+    -- other columns join back in "decided".
+    SELECT p.user_id, p.candidate_key, p.channel, p.transactional, p.expected_value, p.pre_decision,
            coalesce(us.day_used, 0) AS day_used,
            coalesce(us.week_used, 0) AS week_used,
            g.user_id IS NOT NULL AS gap_blocked,
@@ -195,9 +197,9 @@ taken AS (
     FROM may_go m
 ),
 decided AS MATERIALIZED (
-    SELECT t.user_id, t.candidate_key, t.source, t.kind, t.campaign_id, t.item_id, t.category, t.transactional,
-           t.channel, t.locale, t.idempotency_key, t.scheduled_at, t.deferred, t.expires_at, t.expected_value,
-           t.reason, t.discount_text, t.old_price,
+    SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional,
+           p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
+           p.reason, p.discount_text, p.old_price,
            coalesce(
                t.pre_decision,
                push.cap_decision(
@@ -209,8 +211,9 @@ decided AS MATERIALIZED (
                    t.day_used, t.day_cap, t.week_used, t.week_cap,
                    (t.channel_used + t.t0 + least(t.q, t.channel_room))::integer, t.channel_cap,
                    t.campaign_used, t.campaign_cap),
-               CASE WHEN t.deferred THEN 'deferred_quiet_hours' ELSE 'sent' END) AS decision
+               CASE WHEN p.deferred THEN 'deferred_quiet_hours' ELSE 'sent' END) AS decision
     FROM taken t
+    JOIN pre p ON p.user_id = t.user_id AND p.candidate_key = t.candidate_key
 ),
 -- Plain inserts: under the batch's locks, with users this run already decided left out and
 -- duplicates decided as such, a conflict can only be a bug, and must fail loudly.
