@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -631,13 +632,15 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
         F.count("*").alias("unique"), F.count_if(F.col("reason").isNull()).alias("clean")
     ).first()
     unique_rows, clean_rows = screened_totals["unique"], screened_totals["clean"]
-    reasons = {r["reason"]: r["count"] for r in rejected.groupBy("reason").count().collect()}
+    # Every rejected row is collected for the quarantine table; its reasons are counted from
+    # that one result rather than by another pass over the window.
     quarantined = [
         (start, _hour_start(r.landing_date, r.landing_hour), r.source_file, r.line_no, r.reason, _sanitise(r.value))
         for r in rejected.select("landing_date", "landing_hour", "source_file", "line_no", "reason", "value")
         .orderBy("source_file", "line_no")
         .collect()
     ]
+    reasons = dict(Counter(row[4] for row in quarantined))
     result = CleanResult(start, end, input_rows, clean_rows, sum(reasons.values()), valid_rows - unique_rows, reasons)
     if result.input_rows != result.clean_rows + result.quarantined_rows + result.duplicate_rows:
         raise AssertionError(f"accounting does not balance: {result}")
