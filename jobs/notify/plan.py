@@ -298,17 +298,18 @@ def _record_run(
     conn: Connection, run_key: str, at: datetime, horizon_hours: int, campaign_id: str | None
 ) -> tuple[Counter[str], int]:
     """Store the run's totals (all its decisions, whichever attempt made them)."""
-    # One pass over the run's decisions: counts per decision, and (the empty grouping set, whose
-    # decision is NULL) the number of users.
-    rows = conn.execute(
+    # Two hash aggregates (per decision; per user, then counted) cost less than one
+    # count(DISTINCT user_id), which sorts every decision of the run.
+    counts_json, users = conn.execute(
         text(
-            "SELECT decision, count(*), count(DISTINCT user_id) FROM push.notification_decisions"
-            " WHERE run_key = :run_key GROUP BY GROUPING SETS ((decision), ())"
+            "SELECT (SELECT coalesce(json_object_agg(decision, n), '{}') FROM (SELECT decision, count(*) AS n"
+            "        FROM push.notification_decisions WHERE run_key = :run_key GROUP BY decision) AS d),"
+            "       (SELECT count(*) FROM (SELECT user_id"
+            "        FROM push.notification_decisions WHERE run_key = :run_key GROUP BY user_id) AS u)"
         ),
         {"run_key": run_key},
-    ).all()
-    counts = Counter({decision: n for decision, n, _ in rows if decision is not None})
-    users = next(n_users for decision, _, n_users in rows if decision is None)
+    ).one()
+    counts = Counter(counts_json)
     conn.execute(
         text(
             "INSERT INTO push.notification_runs (run_key, logical_time, horizon_hours, campaign_id, users, decisions)"

@@ -35,8 +35,9 @@ latest_profiles AS (
 -- active hour, else the hour of the run) on the run's local day or the two after it, from the
 -- start of the run's clock hour (so a half-hour timezone's moment belongs to exactly one hourly
 -- run) to the end of the horizon. The three days are spelled out (plain joins, one row per
--- user) rather than generated and sorted per user.
-day_moments AS (
+-- user) rather than generated and sorted per user. Materialised: each moment is referenced
+-- several times below, and inlined, its time-zone arithmetic would run once per reference.
+day_moments AS MATERIALIZED (
     SELECT s.user_id, p.top_categories, p.top_brands,
            timezone(s.timezone, s.local_day + make_interval(hours => coalesce(e0.best_hour, p.preferred_hour, s.hour)))
                AS at0,
@@ -71,6 +72,7 @@ best_moment AS MATERIALIZED (
         SELECT d.*, least(CASE WHEN d.ok0 THEN d.at0 END, CASE WHEN d.ok1 THEN d.at1 END,
                           CASE WHEN d.ok2 THEN d.at2 END) AS send_at
         FROM day_ok d
+        OFFSET 0  -- send_at once per user, not once per use
     ) AS m
     WHERE m.send_at IS NOT NULL
 ),
