@@ -124,10 +124,12 @@ def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, ba
     conn.execute(text("SET LOCAL jit = off"))
     conn.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
     conn.execute(text(_LOCK_BATCH), {"low": low, "high": high})
-    # The policy statement's CTEs are estimated poorly (a few rows where there are thousands);
-    # a nested loop over a rescanned aggregate then costs quadratic time. Every input of the
-    # statement is bounded by the batch's user range, so hash and merge joins are always right.
+    # The policy statement's CTEs are estimated poorly (a few rows where there are thousands):
+    # a nested loop over a rescanned aggregate then costs quadratic time, and a merge join on
+    # a prefix of the sort order rescans each user's rows once per candidate. Every input of the
+    # statement is bounded by the batch's user range, so hash joins are always right.
     conn.execute(text("SET LOCAL enable_nestloop = off"))
+    conn.execute(text("SET LOCAL enable_mergejoin = off"))
     bounds = {**params, "low": low, "high": high, "first_user": first_user, "last_user": last_user}
     rows = conn.execute(text(load_query("notification_policy")), {**bounds, "run_key": run_key, "at": at}).all()
     return Counter(dict(rows))
