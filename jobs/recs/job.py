@@ -182,6 +182,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     params, params_record = trainer_params(settings, train, catalogue)
     metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue, category_of, spark)
     promoted, decision = gate(metrics, baseline, current, settings.eval_k, settings.promotion_tolerance)
+    popularity_fallback = not promoted and current is None
     _, trained = train_model(spark, ratings, catalogue, params)
     artifact = store_artifact(trained, settings.models_dir / run_id)
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
@@ -189,12 +190,13 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
         conn.execute(
             text(
                 "INSERT INTO push.model_runs (run_id, as_of, algorithm, params, train_start, train_end, metrics,"
-                " baseline_metrics, artifact_path, promoted, decision) VALUES (:run_id, :as_of, :algo,"
-                " CAST(:params AS jsonb), :start, :end, CAST(:metrics AS jsonb), CAST(:baseline AS jsonb), :artifact,"
-                " :promoted, :decision) ON CONFLICT (run_id) DO UPDATE SET params = EXCLUDED.params,"
+                " baseline_metrics, artifact_path, promoted, decision, popularity_fallback) VALUES (:run_id, :as_of,"
+                " :algo, CAST(:params AS jsonb), :start, :end, CAST(:metrics AS jsonb), CAST(:baseline AS jsonb),"
+                " :artifact, :promoted, :decision, :fallback) ON CONFLICT (run_id) DO UPDATE SET params = EXCLUDED.params,"
                 " train_start = EXCLUDED.train_start, train_end = EXCLUDED.train_end, metrics = EXCLUDED.metrics,"
                 " baseline_metrics = EXCLUDED.baseline_metrics, artifact_path = EXCLUDED.artifact_path,"
-                " promoted = EXCLUDED.promoted, decision = EXCLUDED.decision"
+                " promoted = EXCLUDED.promoted, decision = EXCLUDED.decision,"
+                " popularity_fallback = EXCLUDED.popularity_fallback"
             ),
             {
                 "run_id": run_id,
@@ -208,6 +210,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
                 "artifact": artifact,
                 "promoted": promoted,
                 "decision": decision,
+                "fallback": popularity_fallback,
             },
         )
     summary = {
@@ -219,6 +222,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
         "metrics": _rounded(metrics),
         "baseline": _rounded(baseline),
         "promoted": promoted,
+        "popularity_fallback": popularity_fallback,
         "decision": decision,
     }
     log.info("model run: %s", summary)
@@ -233,26 +237,25 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     """Score every user with this date's model and swap the set in, if the model was promoted.
 
     A refused model publishes nothing while an earlier date's model was promoted: that model's
-    set stays live. If none ever was (a first run on little data, say), the date publishes
-    popularity recommendations (segment, then global) so that every user still has N; the
-    decision depends only on the date, so a re-run or a backfill in any order gives the same
-    tables.
+    set stays live. If none was when the run was trained (a first run on little data, say), the
+    run's ``popularity_fallback`` is set and the date publishes popularity recommendations
+    (segment, then global) so that every user still has N. Publishing follows what training
+    recorded, so re-running this task alone gives the same tables; like the gate's comparison
+    with the live model, it depends on which earlier dates had been trained before this one.
     """
     run_id = run_id_for(as_of)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
         run = conn.execute(
-            text("SELECT promoted, artifact_path, algorithm FROM push.model_runs WHERE run_id = :r"), {"r": run_id}
+            text(
+                "SELECT promoted, popularity_fallback, artifact_path, algorithm FROM push.model_runs WHERE run_id = :r"
+            ),
+            {"r": run_id},
         ).one_or_none()
         if run is None:
             raise RuntimeError(f"model run {run_id} not found: run the training task first")
-        popularity_only = not run.promoted
-        if (
-            popularity_only
-            and conn.execute(
-                text("SELECT EXISTS (SELECT 1 FROM push.model_runs WHERE promoted AND as_of < :d)"), {"d": as_of.date()}
-            ).scalar_one()
-        ):
+        popularity_only = not run.promoted and run.popularity_fallback
+        if not run.promoted and not popularity_only:
             log.info("model run %s was not promoted; the live recommendations stay as they are", run_id)
             return {"run_id": run_id, "published": False, "users": 0}
         users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
@@ -263,7 +266,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     ratings = pd.read_parquet(_ratings_path(settings, run_id))
     model = load_factor_model(run.artifact_path)
     if popularity_only:
-        log.info("model run %s was not promoted and none was before: publishing popularity recommendations", run_id)
+        log.info("model run %s was refused with no model promoted before: publishing popularity", run_id)
 
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
     # Out of stock, or unknown to the catalogue (seen in events only): never recommended.

@@ -176,14 +176,17 @@ by_channel AS (
     -- Per channel counts, one per channel of the channel order (4, as in sched.reachable), all
     -- over the user's rows in rank order: one sort serves every window below.
     SELECT l.*,
-           (ARRAY[count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 1) OVER user_rows,
-                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 2) OVER user_rows,
-                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 3) OVER user_rows,
-                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 4) OVER user_rows])[l.channel_no] AS t0,
-           (ARRAY[count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 1) OVER above,
-                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 2) OVER above,
-                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 3) OVER above,
-                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 4) OVER above])[l.channel_no] AS q
+           -- (0 for a candidate without a channel: it was already suppressed for consent.)
+           coalesce((ARRAY[count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 1) OVER user_rows,
+                           count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 2) OVER user_rows,
+                           count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 3) OVER user_rows,
+                           count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 4) OVER user_rows])[l.channel_no],
+                    0) AS t0,
+           coalesce((ARRAY[count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 1) OVER above,
+                           count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 2) OVER above,
+                           count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 3) OVER above,
+                           count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 4) OVER above])[l.channel_no],
+                    0) AS q
     FROM (SELECT l.*, array_position(CAST(:channel_order AS text[]), l.channel) AS channel_no FROM limits l) AS l
     WINDOW user_rows AS (PARTITION BY l.user_id),
            above AS (PARTITION BY l.user_id ORDER BY l.transactional DESC, l.expected_value DESC, l.candidate_key
