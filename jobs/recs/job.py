@@ -142,9 +142,9 @@ def gate(candidate: dict, baseline: dict, current: dict | None, k: int, toleranc
 
     Both comparisons are relative (``tolerance`` 0.05 = up to 5 % lower passes). The baseline is
     measured on the same hold-out as the candidate; the live model's figure is the one recorded
-    when it was promoted. A refused model leaves the live recommendations as they are; with no
-    model ever promoted, the date publishes popularity recommendations instead (see
-    ``publish_recommendations``), so every user still has exactly N.
+    when it was promoted (``current``). A refused model leaves the live recommendations as they
+    are; with no model promoted before it (``current`` is None), the date publishes popularity
+    recommendations instead (see ``publish_recommendations``), so every user still has exactly N.
     """
     key = f"ndcg@{k}"
     floor = 1.0 - tolerance
