@@ -12,6 +12,7 @@ CLI: ``python -m jobs.core.localdb start|stop|status|url|psql [SQL]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import hashlib
 import json
@@ -183,28 +184,32 @@ class EmbeddedPostgres:
         self._ensure_databases(port)
         return self.url(port)
 
-    def _ensure_databases(self, port: int) -> None:
+    @staticmethod
+    @contextlib.contextmanager
+    def _admin_cursor(port: int):
+        """A superuser cursor on the maintenance database, outside a transaction (CREATE/DROP DATABASE)."""
         import psycopg2
 
         conn = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres")
         conn.autocommit = True
-        with conn.cursor() as cur:
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
+
+    def _ensure_databases(self, port: int) -> None:
+        with self._admin_cursor(port) as cur:
             for name in (PIPELINE_DB, AIRFLOW_DB):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
 
     def recreate_database(self, name: str = PIPELINE_DB) -> None:
         """Drop ``name`` (closing its sessions) and create it empty; the server must be running."""
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=self._state()["port"], user=SUPERUSER, dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
+        with self._admin_cursor(self._state()["port"]) as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
 
     def stop(self) -> None:
         state = self._state()

@@ -254,23 +254,26 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         ).one_or_none()
         if run is None:
             raise RuntimeError(f"model run {run_id} not found: run the training task first")
-        popularity_only = not run.promoted and run.popularity_fallback
-        if not run.promoted and not popularity_only:
+        if not (run.promoted or run.popularity_fallback):
             log.info("model run %s was not promoted; the live recommendations stay as they are", run_id)
             return {"run_id": run_id, "published": False, "users": 0}
+        popularity_only = not run.promoted
         users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
         items = fetch_frame(conn, "SELECT item_id, title, category, in_stock FROM push.items ORDER BY item_id")
         segments = fetch_frame(
             conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()}
         )
     ratings = pd.read_parquet(_ratings_path(settings, run_id))
-    model = load_factor_model(run.artifact_path)
     if popularity_only:
         log.info("model run %s was refused with no model promoted before: publishing popularity", run_id)
+    model = None if popularity_only else load_factor_model(run.artifact_path)
 
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
-    # Out of stock, or unknown to the catalogue (seen in events only): never recommended.
-    unavailable = set(items.loc[~items["in_stock"], "item_id"]) | (set(model.item_ids) - set(items["item_id"]))
+    # Out of stock, or unknown to the catalogue (seen in events only): never recommended. The
+    # popularity lists below keep catalogue items only, so only the model's items need checking.
+    unavailable = set(items.loc[~items["in_stock"], "item_id"])
+    if model is not None:
+        unavailable |= set(model.item_ids) - set(items["item_id"])
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
     title_of = dict(zip(items["item_id"], items["title"], strict=True))
     segment_of = dict(zip(segments["user_id"], segments["segment"], strict=True))
@@ -285,7 +288,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     anchors = strongest.groupby(["user_id", "category"], sort=False).head(2)
     reason_items = anchors.groupby(["user_id", "category"], sort=False)["item_id"].agg(list).to_dict()
 
-    candidates = {} if popularity_only else score_top_candidates(model, bought, unavailable, settings.top_n * 4)
+    candidates = {} if model is None else score_top_candidates(model, bought, unavailable, settings.top_n * 4)
     recommendations = assemble_top_n(
         users,
         candidates,
