@@ -600,19 +600,22 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
 
 
 def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
-    raw = read_landing(spark, event_files(spark, settings, start, end), numbered=False)
+    files = event_files(spark, settings, start, end)
+    raw = read_landing(spark, files, numbered=False)
     with make_engine(settings.database_url).connect() as conn:
         erased = erased_keys(conn)
-    # Parsed once and cached; line numbers come from the cached rows (no second pass over the input).
-    parsed = mark_erased(parse_and_validate(raw), erased, settings.pseudonym_key).cache()
-    checked = number_lines(parsed)
+    parsed = mark_erased(parse_and_validate(raw), erased, settings.pseudonym_key)
     if settings.unknown_items == "quarantine":
         items = catalogue(spark, settings)
         if items is None:
             log.warning("no catalogue snapshot: events with unknown items cannot be told apart and are kept")
         else:
-            checked = flag_unknown_items(checked, items)
-    # The raw text travels no further than the rejected rows: shuffles carry parsed fields only.
+            parsed = flag_unknown_items(parsed, items)
+    # Parsed once and cached; line numbers come from the cached rows (no second pass over the
+    # input). Only rejected rows keep their raw text: the cache is then about half the size and
+    # a large window stays in memory instead of spilling to disk.
+    parsed = parsed.withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value"))).cache()
+    checked = number_lines(parsed)
     valid = checked.where("reason IS NULL").drop("value")
     # The first delivery wins: earlier copies in this window, and copies already cleaned from
     # the preceding landing hours, make the others duplicates.
@@ -620,11 +623,11 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
     first_deliveries = drop_duplicates(valid).join(earlier, "event_id", "left_anti")
     screened = flag_bots(first_deliveries, settings.bot_events_per_minute).cache()
     clean = screened.where("reason IS NULL").select(*CLEAN_COLUMNS)
-    # Rows rejected after parsing (bots) get their raw text back by file and line.
-    late_rejects = screened.where("reason IS NOT NULL").select("source_file", "line_no", "reason")
-    rejected = checked.where("reason IS NOT NULL").unionByName(
-        checked.drop("reason").join(late_rejects, ["source_file", "line_no"]).select(checked.columns)
+    late_rejects = screened.where("reason IS NOT NULL").select(
+        "landing_date", "landing_hour", "source_file", "line_no", "reason"
     )
+    kept = ["landing_date", "landing_hour", "source_file", "line_no", "reason", "value"]
+    rejected = checked.where("reason IS NOT NULL").select(*kept).unionByName(with_raw_text(spark, files, late_rejects))
 
     totals = checked.agg(F.count("*").alias("input"), F.count_if(F.col("reason").isNull()).alias("valid")).first()
     input_rows, valid_rows = totals["input"], totals["valid"]
@@ -636,9 +639,7 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
     # that one result rather than by another pass over the window.
     quarantined = [
         (start, _hour_start(r.landing_date, r.landing_hour), r.source_file, r.line_no, r.reason, _sanitise(r.value))
-        for r in rejected.select("landing_date", "landing_hour", "source_file", "line_no", "reason", "value")
-        .orderBy("source_file", "line_no")
-        .collect()
+        for r in rejected.orderBy("source_file", "line_no").collect()
     ]
     reasons = dict(Counter(row[4] for row in quarantined))
     result = CleanResult(start, end, input_rows, clean_rows, sum(reasons.values()), valid_rows - unique_rows, reasons)
@@ -665,6 +666,21 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
             frame.unpersist()
     log.info("cleaned %s..%s: %s", start, end, result)
     return result
+
+
+def with_raw_text(spark: SparkSession, files: list[tuple], rows: DataFrame) -> DataFrame:
+    """``rows`` (rejected after the cache dropped their text: bots) with their raw line, re-read.
+
+    Only the files of the landing hours those rows came from are read again, as text, with the
+    same line numbering; an inner join, so a line that could not be found shows up as a broken
+    accounting identity rather than as a quarantine row without its text.
+    """
+    hours = {(r.landing_date, r.landing_hour) for r in rows.select("landing_date", "landing_hour").distinct().collect()}
+    wanted = [(path, hour) for path, hour in files if (hour.date(), hour.hour) in hours]
+    if not wanted:
+        return rows.withColumn("value", F.lit(None).cast("string"))
+    lines = read_landing(spark, wanted).select("source_file", "line_no", "value")
+    return rows.join(lines, ["source_file", "line_no"]).select(*rows.columns, "value")
 
 
 def _hour_start(day, hour: int) -> datetime:

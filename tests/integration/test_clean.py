@@ -130,6 +130,10 @@ def test_bots_are_quarantined_as_bots(spark, settings, empty_db, engine):
     assert result.by_reason == {"bot": 45}
     assert result.clean_rows == 1
     assert result.bad_share == 0.0
+    # Bots are found after the raw text left the cache: their lines are read again, exactly.
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT line_no, raw FROM push.quarantine WHERE reason = 'bot' ORDER BY line_no"))
+        assert [(line_no, json.loads(raw)) for line_no, raw in kept] == list(enumerate(burst, start=1))
 
 
 def test_gzipped_files_are_read_with_line_numbers(spark, settings, empty_db, engine):
