@@ -376,7 +376,15 @@ def drop_duplicates(valid: DataFrame) -> DataFrame:
     alone, then broadcast) go through the ordering window; every other row stays where it is
     instead of travelling through a shuffle and a sort with all its columns.
     """
-    repeated = valid.groupBy("event_id").count().where("count > 1").select("event_id", F.lit(True).alias("_repeated"))
+    # Computed once, here: the plans below hold it in several places, and an aggregate written
+    # as a subtree is re-run (a scan of the window and a shuffle of every id) at each of them.
+    repeated = (
+        valid.groupBy("event_id")
+        .count()
+        .where("count > 1")
+        .select("event_id", F.lit(True).alias("_repeated"))
+        .localCheckpoint()
+    )
     marked = valid.join(F.broadcast(repeated), "event_id", "left")
     once = marked.where(F.col("_repeated").isNull()).drop("_repeated")
     first = Window.partitionBy("event_id").orderBy("landing_date", "landing_hour", "source_file", "line_no")
@@ -387,9 +395,10 @@ def drop_duplicates(valid: DataFrame) -> DataFrame:
 def flag_bots(events: DataFrame, max_events_per_minute: int) -> DataFrame:
     """Mark every event of a user who exceeded the per-minute rate in this window as ``bot``."""
     per_minute = events.groupBy("user_id", F.date_trunc("minute", "ts").alias("minute")).count()
-    bots = per_minute.where(F.col("count") > max_events_per_minute).select("user_id").distinct()
+    bots = per_minute.where(F.col("count") > max_events_per_minute).select("user_id").distinct().localCheckpoint()
+    # Broadcast: bots are few users, and a shuffle join would move every event of the window.
     return (
-        events.join(bots.withColumn("_bot", F.lit(True)), "user_id", "left")
+        events.join(F.broadcast(bots.withColumn("_bot", F.lit(True))), "user_id", "left")
         .withColumn("reason", F.when(F.col("_bot"), F.lit("bot")).otherwise(F.col("reason")))
         .drop("_bot")
     )
