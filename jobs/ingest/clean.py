@@ -473,13 +473,22 @@ def landing_leaves(spark: SparkSession, clean_dir: Path, hour: datetime) -> list
     return [str(status.getPath().toUri().getPath()) for status in found]
 
 
-def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: datetime, end: datetime) -> set[date]:
+def write_clean(
+    spark: SparkSession,
+    clean: DataFrame,
+    clean_dir: Path,
+    start: datetime,
+    end: datetime,
+    leaves: set[tuple] | None = None,
+) -> set[date]:
     """Overwrite exactly the window's leaves; leaves of its landing hours it no longer produces go.
 
     A dynamic partition overwrite replaces the (event hour, landing hour) leaves written now;
     a leaf from an earlier run of the same landing hour with no rows this time is deleted, so a
-    re-run leaves exactly what a first run would have. Returns the event dates whose content
-    may have changed (before or after).
+    re-run leaves exactly what a first run would have. ``leaves`` are the partition values
+    (:data:`PARTITION_COLUMNS`) the rows fall into, when the caller already knows them; else
+    they are read from ``clean``. Returns the event dates whose content may have changed
+    (before or after).
     """
     _refuse_legacy_layout(clean_dir)
     before = {leaf for hour in hours_between(start, end) for leaf in landing_leaves(spark, clean_dir, hour)}
@@ -487,10 +496,9 @@ def write_clean(spark: SparkSession, clean: DataFrame, clean_dir: Path, start: d
     clean.repartition(*PARTITION_COLUMNS).write.mode("overwrite").option(
         "partitionOverwriteMode", "dynamic"
     ).partitionBy(*PARTITION_COLUMNS).parquet(str(clean_dir))
-    written = {
-        str(leaf_path(clean_dir, r.event_date, r.event_hour, r.landing_date, r.landing_hour))
-        for r in clean.select(*PARTITION_COLUMNS).distinct().collect()
-    }
+    if leaves is None:
+        leaves = {tuple(r) for r in clean.select(*PARTITION_COLUMNS).distinct().collect()}
+    written = {str(leaf_path(clean_dir, *leaf)) for leaf in leaves}
     fs, jvm = _hadoop_fs(spark, str(clean_dir))
     for hour in hours_between(start, end):
         for leaf in landing_leaves(spark, clean_dir, hour):
@@ -630,20 +638,28 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
     # the preceding landing hours, make the others duplicates.
     earlier = read_clean(spark, settings, start - timedelta(hours=settings.dedupe_hours), start).select("event_id")
     first_deliveries = drop_duplicates(valid).join(earlier, "event_id", "left_anti")
-    screened = flag_bots(first_deliveries, settings.bot_events_per_minute).cache()
+    screened = flag_bots(first_deliveries, settings.bot_events_per_minute)
     clean = screened.where("reason IS NULL").select(*CLEAN_COLUMNS)
+    # One pass over the screened rows (not cached: building a cache of the whole window costs
+    # more than the three passes made over them) gives every figure the run needs from them:
+    # the unique and clean counts, the landing hours of rows rejected late, and the lake leaves
+    # the clean rows go to.
+    tally = with_event_partition_columns(screened).groupBy("reason", *PARTITION_COLUMNS).count().collect()
+    unique_rows = sum(r["count"] for r in tally)
+    clean_rows = sum(r["count"] for r in tally if r.reason is None)
+    leaves = {tuple(r[c] for c in PARTITION_COLUMNS) for r in tally if r.reason is None}
+    late_hours = {(r.landing_date, r.landing_hour) for r in tally if r.reason is not None}
     late_rejects = screened.where("reason IS NOT NULL").select(
         "landing_date", "landing_hour", "source_file", "line_no", "reason"
     )
     kept = ["landing_date", "landing_hour", "source_file", "line_no", "reason", "value"]
-    rejected = checked.where("reason IS NOT NULL").select(*kept).unionByName(with_raw_text(spark, files, late_rejects))
-
+    rejected = (
+        checked.where("reason IS NOT NULL")
+        .select(*kept)
+        .unionByName(with_raw_text(spark, files, late_rejects, late_hours))
+    )
     totals = checked.agg(F.count("*").alias("input"), F.count_if(F.col("reason").isNull()).alias("valid")).first()
     input_rows, valid_rows = totals["input"], totals["valid"]
-    screened_totals = screened.agg(
-        F.count("*").alias("unique"), F.count_if(F.col("reason").isNull()).alias("clean")
-    ).first()
-    unique_rows, clean_rows = screened_totals["unique"], screened_totals["clean"]
     # Every rejected row is collected for the quarantine table; its reasons are counted from
     # that one result rather than by another pass over the window.
     quarantined = [
@@ -664,30 +680,28 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
                 f"{result.bad_share:.2%} of {result.input_rows} rows quarantined in {start}..{end} "
                 f"(threshold {settings.max_bad_row_share:.2%}); top reasons: {top}"
             )
-        touched_dates = write_clean(spark, clean, settings.clean_dir, start, end)
+        touched_dates = write_clean(spark, clean, settings.clean_dir, start, end, leaves)
         written = read_clean(spark, settings, start, end).count()
         if written != clean_rows:
             raise AssertionError(f"wrote {written} clean rows for {start}..{end}, expected {clean_rows}")
         record_run(result, quarantined, settings)
         write_daily_summary(spark, settings, touched_dates)
     finally:
-        for frame in (parsed, screened):
-            frame.unpersist()
+        parsed.unpersist()
     log.info("cleaned %s..%s: %s", start, end, result)
     return result
 
 
-def with_raw_text(spark: SparkSession, files: list[tuple], rows: DataFrame) -> DataFrame:
+def with_raw_text(spark: SparkSession, files: list[tuple], rows: DataFrame, hours: set[tuple]) -> DataFrame:
     """``rows`` (rejected after the cache dropped their text: bots) with their raw line, re-read.
 
-    Only the files of the landing hours those rows came from are read again, as text, with the
-    same line numbering; an inner join, so a line that could not be found shows up as a broken
-    accounting identity rather than as a quarantine row without its text.
+    Only the files of ``hours`` (the landing dates and hours those rows came from) are read
+    again, as text, with the same line numbering; an inner join, so a line that could not be
+    found shows up as a broken accounting identity rather than as a quarantine row without text.
     """
-    hours = {(r.landing_date, r.landing_hour) for r in rows.select("landing_date", "landing_hour").distinct().collect()}
     wanted = [(path, hour) for path, hour in files if (hour.date(), hour.hour) in hours]
     if not wanted:
-        return rows.withColumn("value", F.lit(None).cast("string"))
+        return rows.withColumn("value", F.lit(None).cast("string")).where("false")
     lines = read_landing(spark, wanted).select("source_file", "line_no", "value")
     return rows.join(lines, ["source_file", "line_no"]).select(*rows.columns, "value")
 
