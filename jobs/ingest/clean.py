@@ -479,21 +479,15 @@ def landing_leaves(spark: SparkSession, clean_dir: Path, hour: datetime) -> list
 
 
 def write_clean(
-    spark: SparkSession,
-    clean: DataFrame,
-    clean_dir: Path,
-    start: datetime,
-    end: datetime,
-    leaves: set[tuple] | None = None,
+    spark: SparkSession, clean: DataFrame, clean_dir: Path, start: datetime, end: datetime, leaves: set[tuple]
 ) -> set[date]:
     """Overwrite exactly the window's leaves; leaves of its landing hours it no longer produces go.
 
     A dynamic partition overwrite replaces the (event hour, landing hour) leaves written now;
     a leaf from an earlier run of the same landing hour with no rows this time is deleted, so a
     re-run leaves exactly what a first run would have. ``leaves`` are the partition values
-    (:data:`PARTITION_COLUMNS`) the rows fall into, when the caller already knows them; else
-    they are read from ``clean``. Returns the event dates whose content may have changed
-    (before or after).
+    (:data:`PARTITION_COLUMNS`) the rows fall into, which the caller has already tallied.
+    Returns the event dates whose content may have changed (before or after).
     """
     _refuse_legacy_layout(clean_dir)
     before = {leaf for hour in hours_between(start, end) for leaf in landing_leaves(spark, clean_dir, hour)}
@@ -501,8 +495,6 @@ def write_clean(
     clean.repartition(*PARTITION_COLUMNS).write.mode("overwrite").option(
         "partitionOverwriteMode", "dynamic"
     ).partitionBy(*PARTITION_COLUMNS).parquet(str(clean_dir))
-    if leaves is None:
-        leaves = {tuple(r) for r in clean.select(*PARTITION_COLUMNS).distinct().collect()}
     written = {str(leaf_path(clean_dir, *leaf)) for leaf in leaves}
     fs, jvm = _hadoop_fs(spark, str(clean_dir))
     for hour in hours_between(start, end):

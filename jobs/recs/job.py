@@ -272,7 +272,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     # Out of stock, or unknown to the catalogue (seen in events only): never recommended. The
     # popularity lists below keep catalogue items only, so only the model's items need checking.
     unavailable = set(items.loc[~items["in_stock"], "item_id"])
-    if model is not None:
+    if not popularity_only:
         unavailable |= set(model.item_ids) - set(items["item_id"])
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
     title_of = dict(zip(items["item_id"], items["title"], strict=True))
@@ -288,7 +288,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     anchors = strongest.groupby(["user_id", "category"], sort=False).head(2)
     reason_items = anchors.groupby(["user_id", "category"], sort=False)["item_id"].agg(list).to_dict()
 
-    candidates = {} if model is None else score_top_candidates(model, bought, unavailable, settings.top_n * 4)
+    candidates = {} if popularity_only else score_top_candidates(model, bought, unavailable, settings.top_n * 4)
     recommendations = assemble_top_n(
         users,
         candidates,
