@@ -25,7 +25,9 @@ object with all of them, the scale and the machine's CPU count. Targets are prin
 the measured values; a miss never changes the exit status.
 
 Without ``--database-url`` the benchmark uses its own embedded cluster under ``.local/bench``
-(the one ``jobs.bench`` uses). With it, it runs against that database. Either way it EMPTIES
+(the one ``jobs.bench`` uses), with PostgreSQL's default durability (fsync and synchronous
+commits on), as in production: the naive loop pays one durable commit per candidate, as it
+would there. With it, it runs against that database. Either way it EMPTIES
 every ``push.*`` table first: point it only at a sandbox.
 
 ``python -m jobs.bench_notify --users 100000 --candidates-per-user 5 --naive-sample 3000``
@@ -709,6 +711,9 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
     with engine.connect() as conn:
         report("server_version", conn.execute(text("SHOW server_version")).scalar_one(), "")
         report("server_jit", conn.execute(text("SHOW jit")).scalar_one(), "")
+        # A commit's cost (the naive loop commits once per candidate) depends on these.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            report(f"server_{setting}", conn.execute(text(f"SHOW {setting}")).scalar_one(), "")
     print("data", flush=True)
     started = time.monotonic()
     rows = build_data(engine, args, at)

@@ -70,11 +70,15 @@ class EmbeddedPostgres:
     """A PostgreSQL cluster owned by this project; ``state_dir`` holds its state file."""
 
     state_dir: Path
+    # Off (the default) for tests and the demo: no fsync, asynchronous commits, no full-page
+    # writes. On for benchmarks: PostgreSQL's own defaults, as a production server runs, so that
+    # a commit costs what it costs there.
+    durable: bool = False
 
     @classmethod
-    def default(cls) -> EmbeddedPostgres:
+    def default(cls, durable: bool = False) -> EmbeddedPostgres:
         local = Path(os.environ.get("PUSH_LOCAL_DIR", PROJECT_ROOT / ".local"))
-        return cls(local / "pg")
+        return cls(local / "pg", durable)
 
     # --- state ------------------------------------------------------------------------------
     @property
@@ -125,8 +129,10 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (initialising if needed) the cluster and return the pipeline database URL."""
         running = self.url_if_running()
-        if running:
+        if running and (self._state() or {}).get("durable", False) == self.durable:
             return running
+        if running:
+            self.stop()  # started with the other durability: restart with this one
         if self._as_root():
             try:
                 pwd.getpwnam(UNPRIVILEGED_USER)
@@ -161,9 +167,10 @@ class EmbeddedPostgres:
         log_file = data_dir / "server.log"
         options = (
             f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200 -c shared_buffers=256MB"
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             [
                 str(pg_bin / "pg_ctl"),
@@ -180,7 +187,9 @@ class EmbeddedPostgres:
             ],
             stdout=subprocess.DEVNULL,
         )
-        self.state_file.write_text(json.dumps({"port": port, "data_dir": str(data_dir), "pg_bin": str(pg_bin)}))
+        self.state_file.write_text(
+            json.dumps({"port": port, "data_dir": str(data_dir), "pg_bin": str(pg_bin), "durable": self.durable})
+        )
         self._ensure_databases(port)
         return self.url(port)
 
@@ -232,14 +241,14 @@ class EmbeddedPostgres:
 def start_sandbox(folder: str = "bench") -> str:
     """Point ``PUSH_LOCAL_DIR`` at ``.local/<folder>``, start its embedded cluster; return the URL.
 
-    Benchmarks run in a sandbox of their own so they never touch the demo's data. Its pipeline
-    database is created anew every time: a benchmark builds its own data, and must measure the
-    schema and functions the migrations define now, not those of the checkout that first
-    created the sandbox.
+    Benchmarks run in a sandbox of their own so they never touch the demo's data, on a durable
+    cluster (see ``EmbeddedPostgres.durable``). Its pipeline database is created anew every
+    time: a benchmark builds its own data, and must measure the schema and functions the
+    migrations define now, not those of the checkout that first created the sandbox.
     """
     os.environ["PUSH_LOCAL_DIR"] = str(PROJECT_ROOT / ".local" / folder)
     os.environ.pop("PUSH_DATABASE_URL", None)
-    cluster = EmbeddedPostgres.default()
+    cluster = EmbeddedPostgres.default(durable=True)
     url = cluster.start()
     cluster.recreate_database(PIPELINE_DB)
     return url
