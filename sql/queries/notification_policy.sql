@@ -139,9 +139,10 @@ limits AS (
     -- message and its campaign's cap is not reached. The campaign check needs nothing from the
     -- candidates ranked above: a campaign is one candidate per user (candidate_key
     -- 'campaign:<id>', unique per user), the other sources carry none.
-    -- Only the columns the rules need travel through the sorts and windows below; the message's
-    -- other columns join back in "decided".
-    SELECT p.user_id, p.candidate_key, p.channel, p.transactional, p.expected_value, p.pre_decision,
+    -- Only candidates no earlier rule decided take part (the others take no room under any cap),
+    -- and only the columns the rules need travel through the sorts and windows below; the
+    -- message's other columns join back in "decided".
+    SELECT p.user_id, p.candidate_key, p.channel, p.transactional, p.expected_value,
            coalesce(us.day_used, 0) AS day_used,
            coalesce(us.week_used, 0) AS week_used,
            g.user_id IS NOT NULL AS gap_blocked,
@@ -152,14 +153,15 @@ limits AS (
                     2147483647) AS channel_cap,
            CASE WHEN p.campaign_id IS NULL THEN 0 ELSE coalesce(ca.used, 0) END AS campaign_used,
            CASE WHEN p.campaign_id IS NULL THEN 2147483647 ELSE :campaign_cap END AS campaign_cap,
-           p.pre_decision IS NULL AND p.transactional AND :transactional_counts AS counted_exempt,
-           p.pre_decision IS NULL AND NOT p.transactional AND g.user_id IS NULL
+           p.transactional AND :transactional_counts AS counted_exempt,
+           NOT p.transactional AND g.user_id IS NULL
                AND (p.campaign_id IS NULL OR coalesce(ca.used, 0) < :campaign_cap) AS alone_ok
     FROM pre p
     LEFT JOIN usage us ON us.user_id = p.user_id
     LEFT JOIN gap_blocked g ON g.user_id = p.user_id
     LEFT JOIN channel_usage cu ON cu.user_id = p.user_id AND cu.channel = p.channel
     LEFT JOIN campaign_usage ca ON ca.user_id = p.user_id AND ca.campaign_id = p.campaign_id
+    WHERE p.pre_decision IS NULL
 ),
 -- The greedy "best expected value first" of the README, in closed form. A user's candidates go
 -- in rank order (transactional first, then expected value); one goes if no rule binds given
@@ -174,19 +176,17 @@ limits AS (
 -- push.cap_decision gives the reason from A and T exactly as one step of the greedy would.
 by_channel AS (
     -- Per channel counts, one per channel of the channel order (4, as in sched.reachable), all
-    -- over the user's rows in rank order: one sort serves every window below.
+    -- over the user's rows in rank order: one sort serves every window below. Every candidate
+    -- here has a channel (one without was suppressed for consent).
     SELECT l.*,
-           -- (0 for a candidate without a channel: it was already suppressed for consent.)
-           coalesce((ARRAY[count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 1) OVER user_rows,
-                           count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 2) OVER user_rows,
-                           count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 3) OVER user_rows,
-                           count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 4) OVER user_rows])[l.channel_no],
-                    0) AS t0,
-           coalesce((ARRAY[count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 1) OVER above,
-                           count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 2) OVER above,
-                           count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 3) OVER above,
-                           count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 4) OVER above])[l.channel_no],
-                    0) AS q
+           (ARRAY[count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 1) OVER user_rows,
+                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 2) OVER user_rows,
+                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 3) OVER user_rows,
+                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 4) OVER user_rows])[l.channel_no] AS t0,
+           (ARRAY[count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 1) OVER above,
+                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 2) OVER above,
+                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 3) OVER above,
+                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 4) OVER above])[l.channel_no] AS q
     FROM (SELECT l.*, array_position(CAST(:channel_order AS text[]), l.channel) AS channel_no FROM limits l) AS l
     WINDOW user_rows AS (PARTITION BY l.user_id),
            above AS (PARTITION BY l.user_id ORDER BY l.transactional DESC, l.expected_value DESC, l.candidate_key
@@ -210,9 +210,13 @@ taken AS (
 decided AS MATERIALIZED (
     SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
+           p.reason, p.discount_text, p.old_price, p.pre_decision AS decision
+    FROM pre p WHERE p.pre_decision IS NOT NULL
+    UNION ALL
+    SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional,
+           p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
            p.reason, p.discount_text, p.old_price,
            coalesce(
-               t.pre_decision,
                push.cap_decision(
                    t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
                    (t.a0 + least(t.went_above, greatest(
