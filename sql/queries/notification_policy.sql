@@ -167,45 +167,37 @@ limits AS (
 -- in rank order (transactional first, then expected value); one goes if no rule binds given
 -- what the higher-ranked ones took. What they took is: A, the counted messages ranked above,
 -- and T, those on the candidate's channel. Counted exempt (transactional) messages rank first,
--- so every other candidate sees all of them (a0, t0). After them, the per-user budget
+-- so every other candidate sees all of them (a0). After them, the per-user budget
 -- E = min(day cap - day used, week cap - week used) - a0 (at most 1 - a0 with a minimum gap: a
 -- second message would break it). While fewer than E went, a candidate goes exactly when it
--- passes alone and its channel still has room, i.e. fewer than (channel cap - used - t0)
--- candidates passing alone on that channel rank above it (q); so "would go" (may_go) is known
--- per candidate, A is a0 + min(number of may_go above, E), T is t0 + min(q, channel room), and
--- push.cap_decision gives the reason from A and T exactly as one step of the greedy would.
+-- passes alone and its channel still has room: the candidates above it on its channel that are
+-- counted exempt or pass alone (r) are all taken until the channel is full, so the channel is
+-- full exactly when channel used + r reaches its cap. So "would go" (may_go) is known per
+-- candidate, A is a0 + min(number of may_go above, E), and push.cap_decision gives the reason
+-- from A and channel used + r exactly as one step of the greedy would (it compares the channel
+-- count with the cap only).
 by_channel AS (
-    -- Per channel counts, one per channel of the channel order (4, as in sched.reachable), all
-    -- over the user's rows in rank order: one sort serves every window below. Every candidate
-    -- here has a channel (one without was suppressed for consent).
+    -- Counts over the rows ranked above, per channel of the channel order (4, as in
+    -- sched.reachable). Every candidate here has a channel (one without was suppressed for
+    -- consent). One sort serves this window and the next.
     SELECT l.*,
-           (ARRAY[count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 1) OVER user_rows,
-                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 2) OVER user_rows,
-                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 3) OVER user_rows,
-                  count(*) FILTER (WHERE l.counted_exempt AND l.channel_no = 4) OVER user_rows])[l.channel_no] AS t0,
-           (ARRAY[count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 1) OVER above,
-                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 2) OVER above,
-                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 3) OVER above,
-                  count(*) FILTER (WHERE l.alone_ok AND l.channel_no = 4) OVER above])[l.channel_no] AS q
+           count(*) FILTER (WHERE l.counted_exempt) OVER above AS a0,
+           (ARRAY[count(*) FILTER (WHERE (l.alone_ok OR l.counted_exempt) AND l.channel_no = 1) OVER above,
+                  count(*) FILTER (WHERE (l.alone_ok OR l.counted_exempt) AND l.channel_no = 2) OVER above,
+                  count(*) FILTER (WHERE (l.alone_ok OR l.counted_exempt) AND l.channel_no = 3) OVER above,
+                  count(*) FILTER (WHERE (l.alone_ok OR l.counted_exempt) AND l.channel_no = 4) OVER above]
+           )[l.channel_no] AS r
     FROM (SELECT l.*, array_position(CAST(:channel_order AS text[]), l.channel) AS channel_no FROM limits l) AS l
-    WINDOW user_rows AS (PARTITION BY l.user_id),
-           above AS (PARTITION BY l.user_id ORDER BY l.transactional DESC, l.expected_value DESC, l.candidate_key
+    WINDOW above AS (PARTITION BY l.user_id ORDER BY l.transactional DESC, l.expected_value DESC, l.candidate_key
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-),
-may_go AS (
-    SELECT b.*,
-           greatest(b.channel_cap - b.channel_used - b.t0, 0) AS channel_room,
-           b.alone_ok AND b.q < b.channel_cap - b.channel_used - b.t0 AS may_go
-    FROM by_channel b
 ),
 taken AS (
     SELECT m.*,
-           count(*) FILTER (WHERE m.counted_exempt) OVER (PARTITION BY m.user_id) AS a0,
            count(*) FILTER (WHERE m.may_go) OVER (
                PARTITION BY m.user_id
                ORDER BY m.transactional DESC, m.expected_value DESC, m.candidate_key
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS went_above
-    FROM may_go m
+    FROM (SELECT b.*, b.alone_ok AND b.channel_used + b.r < b.channel_cap AS may_go FROM by_channel b) AS m
 ),
 decided AS MATERIALIZED (
     SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional,
@@ -224,7 +216,7 @@ decided AS MATERIALIZED (
                              CASE WHEN CAST(:min_gap AS interval) > interval '0' THEN 1 ELSE 2147483647 END)
                        - t.a0, 0)))::integer,
                    t.day_used, t.day_cap, t.week_used, t.week_cap,
-                   (t.channel_used + t.t0 + least(t.q, t.channel_room))::integer, t.channel_cap,
+                   (t.channel_used + t.r)::integer, t.channel_cap,
                    t.campaign_used, t.campaign_cap),
                CASE WHEN p.deferred THEN 'deferred_quiet_hours' ELSE 'sent' END) AS decision
     FROM taken t
