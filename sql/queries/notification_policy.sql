@@ -123,7 +123,11 @@ cand AS (
 ),
 pre AS MATERIALIZED (
     -- Materialised: the rules below read pre_decision several times; the outbox look-up runs once.
-    SELECT cand.*,
+    -- Only what the rules and the decision rows need; the message's facts (kind, reason, ...) are
+    -- read back from plan_candidates for the accepted candidates only, in "queued".
+    SELECT cand.user_id, cand.candidate_key, cand.source, cand.campaign_id, cand.item_id, cand.transactional,
+           cand.channel, cand.locale, cand.idempotency_key, cand.scheduled_at, cand.deferred, cand.expires_at,
+           cand.expected_value, cand.fatigued,
            CASE
                WHEN channel IS NULL THEN 'suppressed_consent'
                WHEN in_holdout AND NOT transactional THEN 'holdout'
@@ -200,14 +204,13 @@ taken AS (
     FROM (SELECT b.*, b.alone_ok AND b.channel_used + b.r < b.channel_cap AS may_go FROM by_channel b) AS m
 ),
 decided AS MATERIALIZED (
-    SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional,
+    SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.reason, p.discount_text, p.old_price, p.pre_decision AS decision
+           p.pre_decision AS decision
     FROM pre p WHERE p.pre_decision IS NOT NULL
     UNION ALL
-    SELECT p.user_id, p.candidate_key, p.source, p.kind, p.campaign_id, p.item_id, p.category, p.transactional,
+    SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.reason, p.discount_text, p.old_price,
            coalesce(
                push.cap_decision(
                    t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
@@ -233,17 +236,19 @@ recorded AS (
     FROM decided
 ),
 queued AS (
-    -- The message's facts are built for accepted candidates only.
+    -- The message's facts are built for accepted candidates only (their candidate rows joined back).
     INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source, item_id, scheduled_at,
                                           transactional, payload, candidate_key, campaign_id, expected_value,
                                           expires_at, deferred)
     SELECT e.idempotency_key, :run_key, e.user_id, e.channel, e.source, e.item_id, e.scheduled_at, e.transactional,
            jsonb_build_object('locale', e.locale, 'facts', jsonb_build_object(
-               'kind', e.kind, 'item_title', coalesce(i.title, e.category), 'category', coalesce(i.category, e.category),
-               'price', to_char(coalesce(i.price, 0), 'FM999999990.00'), 'reason', e.reason,
-               'discount_text', e.discount_text, 'old_price', e.old_price)),
+               'kind', c.kind, 'item_title', coalesce(i.title, c.category), 'category', coalesce(i.category, c.category),
+               'price', to_char(coalesce(i.price, 0), 'FM999999990.00'), 'reason', c.reason,
+               'discount_text', c.discount_text, 'old_price', c.old_price)),
            e.candidate_key, e.campaign_id, e.expected_value, e.expires_at, e.deferred
     FROM decided e
+    JOIN plan_candidates c ON c.user_id = e.user_id AND c.candidate_key = e.candidate_key
+                          AND c.user_id BETWEEN :first_user AND :last_user
     LEFT JOIN push.items i ON i.item_id = e.item_id
     WHERE e.decision IN ('sent', 'deferred_quiet_hours')
 )

@@ -295,6 +295,23 @@ def test_campaign_channel_set_and_campaign_cap(published, policy_settings):
     first = plan_notifications(loose, AT, campaign_id="sale")
     assert first["decisions"] == {"sent": 40}
     assert {row.channel for row in ledger(published)} == {"email"}
+    # The message's facts for rendering, from the campaign, its best matching item and the user.
+    with published.connect() as conn:
+        payloads = conn.execute(text("SELECT DISTINCT payload FROM push.notification_ledger")).scalars().all()
+    assert payloads == [
+        {
+            "locale": "en",
+            "facts": {
+                "kind": "campaign",
+                "item_title": "Item 2",
+                "category": "shoes",
+                "price": "12.00",
+                "reason": "test",
+                "discount_text": "50% off",
+                "old_price": None,
+            },
+        }
+    ]
     # The next day the campaign is capped (1 per user per 7 days); the single-campaign run
     # considers nothing else.
     second = plan_notifications(loose, AT + timedelta(days=1), campaign_id="sale")
