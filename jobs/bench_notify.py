@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -840,6 +841,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The planner logs where each worker's time goes (collect, schedule, decide): printed too.
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("jobs.notify.plan").setLevel(logging.INFO)
     url = to_sqlalchemy_url(args.database_url) if args.database_url else start_sandbox()
     os.environ["PUSH_DATABASE_URL"] = url
     run_benchmark(url, args)
