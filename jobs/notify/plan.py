@@ -300,10 +300,15 @@ def _plan_shard(engine, run: _PlanRun, shard: tuple[str | None, str | None]) -> 
     finished = time.monotonic()
     # Where a shard's time goes, for operators reading the task log (and the benchmark).
     log.info(
-        "shard %s..%s: %d candidates collected in %.2f s, %d users scheduled in %.2f s,"
-        " %d batches decided in %.2f s",
-        shard[0] or "", shard[1] or "", candidates, collected - started, pending_users, scheduled - collected,
-        len(batches), finished - scheduled,
+        "users %s to %s: %d candidates collected in %.2f s, %d users scheduled in %.2f s, %d batches decided in %.2f s",
+        shard[0] or "the first",
+        f"before {shard[1]}" if shard[1] else "the last",
+        candidates,
+        collected - started,
+        pending_users,
+        scheduled - collected,
+        len(batches),
+        finished - scheduled,
     )
     return pending_users, counts
 
