@@ -47,21 +47,27 @@ def add_items(engine, count=5, category="shoes"):
         )
 
 
+def publish_rows(conn, rows, as_of="2026-11-25"):
+    """Make model run r1, with recommendations ``rows`` (user_id, rank, item_id), the live set."""
+    conn.execute(
+        text(
+            "INSERT INTO push.model_runs VALUES ('r1', :d, 'test', '{}', CAST(:d AS date) - 24, :d,"
+            " '{}', '{}', '/dev/null', true, 'promoted')"
+        ),
+        {"d": as_of},
+    )
+    copy_rows(
+        conn,
+        "push.recommendations",
+        ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
+        [("r1", user, rank, item, 1.0 / rank, "svd", "test") for user, rank, item in rows],
+    )
+    conn.execute(text("INSERT INTO push.published_recommendations VALUES (true, 'r1', :d)"), {"d": as_of})
+
+
 def publish(engine, users, ranks=3):
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO push.model_runs VALUES ('r1', '2026-11-25', 'test', '{}', '2026-11-01', '2026-11-25',"
-                " '{}', '{}', '/dev/null', true, 'promoted')"
-            )
-        )
-        copy_rows(
-            conn,
-            "push.recommendations",
-            ["run_id", "user_id", "rank", "item_id", "score", "source", "reason"],
-            [("r1", u, rank, f"i{rank}", 1.0 / rank, "svd", "test") for u in users for rank in range(1, ranks + 1)],
-        )
-        conn.execute(text("INSERT INTO push.published_recommendations VALUES (true, 'r1', '2026-11-25')"))
+        publish_rows(conn, [(u, rank, f"i{rank}") for u in users for rank in range(1, ranks + 1)])
 
 
 PROFILE_COLUMNS = [
