@@ -144,7 +144,7 @@ def run_rate(args: argparse.Namespace, rate: int) -> dict:
     from jobs.core.localdb import EmbeddedPostgres
     from jobs.ingest.reference import load_reference
 
-    url = EmbeddedPostgres.default().start()
+    url = EmbeddedPostgres.default(durable=True).start()  # as every benchmark: production's durability
     engine = make_engine(url)
     apply_migrations(engine)
     truncate_pipeline_tables(engine)
