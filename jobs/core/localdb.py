@@ -105,10 +105,10 @@ class EmbeddedPostgres:
     def _as_root() -> bool:
         return os.geteuid() == 0
 
-    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         if self._as_root():
             args = ["runuser", "-u", UNPRIVILEGED_USER, "--", *args]
-        return subprocess.run(args, check=True, text=True, **kwargs)
+        return subprocess.run(args, check=check, text=True, **kwargs)
 
     def _reachable_by_server_user(self, folder: Path) -> bool:
         if not self._as_root():
@@ -224,10 +224,11 @@ class EmbeddedPostgres:
         state = self._state()
         if not state or not (Path(state["data_dir"]) / "postmaster.pid").exists():
             return
-        self._run(
-            [str(Path(state["pg_bin"]) / "pg_ctl"), "-D", state["data_dir"], "-m", "fast", "-w", "stop"],
-            stdout=subprocess.DEVNULL,
-        )
+        pg_ctl = str(Path(state["pg_bin"]) / "pg_ctl")
+        # The pid file of a server that went down with the machine: nothing to stop.
+        if self._run([pg_ctl, "-D", state["data_dir"], "status"], check=False, stdout=subprocess.DEVNULL).returncode:
+            return
+        self._run([pg_ctl, "-D", state["data_dir"], "-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL)
 
     def destroy(self) -> None:
         """Stop the cluster and delete its data (tests use a fresh cluster each session)."""

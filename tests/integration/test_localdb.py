@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import psycopg2
 
-from jobs.core.localdb import EmbeddedPostgres
+from jobs.core.localdb import UNPRIVILEGED_USER, EmbeddedPostgres
 from tests.conftest import _test_root
 
 SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
@@ -39,4 +43,26 @@ def test_durability_follows_the_mode_and_a_mismatched_cluster_restarts():
         assert durable.start() == durable_url
     finally:
         fast.destroy()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_a_pid_file_left_by_a_dead_server_neither_breaks_stop_nor_start():
+    state_dir = _test_root() / "pg-stale"
+    cluster = EmbeddedPostgres(state_dir)
+    try:
+        cluster.start()
+        pid_file = Path(json.loads(cluster.state_file.read_text())["data_dir"]) / "postmaster.pid"
+        left_behind = pid_file.read_text().split("\n", 1)[1]
+        cluster.stop()
+        # As after a reboot: the server is gone, its pid file is not (naming a process that
+        # no longer exists).
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        pid_file.write_text(f"{gone.pid}\n{left_behind}")
+        if os.geteuid() == 0:
+            shutil.chown(pid_file, UNPRIVILEGED_USER, UNPRIVILEGED_USER)
+        cluster.stop()
+        assert _durability(cluster.start())["fsync"] == "off"
+    finally:
+        cluster.destroy()
         shutil.rmtree(state_dir, ignore_errors=True)
