@@ -128,8 +128,9 @@ class EmbeddedPostgres:
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> str:
         """Start (initialising if needed) the cluster and return the pipeline database URL."""
+        state = self._state() or {}
         running = self.url_if_running()
-        if running and (self._state() or {}).get("durable", False) == self.durable:
+        if running and state.get("durable", False) == self.durable:
             return running
         if running:
             self.stop()  # started with the other durability: restart with this one
@@ -142,7 +143,6 @@ class EmbeddedPostgres:
                     "user to run it as: create one (useradd -r postgres) or run as a normal user."
                 ) from None
         pg_bin = find_pg_bin()
-        state = self._state() or {}
         data_dir = Path(state.get("data_dir") or self._choose_data_dir())
         if not (data_dir / "PG_VERSION").exists():
             if data_dir.exists():
@@ -222,10 +222,10 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         state = self._state()
-        if not state or not (Path(state["data_dir"]) / "postmaster.pid").exists():
+        if not state:
             return
         pg_ctl = str(Path(state["pg_bin"]) / "pg_ctl")
-        # The pid file of a server that went down with the machine: nothing to stop.
+        # Not running: never started, stopped, or gone with the machine (its pid file left behind).
         if self._run([pg_ctl, "-D", state["data_dir"], "status"], check=False, stdout=subprocess.DEVNULL).returncode:
             return
         self._run([pg_ctl, "-D", state["data_dir"], "-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL)

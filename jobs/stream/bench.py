@@ -140,14 +140,13 @@ def run_rate(args: argparse.Namespace, rate: int) -> dict:
     from sqlalchemy import text
 
     from jobs.core.config import Settings
-    from jobs.core.db import apply_migrations, make_engine, truncate_pipeline_tables
-    from jobs.core.localdb import EmbeddedPostgres
+    from jobs.core.db import apply_migrations, make_engine
+    from jobs.core.localdb import EmbeddedPostgres, start_sandbox
     from jobs.ingest.reference import load_reference
 
-    url = EmbeddedPostgres.default(durable=True).start()  # as every benchmark: production's durability
+    url = start_sandbox(SANDBOX.name)
     engine = make_engine(url)
     apply_migrations(engine)
-    truncate_pipeline_tables(engine)
     for folder in ("landing", "stream", "outbox"):
         shutil.rmtree(SANDBOX / folder, ignore_errors=True)
     settings = Settings.from_env()
@@ -294,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
-    os.environ["PUSH_LOCAL_DIR"] = str(SANDBOX)
-    os.environ.pop("PUSH_DATABASE_URL", None)
     runs = []
     for rate in args.rate:
         run = run_rate(args, rate)

@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import psycopg2
+from sqlalchemy import text
 
+from jobs.core.db import make_engine
 from jobs.core.localdb import UNPRIVILEGED_USER, EmbeddedPostgres
 from tests.conftest import _test_root
 
@@ -17,16 +18,12 @@ SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
 
 
 def _durability(url: str) -> dict[str, str]:
-    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    engine = make_engine(url)
     try:
-        shown = {}
-        with conn.cursor() as cur:
-            for name in SETTINGS:
-                cur.execute(f"SHOW {name}")
-                shown[name] = cur.fetchone()[0]
-        return shown
+        with engine.connect() as conn:
+            return {name: conn.execute(text(f"SHOW {name}")).scalar_one() for name in SETTINGS}
     finally:
-        conn.close()
+        engine.dispose()
 
 
 def test_durability_follows_the_mode_and_a_mismatched_cluster_restarts():
