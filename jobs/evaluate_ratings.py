@@ -1,24 +1,30 @@
-"""Evaluate the recommendation code on a public rating data set.
+"""Evaluate the recommendation code on public rating data, or write its lists for others to score.
 
-Reads a ``user item rating timestamp`` file (tab, comma or ``::`` separated, optional header),
-splits it per user 75/25 twice - ``random`` (seeded, stratified by user, as in the Microsoft
-Recommenders benchmark) and ``chrono`` (each user's latest quarter held out) - and evaluates
-on each split, with the same training, top-k and metric code the daily DAG uses:
+Input: a ``user item rating timestamp`` file (tab, comma or ``::`` separated, optional header).
+Every rated item counts as an interaction (implicit feedback, as in the Microsoft Recommenders
+benchmarks); lists exclude each user's training items.
 
-- ``svd``: Surprise SVD with Surprise's default hyper-parameters on the explicit ratings
-  (its RMSE is Surprise's own on that split);
-- ``svd_ranking``: the same SVD also trained on seeded sampled negatives (unseen items at 0),
-  the variant the pipeline runs because it ranks far better;
-- ``popularity``: most-rated items, the baseline;
-- ``als`` (only with ``--als``, it starts Spark): Spark MLlib implicit ALS with the pipeline's
-  defaults, the ratings taken as confidences.
+**Third-party protocol** (``--recommend-out LISTS``): the file is the training data and nothing
+else. The model zoo (``jobs.recs.zoo``: Surprise SVD with sampled negatives, EASE, item-kNN
+with ``--spark``, and their blend) is tuned and chosen by NDCG@k on a validation split cut from
+it (``--validation random``, per user, or ``chrono``, each user's latest quarter), the chosen
+model is refitted on the whole file, and the top-k of every user is written one
+``user<TAB>item<TAB>rank`` line each. Score the lists with your own test set and metric code:
+the project never sees it.
 
-Top-k lists exclude each user's training items; every held-out item counts as relevant.
-The last line of output is one JSON object: ``{split: {model: {metric: value}}}``.
+**Two-split evaluation** (default): the file is split per user 75/25 twice, ``random``
+(seeded, stratified by user) and ``chrono`` (each user's latest quarter held out); each
+split's training part goes through exactly the path above (validation cut from the training
+part only, of the split's own kind), and every candidate is scored on the held-out part next
+to ``popularity`` and plain rating-trained Surprise SVD (``surprise_svd``, Surprise's defaults;
+its RMSE is Surprise's own). ``selected`` is the zoo's choice, whose lists are the ones
+``--recommend-out`` writes for the same training part.
 
-Every model also reports intra-list ``diversity`` and ``novelty`` of its top-k lists.
+The last line of output is one JSON object: ``{split: {model: {metric: value}}}`` (evaluation)
+or the chosen model, its validation record and its tuning and fit seconds (lists).
 
-``python -m jobs.evaluate_ratings PATH [--sep TAB|COMMA|COLONS] [--k 10] [--seed 42] [--als]``
+``python -m jobs.evaluate_ratings PATH [--recommend-out LISTS] [--validation random|chrono]
+[--sep TAB|COMMA|COLONS] [--k 10] [--seed 42] [--spark] [--als]``
 """
 
 from __future__ import annotations
@@ -28,20 +34,36 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from jobs.recs.als import AlsParams, train_als
-from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
-from jobs.recs.ratings import chronological_split, random_split, with_sampled_negatives
+from jobs.recs.evaluate import (
+    beyond_accuracy,
+    evaluate_factor_model,
+    evaluate_popularity,
+    items_by_user,
+    ranking_metrics,
+)
+from jobs.recs.ratings import chronological_split, random_split
 from jobs.recs.train import SvdParams, factor_model, train_svd
+from jobs.recs.zoo import (
+    FittedModel,
+    ZooConfig,
+    evaluate_fitted,
+    fit_candidates,
+    item_universe,
+    ranked_lists,
+    select_models,
+)
 
 SEPARATORS = {"TAB": "\t", "COMMA": ",", "COLONS": "::"}
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
-# Surprise's SVD defaults, so that "svd" is Surprise's own SVD.
+# Surprise's SVD defaults, so that "surprise_svd" is Surprise's own SVD.
 SURPRISE_DEFAULTS = {"n_factors": 100, "n_epochs": 20, "lr_all": 0.005, "reg_all": 0.02}
+TEST_SHARE = 0.25
 
 log = logging.getLogger(__name__)
 
@@ -77,31 +99,86 @@ def read_ratings(path: Path, sep: str) -> tuple[pd.DataFrame, int]:
     return clean, skipped
 
 
+def zoo_config(k: int, seed: int, validation: str, spark: bool, als: bool) -> ZooConfig:
+    """The zoo for rating files: SVD and EASE always, item-kNN with Spark, ALS on request."""
+    families = ("svd", "ease") + (("item_knn",) if spark else ()) + (("als",) if als else ())
+    split = validation_split(validation, seed)
+    svd = SvdParams(random_state=seed)
+    return ZooConfig(families=families, k=k, seed=seed, svd=svd, validation_split=split)
+
+
+def validation_split(kind: str, seed: int):
+    """How a validation split is cut from a training part: per-user random or chronological."""
+    if kind == "random":
+        return partial(random_split, test_share=TEST_SHARE, min_items=2, seed=seed + 1)
+    if kind == "chrono":
+        return partial(chronological_split, test_share=TEST_SHARE, min_items=2, time_column="timestamp")
+    raise ValueError(f"--validation must be random or chrono, got {kind!r}")
+
+
+def recommend(
+    train: pd.DataFrame, config: ZooConfig, spark: SparkSession | None = None
+) -> tuple[dict[str, list[str]], FittedModel, dict, dict[str, FittedModel]]:
+    """Top-k of every training user from the zoo's choice, tuned on ``train`` alone.
+
+    Returns the lists, the chosen fitted model, a record (selection, seconds) and every
+    candidate fitted on ``train`` (for evaluation).
+    """
+    catalogue = sorted(train["item_id"].unique())
+    selection = select_models(train, catalogue, config, spark)
+    started = time.monotonic()
+    fitted = fit_candidates(selection, train, catalogue, spark)
+    fit_seconds = time.monotonic() - started
+    chosen = fitted[selection.chosen]
+    users = sorted(train["user_id"].unique())
+    lists = ranked_lists(chosen, train, item_universe(train, catalogue), users, items_by_user(train), set(), config.k)
+    tuning = selection.record["tuning_seconds"]
+    record = {
+        "model": chosen.spec.label,
+        "spec": chosen.spec.to_dict(),
+        "selection": selection.record,
+        "tuning_seconds": tuning,
+        "fit_seconds": round(fit_seconds, 2),
+        "chosen_fit_seconds": round(chosen.seconds, 2),
+        "tuning_over_fit": round(tuning / max(fit_seconds, 1e-9), 2),
+    }
+    return {user: [item for item, _ in lists[user]] for user in users}, chosen, record, fitted
+
+
+def write_lists(lists: dict[str, list[str]], path: Path) -> int:
+    """``user<TAB>item<TAB>rank`` lines, users in order, ranks from 1; returns the line count."""
+    lines = [f"{user}\t{item}\t{rank}\n" for user, top in lists.items() for rank, item in enumerate(top, start=1)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
+
+
 def evaluate_split(
-    train: pd.DataFrame, test: pd.DataFrame, k: int, seed: int, spark: SparkSession | None = None
+    train: pd.DataFrame, test: pd.DataFrame, config: ZooConfig, spark: SparkSession | None = None
 ) -> dict[str, dict]:
-    catalogue = sorted(set(train["item_id"]) | set(test["item_id"]))
-    scale = (float(train["rating"].min()), float(train["rating"].max()))
+    """Every zoo candidate, the zoo's choice, popularity and plain Surprise SVD on ``test``.
+
+    Everything up to the lists is computed from ``train``; ``test`` is read only for metrics.
+    """
+    catalogue = sorted(train["item_id"].unique())
+    k = config.k
     results: dict[str, dict] = {}
-
-    started = time.monotonic()
-    plain = SvdParams(**SURPRISE_DEFAULTS, random_state=seed, negative_ratio=0.0)
-    model = factor_model(train_svd(train, plain, rating_scale=scale))
-    results["svd"] = evaluate_factor_model(model, train, test, k, len(catalogue))
-    results["svd"]["seconds"] = round(time.monotonic() - started, 2)
-
-    started = time.monotonic()
-    ranking = SvdParams(**SURPRISE_DEFAULTS, random_state=seed, negative_ratio=1.0)
-    with_negatives = with_sampled_negatives(train, catalogue, ranking.negative_ratio, seed, held_out=test)
-    model = factor_model(train_svd(with_negatives, ranking, rating_scale=(0.0, scale[1])))
-    results["svd_ranking"] = evaluate_factor_model(model, train, test, k, len(catalogue))
-    results["svd_ranking"]["seconds"] = round(time.monotonic() - started, 2)
-
-    if spark is not None:
+    lists, _, record, fitted = recommend(train, config, spark)
+    relevant = items_by_user(test)
+    for model in fitted.values():
         started = time.monotonic()
-        model = train_als(spark, train, AlsParams(seed=seed))
-        results["als"] = evaluate_factor_model(model, train, test, k, len(catalogue))
-        results["als"]["seconds"] = round(time.monotonic() - started, 2)
+        results[model.spec.label] = evaluate_fitted(model, train, test, k, catalogue)
+        results[model.spec.label]["seconds"] = round(model.seconds + time.monotonic() - started, 2)
+    evaluated = {user: lists.get(user, []) for user, truth in relevant.items() if truth}
+    results["selected"] = ranking_metrics(lists, relevant, k, len(catalogue)) | beyond_accuracy(evaluated, train)
+    results["selected"] |= {key: record[key] for key in ("model", "tuning_seconds", "fit_seconds", "tuning_over_fit")}
+
+    started = time.monotonic()
+    scale = (float(train["rating"].min()), float(train["rating"].max()))
+    plain = SvdParams(**SURPRISE_DEFAULTS, random_state=config.seed, negative_ratio=0.0)
+    model = factor_model(train_svd(train, plain, rating_scale=scale))
+    results["surprise_svd"] = evaluate_factor_model(model, train, test, k, len(catalogue))
+    results["surprise_svd"]["seconds"] = round(time.monotonic() - started, 2)
 
     started = time.monotonic()
     results["popularity"] = evaluate_popularity(train, test, k, len(catalogue))
@@ -111,7 +188,7 @@ def evaluate_split(
     }
 
 
-def evaluate_file(path: Path, sep: str | None, k: int, seed: int, spark: SparkSession | None = None) -> dict:
+def load_file(path: Path, sep: str | None) -> pd.DataFrame:
     sep = sep or detect_separator(path)
     ratings, skipped = read_ratings(path, sep)
     if ratings.empty:
@@ -121,27 +198,50 @@ def evaluate_file(path: Path, sep: str | None, k: int, seed: int, spark: SparkSe
         f" {skipped} rows skipped as malformed or header",
         file=sys.stderr,
     )
+    return ratings
+
+
+def evaluate_file(
+    path: Path, sep: str | None, k: int, seed: int, spark: SparkSession | None = None, als: bool = False
+) -> dict:
+    ratings = load_file(path, sep)
     splits = {
-        "random": random_split(ratings, 0.25, min_items=2, seed=seed),
-        "chrono": chronological_split(ratings, 0.25, min_items=2, time_column="timestamp"),
+        "random": random_split(ratings, TEST_SHARE, min_items=2, seed=seed),
+        "chrono": chronological_split(ratings, TEST_SHARE, min_items=2, time_column="timestamp"),
     }
-    return {name: evaluate_split(train, test, k, seed, spark) for name, (train, test) in splits.items()}
+    return {
+        name: evaluate_split(train, test, zoo_config(k, seed, name, spark is not None, als), spark)
+        for name, (train, test) in splits.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path)
+    parser.add_argument("--recommend-out", type=Path, help="write every user's top-k of PATH (the training file)")
+    parser.add_argument("--validation", choices=["random", "chrono"], default="random", help="with --recommend-out")
     parser.add_argument("--sep", type=str.upper, choices=sorted(SEPARATORS), help="default: detected")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--als", action="store_true", help="also evaluate Spark MLlib implicit ALS (starts Spark)")
+    parser.add_argument("--spark", action="store_true", help="also try item-kNN on Spark (starts Spark)")
+    parser.add_argument("--als", action="store_true", help="also try Spark MLlib implicit ALS (starts Spark)")
     args = parser.parse_args(argv)
     spark = None
-    if args.als:
+    if args.spark or args.als:
         from jobs.core.spark import get_spark
 
         spark = get_spark()
-    print(json.dumps(evaluate_file(args.path, args.sep, args.k, args.seed, spark)))
+    if args.recommend_out is None:
+        print(json.dumps(evaluate_file(args.path, args.sep, args.k, args.seed, spark, args.als)))
+        return 0
+    train = load_file(args.path, args.sep)
+    config = zoo_config(args.k, args.seed, args.validation, args.spark, args.als)
+    started = time.monotonic()
+    lists, _, record, _ = recommend(train, config, spark)
+    lines = write_lists(lists, args.recommend_out)
+    record |= {"users": len(lists), "lines": lines, "k": args.k, "seconds": round(time.monotonic() - started, 2)}
+    print(f"{lines} lines for {len(lists)} users in {args.recommend_out}", file=sys.stderr)
+    print(json.dumps(record))
     return 0
 
 

@@ -176,7 +176,7 @@ def compare_models(spark: SparkSession, run: PlantedRun, settings: Settings) -> 
     trainers = {
         "svd": lambda: factor_model(train_svd(train, svd)),
         "svd_ranking": lambda: factor_model(
-            train_svd(with_sampled_negatives(train, catalogue, ranking.negative_ratio, settings.seed, test), ranking)
+            train_svd(with_sampled_negatives(train, catalogue, ranking.negative_ratio, settings.seed), ranking)
         ),
         "als": lambda: train_als(spark, train, als),
     }

@@ -140,19 +140,33 @@ class Settings:
     svd_lr: float = field(default_factory=lambda: _env_float("SVD_LR", 0.01))
     svd_reg: float = field(default_factory=lambda: _env_float("SVD_REG", 0.05))
     svd_negative_ratio: float = field(default_factory=lambda: _env_float("SVD_NEGATIVE_RATIO", 1.0))
+    svd_popularity_exponent: float = field(default_factory=lambda: _env_float("SVD_POPULARITY_EXPONENT", 0.0))
+    # Model families the daily run tunes and chooses between on validation (jobs.recs.zoo):
+    # svd (or als, see PUSH_RECS_TRAINER), ease, item_knn; "blend" adds the blend of the best two.
+    recs_models: tuple[str, ...] = field(
+        default_factory=lambda: tuple(_env("RECS_MODELS", "svd,ease,item_knn,blend").replace(" ", "").split(","))
+    )
+    ease_lambda_scale: float = field(default_factory=lambda: _env_float("EASE_LAMBDA_SCALE", 8.0))
+    # EASE holds items x items doubles (three copies at the peak): above this, item_knn only.
+    ease_max_items: int = field(default_factory=lambda: _env_int("EASE_MAX_ITEMS", 10_000))
+    knn_neighbours: int = field(default_factory=lambda: _env_int("KNN_NEIGHBOURS", 100))
+    # Tuning runs on a seeded sample of at most this many training users.
+    tuning_users: int = field(default_factory=lambda: _env_int("TUNING_USERS", 20_000))
     seed: int = field(default_factory=lambda: _env_int("SEED", 42))
     max_per_category: int = field(default_factory=lambda: _env_int("MAX_PER_CATEGORY", 4))
     # A new model is promoted unless its NDCG@k is worse than the live model's by more than this.
     promotion_tolerance: float = field(default_factory=lambda: _env_float("PROMOTION_TOLERANCE", 0.05))
-    # Trainer: "svd" (Surprise, one machine) or "als" (Spark MLlib implicit ALS, scales out).
+    # Factor model of the zoo: "svd" (Surprise, one machine) or "als" (Spark MLlib implicit ALS, scales out).
     recs_trainer: str = field(default_factory=lambda: _env("RECS_TRAINER", "svd"))
     als_rank: int = field(default_factory=lambda: _env_int("ALS_RANK", 32))
     als_iterations: int = field(default_factory=lambda: _env_int("ALS_ITERATIONS", 10))
     als_reg: float = field(default_factory=lambda: _env_float("ALS_REG", 0.05))
     als_alpha: float = field(default_factory=lambda: _env_float("ALS_ALPHA", 10.0))
-    # SVD hyper-parameters: "config" uses PUSH_SVD_*; "grid" picks them with Surprise's GridSearchCV
-    # (seeded folds, RMSE) over PUSH_SVD_GRID ("name:v1|v2,name:v1|v2") on the training split.
-    svd_tuning: str = field(default_factory=lambda: _env("SVD_TUNING", "config"))
+    # Hyper-parameters: "ndcg" tunes every family by NDCG@k on a validation split cut from the
+    # training part (jobs.recs.zoo); "config" uses PUSH_SVD_* etc. as given; "grid" picks the SVD's
+    # with Surprise's GridSearchCV (seeded folds, RMSE) over PUSH_SVD_GRID ("name:v1|v2,...").
+    # Either way the family is chosen by validation NDCG@k.
+    svd_tuning: str = field(default_factory=lambda: _env("SVD_TUNING", "ndcg"))
     svd_grid: dict[str, list[float]] = field(
         default_factory=lambda: _env_map(
             "SVD_GRID",

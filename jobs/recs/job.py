@@ -1,13 +1,16 @@
-"""Daily recommendation stages: train + evaluate + gate, then publish top-N atomically.
+"""Daily recommendation stages: tune + train + evaluate + gate, then publish top-N atomically.
 
-``train_and_evaluate`` trains the configured model (``PUSH_RECS_TRAINER``: Surprise SVD, with
-hyper-parameters from configuration or GridSearchCV, or Spark MLlib implicit ALS) on implicit
-ratings, evaluates it on a per-user
-chronological hold-out next to a popularity baseline, applies the promotion gate and records
-the run in ``push.model_runs`` (params, window, metrics, artifact). ``publish_recommendations``
-scores every user with the promoted model (or, before any model was ever promoted, ranks by
-popularity) and swaps the new set in with one transaction (COPY into a staging table, attached
-as the run's partition of ``push.recommendations``).
+``train_and_evaluate`` builds implicit ratings, cuts a per-user chronological hold-out, and
+hands the training part alone to the model zoo (``jobs.recs.zoo``: Surprise SVD with sampled
+negatives, or Spark ALS; EASE; item-kNN on Spark; the blend of the best two), which tunes each
+family and chooses one by NDCG@k on a validation split of its own. Every candidate is then
+fitted on the training part and evaluated on the hold-out next to a popularity baseline; the
+promotion gate judges the chosen one, and the run is recorded in ``push.model_runs`` (params
+with the selection record, window, metrics of every candidate, artifact). The chosen model is
+refitted on all the window's ratings for publishing. ``publish_recommendations`` scores every
+user with the promoted model (or, before any model was ever promoted, ranks by popularity) and
+swaps the new set in with one transaction (COPY into a staging table, attached as the run's
+partition of ``push.recommendations``); each row's ``source`` names the model that ranked it.
 Run ids are derived from the logical date, so re-running a date replaces its own rows.
 
 CLI: ``python -m jobs.recs.job train|publish --as-of 2026-11-25T00:00:00Z``.
@@ -18,8 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -31,25 +35,31 @@ from jobs.core.db import copy_text, copy_text_field, fetch_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.profiles.job import lookback_events
-from jobs.recs.als import AlsParams, train_als
-from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
+from jobs.recs.als import AlsParams
+from jobs.recs.evaluate import evaluate_popularity
+from jobs.recs.item_models import EaseParams, ItemKnnParams
 from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
-from jobs.recs.topn import Recommendation, assemble_top_n, score_top_candidates
-from jobs.recs.train import (
-    FactorModel,
-    SvdParams,
-    factor_model,
-    load_factor_model,
-    save_factor_model,
-    save_model,
-    train_svd,
-    tune_svd,
+from jobs.recs.topn import Recommendation, assemble_top_n
+from jobs.recs.train import SvdParams, tune_svd
+from jobs.recs.zoo import (
+    BLEND,
+    FittedModel,
+    ZooConfig,
+    evaluate_fitted,
+    fit_candidates,
+    fit_spec,
+    item_universe,
+    load_fitted,
+    ranked_lists,
+    select_models,
+    store_fitted,
 )
 
 log = logging.getLogger(__name__)
-ALGORITHM = "surprise_svd"
-ALGORITHMS = {"svd": ALGORITHM, "als": "spark_als"}
-TRAINER_OF = {algorithm: trainer for trainer, algorithm in ALGORITHMS.items()}
+TRAINERS = ("svd", "als")
+TUNING = ("ndcg", "config", "grid")
+# ``push.model_runs.algorithm`` of runs trained before the model zoo, and the source they publish.
+LEGACY_SOURCES = {"surprise_svd": "svd", "spark_als": "als"}
 
 
 def run_id_for(as_of: datetime) -> str:
@@ -64,6 +74,7 @@ def svd_params(settings: Settings) -> SvdParams:
         settings.svd_reg,
         settings.seed,
         settings.svd_negative_ratio,
+        settings.svd_popularity_exponent,
     )
 
 
@@ -71,70 +82,77 @@ def als_params(settings: Settings) -> AlsParams:
     return AlsParams(settings.als_rank, settings.als_iterations, settings.als_reg, settings.als_alpha, settings.seed)
 
 
-def trainer_params(settings: Settings, train: pd.DataFrame, catalogue: list[str]) -> tuple[SvdParams | AlsParams, dict]:
-    """The configured trainer's parameters (SVD ones tuned on ``train`` when asked) and a record of them."""
-    if settings.recs_trainer not in ALGORITHMS:
-        raise ValueError(f"PUSH_RECS_TRAINER must be one of {sorted(ALGORITHMS)}, got {settings.recs_trainer!r}")
-    if settings.recs_trainer == "als":
-        params = als_params(settings)
-        return params, {"trainer": "als", **asdict(params)}
+def zoo_config(settings: Settings, train: pd.DataFrame, catalogue: list[str]) -> tuple[ZooConfig, dict]:
+    """What the zoo tries, from configuration (SVD parameters by GridSearchCV on ``train`` if asked)."""
+    if settings.recs_trainer not in TRAINERS:
+        raise ValueError(f"PUSH_RECS_TRAINER must be one of {list(TRAINERS)}, got {settings.recs_trainer!r}")
+    if settings.svd_tuning not in TUNING:
+        raise ValueError(f"PUSH_SVD_TUNING must be one of {list(TUNING)}, got {settings.svd_tuning!r}")
+    known = {"svd", "ease", "item_knn", BLEND}
+    unknown = set(settings.recs_models) - known
+    if unknown:
+        raise ValueError(f"PUSH_RECS_MODELS: unknown {sorted(unknown)}; choose from {sorted(known)}")
+    families = tuple(
+        settings.recs_trainer if family == "svd" else family for family in settings.recs_models if family != BLEND
+    )
     params = svd_params(settings)
-    if settings.svd_tuning == "grid":
-        negatives = with_sampled_negatives(train, catalogue, params.negative_ratio, params.random_state)
-        params, search = tune_svd(negatives, params, settings.svd_grid, settings.svd_grid_folds)
-        return params, {"trainer": "svd", **asdict(params), "grid_search": search}
-    if settings.svd_tuning != "config":
-        raise ValueError(f"PUSH_SVD_TUNING must be 'config' or 'grid', got {settings.svd_tuning!r}")
-    return params, {"trainer": "svd", **asdict(params)}
-
-
-def train_model(
-    spark: SparkSession,
-    ratings: pd.DataFrame,
-    catalogue: list[str],
-    params: SvdParams | AlsParams,
-    held_out: pd.DataFrame | None = None,
-):
-    """(factors, artifact to store) of SVD or ALS trained on ``ratings``."""
-    if isinstance(params, AlsParams):
-        model = train_als(spark, ratings, params)
-        return model, model
-    algo = fit(ratings, catalogue, params, held_out)
-    return factor_model(algo), algo
-
-
-def store_artifact(artifact, directory) -> str:
-    """Save a trained model under ``directory``: an SVD with Surprise's dump, ALS factors as ``.npz``."""
-    if isinstance(artifact, FactorModel):
-        return str(save_factor_model(artifact, directory / "als.npz"))
-    return str(save_model(artifact, directory / "svd.pkl"))
+    record: dict = {}
+    if settings.svd_tuning == "grid" and "svd" in families:
+        negatives = with_sampled_negatives(
+            train, catalogue, params.negative_ratio, params.random_state, params.popularity_exponent
+        )
+        params, record["grid_search"] = tune_svd(negatives, params, settings.svd_grid, settings.svd_grid_folds)
+    config = ZooConfig(
+        families=families,
+        blend=BLEND in settings.recs_models,
+        tune=settings.svd_tuning == "ndcg",
+        svd=params,
+        als=als_params(settings),
+        ease=EaseParams(settings.ease_lambda_scale, settings.ease_max_items),
+        item_knn=replace(ItemKnnParams(), neighbours=settings.knn_neighbours),
+        k=settings.eval_k,
+        seed=settings.seed,
+        tuning_users=settings.tuning_users,
+    )
+    return config, record
 
 
 def _ratings_path(settings: Settings, run_id: str):
     return settings.models_dir / run_id / "ratings.parquet"
 
 
-def fit(ratings: pd.DataFrame, catalogue: list[str], params: SvdParams, held_out: pd.DataFrame | None = None):
-    """Train SVD on the positives plus seeded sampled negatives from the catalogue (never ``held_out``)."""
-    negatives = with_sampled_negatives(ratings, catalogue, params.negative_ratio, params.random_state, held_out)
-    return train_svd(negatives, params)
-
-
-def evaluate_model(
+def evaluate_candidates(
     train: pd.DataFrame,
     test: pd.DataFrame,
-    params: SvdParams | AlsParams,
-    k: int,
+    config: ZooConfig,
     catalogue: list[str],
     category_of: dict[str, str] | None = None,
     spark: SparkSession | None = None,
-) -> tuple[dict, dict]:
-    """Metrics of the model trained on ``train`` and of the popularity baseline, both on ``test``."""
-    model, _ = train_model(spark, train, catalogue, params, held_out=test)
-    return (
-        evaluate_factor_model(model, train, test, k, len(catalogue), category_of),
-        evaluate_popularity(train, test, k, len(catalogue), category_of),
-    )
+) -> tuple[dict, dict, dict, dict[str, FittedModel]]:
+    """Select on ``train`` alone, then score every candidate and popularity on ``test``.
+
+    Returns (metrics of the chosen model with every candidate's under ``candidates``, the
+    popularity baseline's metrics, a record of the selection and its seconds, the candidates
+    fitted on ``train``). ``test`` is read only after every model is fitted.
+    """
+    k = config.k
+    selection = select_models(train, catalogue, config, spark)
+    started = time.monotonic()
+    fitted = fit_candidates(selection, train, catalogue, spark)
+    fit_seconds = time.monotonic() - started
+    candidates = {
+        model.spec.label: evaluate_fitted(model, train, test, k, catalogue, category_of) for model in fitted.values()
+    }
+    chosen = fitted[selection.chosen]
+    metrics = candidates[chosen.spec.label] | {"model": chosen.spec.label, "candidates": candidates}
+    baseline = evaluate_popularity(train, test, k, len(catalogue), category_of)
+    record = {
+        "model": chosen.spec.to_dict(),
+        "selection": selection.record,
+        "fit_seconds": round(fit_seconds, 2),
+        "chosen_spec": selection.candidates[selection.chosen],
+    }
+    return metrics, baseline, record, fitted
 
 
 def gate(candidate: dict, baseline: dict, current: dict | None, k: int, tolerance: float) -> tuple[bool, str]:
@@ -179,12 +197,16 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     catalogue = items["item_id"].tolist()
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
     train, test = chronological_split(ratings)
-    params, params_record = trainer_params(settings, train, catalogue)
-    metrics, baseline = evaluate_model(train, test, params, settings.eval_k, catalogue, category_of, spark)
+    config, params_record = zoo_config(settings, train, catalogue)
+    metrics, baseline, selected, _ = evaluate_candidates(train, test, config, catalogue, category_of, spark)
+    spec = selected.pop("chosen_spec")
+    params_record |= selected
     promoted, decision = gate(metrics, baseline, current, settings.eval_k, settings.promotion_tolerance)
     popularity_fallback = not promoted and current is None
-    _, trained = train_model(spark, ratings, catalogue, params)
-    artifact = store_artifact(trained, settings.models_dir / run_id)
+    started = time.monotonic()
+    final = fit_spec(spec, ratings, catalogue, spark)
+    params_record["final_fit_seconds"] = round(time.monotonic() - started, 2)
+    artifact = store_fitted(final, settings.models_dir / run_id)
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
     with engine.begin() as conn:
         conn.execute(
@@ -201,7 +223,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
             {
                 "run_id": run_id,
                 "as_of": as_of.date(),
-                "algo": ALGORITHMS[settings.recs_trainer],
+                "algo": spec.label,
                 "params": json.dumps(params_record),
                 "start": window_start,
                 "end": as_of,
@@ -215,7 +237,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
         )
     summary = {
         "run_id": run_id,
-        "algorithm": ALGORITHMS[settings.recs_trainer],
+        "algorithm": spec.label,
         "ratings": len(ratings),
         "train": len(train),
         "test": len(test),
@@ -230,7 +252,10 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
 
 
 def _rounded(metrics: dict) -> dict:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+    return {
+        k: (round(v, 6) if isinstance(v, float) else _rounded(v) if isinstance(v, dict) else v)
+        for k, v in metrics.items()
+    }
 
 
 def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
@@ -266,14 +291,14 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     ratings = pd.read_parquet(_ratings_path(settings, run_id))
     if popularity_only:
         log.info("model run %s was refused with no model promoted before: publishing popularity", run_id)
-    model = None if popularity_only else load_factor_model(run.artifact_path)
+    fitted = None if popularity_only else load_fitted(run.artifact_path)
 
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
     # Out of stock, or unknown to the catalogue (seen in events only): never recommended. The
     # popularity lists below keep catalogue items only, so only the model's items need checking.
     unavailable = set(items.loc[~items["in_stock"], "item_id"])
-    if not popularity_only:
-        unavailable |= set(model.item_ids) - set(items["item_id"])
+    universe = item_universe(ratings, items["item_id"])
+    unavailable |= set(universe) - set(items["item_id"])
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
     title_of = dict(zip(items["item_id"], items["title"], strict=True))
     segment_of = dict(zip(segments["user_id"], segments["segment"], strict=True))
@@ -288,7 +313,11 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     anchors = strongest.groupby(["user_id", "category"], sort=False).head(2)
     reason_items = anchors.groupby(["user_id", "category"], sort=False)["item_id"].agg(list).to_dict()
 
-    candidates = {} if popularity_only else score_top_candidates(model, bought, unavailable, settings.top_n * 4)
+    candidates = (
+        {}
+        if popularity_only
+        else ranked_lists(fitted, ratings, universe, users, bought, unavailable, settings.top_n * 4)
+    )
     recommendations = assemble_top_n(
         users,
         candidates,
@@ -301,7 +330,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         title_of,
         settings.top_n,
         settings.max_per_category,
-        model_source=TRAINER_OF[run.algorithm],
+        model_source=LEGACY_SOURCES.get(run.algorithm, run.algorithm),
     )
     live = write_recommendations(engine, run_id, as_of.date(), recommendations)
     by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()

@@ -71,16 +71,19 @@ def _split_tail_per_user(ordered: pd.DataFrame, test_share: float, min_items: in
 
 
 def with_sampled_negatives(
-    ratings: pd.DataFrame, item_ids: list[str], ratio: float, seed: int, held_out: pd.DataFrame | None = None
+    ratings: pd.DataFrame, item_ids: list[str], ratio: float, seed: int, popularity_exponent: float = 0.0
 ) -> pd.DataFrame:
     """``ratings`` plus ``ratio`` x (positives) unseen items per user at ``NEGATIVE_RATING``.
 
-    ``held_out`` pairs (an evaluation's test set) are never drawn as negatives, so a model is
-    not taught that the items it will be tested on are disliked. Each user's sample is uniform
-    over their unseen catalogue items, without replacement, and seeded. It is drawn for all users
-    at once on integer codes (draw with replacement, reject seen and repeated pairs, keep the
-    first of each user's survivors in draw order, repeat for the shortfall), because a per-user
-    set difference over the catalogue costs users x items and does not finish at 10^7 events.
+    Only ``ratings`` (the training part) decides anything here: which pairs are seen, how many
+    negatives each user gets and, with ``popularity_exponent`` > 0, how likely an item is drawn
+    (proportional to (users with the item in ``ratings`` + 1) ** exponent, so popular items the
+    user skipped teach the model more than obscure ones). At 0 the draw is uniform over the
+    user's unseen catalogue items. Each user's sample is without replacement and seeded. It is
+    drawn for all users at once on integer codes (draw with replacement, reject seen and repeated
+    pairs, keep the first of each user's survivors in draw order, repeat for the shortfall),
+    because a per-user set difference over the catalogue costs users x items and does not finish
+    at 10^7 events.
     """
     positives = ratings[["user_id", "item_id", "rating"]]
     if ratio <= 0:
@@ -100,7 +103,26 @@ def with_sampled_negatives(
         return user_code[known] * n_items + item_code[known]
 
     no_pairs = np.array([], dtype=np.int64)
-    taken = np.unique(np.concatenate([pair_keys(positives), no_pairs if held_out is None else pair_keys(held_out)]))
+    taken = np.unique(pair_keys(positives))
+    weights = None
+    if popularity_exponent > 0:
+        holders = np.bincount(taken % n_items, minlength=n_items).astype(float)
+        weights = (holders + 1.0) ** popularity_exponent
+        weights /= weights.sum()
+        cumulative = np.cumsum(weights)
+        cumulative[-1] = 1.0
+
+    def draw_items(size: int) -> np.ndarray:
+        if weights is None:
+            return rng.integers(0, n_items, size=size)
+        return np.minimum(np.searchsorted(cumulative, rng.random(size), side="right"), n_items - 1)
+
+    def taken_mass(keys: np.ndarray) -> np.ndarray:
+        """Per user, the share of the draw distribution its taken items hold."""
+        mass = None if weights is None else weights[keys % n_items]
+        share = np.bincount(keys // n_items, weights=mass, minlength=len(users))
+        return share / n_items if weights is None else share
+
     rows_per_user = positives.groupby("user_id", sort=True).size().reindex(users).to_numpy()
     taken_per_user = np.bincount(taken // n_items, minlength=len(users))
     need = np.minimum(n_items - taken_per_user, np.round(ratio * rows_per_user).astype(np.int64))
@@ -108,11 +130,11 @@ def with_sampled_negatives(
     for _ in range(_SAMPLING_ROUNDS):
         if not need.any():
             break
-        # Oversample by the share of the catalogue each user has left, so one round usually suffices.
-        free_share = np.maximum(n_items - taken_per_user, 1) / n_items
+        # Oversample by the share of the draw distribution each user has left, so one round usually suffices.
+        free_share = np.maximum(1.0 - taken_mass(taken), 1.0 / n_items)
         draws = np.where(need > 0, np.ceil(need / free_share * 1.2).astype(np.int64) + 4, 0)
         user_of_draw = np.repeat(np.arange(len(users), dtype=np.int64), draws)
-        keys = user_of_draw * n_items + rng.integers(0, n_items, size=len(user_of_draw))
+        keys = user_of_draw * n_items + draw_items(len(user_of_draw))
         fresh = ~np.isin(keys, taken)
         keys, user_of_draw = keys[fresh], user_of_draw[fresh]
         _, first = np.unique(keys, return_index=True)
@@ -130,7 +152,8 @@ def with_sampled_negatives(
     for user in np.flatnonzero(need > 0):  # users who have seen nearly the whole catalogue
         own = taken[(taken >= user * n_items) & (taken < (user + 1) * n_items)] - user * n_items
         unseen = np.setdiff1d(np.arange(n_items), own)
-        chosen.append(user * n_items + rng.choice(unseen, size=need[user], replace=False))
+        p = None if weights is None else weights[unseen] / weights[unseen].sum()
+        chosen.append(user * n_items + rng.choice(unseen, size=need[user], replace=False, p=p))
     keys = np.concatenate(chosen) if chosen else no_pairs
     keys = keys[np.argsort(keys // n_items, kind="stable")]  # grouped by user, draw order within
     negatives = pd.DataFrame(

@@ -26,8 +26,8 @@ from jobs.recs.train import FactorModel
 
 # Score of an unavailable item, far below any real score, finite so that the matrix product
 # never meets an infinity; every score at or below half of it counts as excluded.
-_MASKED = np.float32(-1e30)
-_EXCLUDED_BELOW = np.float32(-5e29)
+MASKED = np.float32(-1e30)
+EXCLUDED_BELOW = np.float32(-5e29)
 # Float32 survivors per list beyond the requested length, re-scored in float64.
 _SLACK = 8
 # Items per group in the two-stage selection (group maxima first, then the items of the best groups).
@@ -64,16 +64,16 @@ def score_top_candidates(
     take = min(candidates, n_items)
     if take <= 0 or len(rows) == 0:
         return {model.user_ids[row]: [] for row in rows}
-    user_ptr, excluded_columns = _excluded_columns(model, excluded)
+    user_ptr, excluded_cols = excluded_columns(model.user_ids, model.item_ids, excluded)
     item_bias = model.item_bias.astype(np.float32)
-    item_bias[_columns_of(model, unavailable)] = _MASKED
+    item_bias[_columns_of(model, unavailable)] = MASKED
     # One extra factor carries the item bias: scores = [p_u, 1] . [q_i, b_i].
     groups = -(-n_items // _GROUP)
     padded = groups * _GROUP
     item_matrix = np.zeros((padded, model.item_factors.shape[1] + 1), dtype=np.float32)
     item_matrix[:n_items, :-1] = model.item_factors
     item_matrix[:n_items, -1] = item_bias
-    item_matrix[n_items:, -1] = _MASKED
+    item_matrix[n_items:, -1] = MASKED
     item_matrix_t = np.ascontiguousarray(item_matrix.T)
     user_matrix = np.ones((len(model.user_ids), item_matrix.shape[1]), dtype=np.float32)
     user_matrix[:, :-1] = model.user_factors
@@ -87,7 +87,7 @@ def score_top_candidates(
         if counts.any():
             # Positions of the block's excluded columns in the CSR arrays, without a Python loop.
             spans = np.repeat(user_ptr[block] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-            scores[np.repeat(np.arange(len(block)), counts), excluded_columns[spans]] = _MASKED
+            scores[np.repeat(np.arange(len(block)), counts), excluded_cols[spans]] = MASKED
         columns = _top_columns(scores, select, groups)
         values = np.take_along_axis(scores, columns, axis=1)
         columns = np.minimum(columns, n_items - 1)  # padding columns are masked; keep them indexable
@@ -97,7 +97,7 @@ def score_top_candidates(
             + model.item_bias[columns]
             + np.einsum("uf,ukf->uk", model.user_factors[block], model.item_factors[columns])
         )
-        exact[values <= _EXCLUDED_BELOW] = -np.inf
+        exact[values <= EXCLUDED_BELOW] = -np.inf
         order = np.lexsort((columns, -exact), axis=1)[:, :take]
         columns = np.take_along_axis(columns, order, axis=1)
         exact = np.take_along_axis(exact, order, axis=1)
@@ -139,19 +139,21 @@ def _columns_of(model: FactorModel, items: Iterable[str]) -> np.ndarray:
     return found[found >= 0]
 
 
-def _excluded_columns(model: FactorModel, excluded: Mapping[str, Iterable[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Excluded item columns of every model user as CSR arrays (row pointers, columns)."""
-    user_rows = pd.Index(model.user_ids).get_indexer(list(excluded))
+def excluded_columns(
+    user_ids: np.ndarray, item_ids: np.ndarray, excluded: Mapping[str, Iterable[str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Excluded item columns of every user of ``user_ids`` as CSR arrays (row pointers, columns)."""
+    user_rows = pd.Index(user_ids).get_indexer(list(excluded))
     keys = [user for user, row in zip(excluded, user_rows, strict=True) if row >= 0]
     lists = [list(excluded[user]) for user in keys]
     lengths = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
     flat = np.array(list(chain.from_iterable(lists)), dtype=object)
-    columns = pd.Index(model.item_ids).get_indexer(flat) if len(flat) else np.zeros(0, dtype=np.int64)
+    columns = pd.Index(item_ids).get_indexer(flat) if len(flat) else np.zeros(0, dtype=np.int64)
     owners = np.repeat(user_rows[user_rows >= 0], lengths)
     known = columns >= 0
     owners, columns = owners[known], columns[known]
     order = np.argsort(owners, kind="stable")
-    user_ptr = np.zeros(len(model.user_ids) + 1, dtype=np.int64)
+    user_ptr = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.add.at(user_ptr, owners + 1, 1)
     return np.cumsum(user_ptr), columns[order]
 

@@ -23,6 +23,8 @@ class SvdParams:
     random_state: int = 42
     # Sampled unseen items per positive (0 = plain rating-trained SVD).
     negative_ratio: float = 1.0
+    # Negatives drawn proportional to (item popularity + 1) ** exponent (0 = uniform).
+    popularity_exponent: float = 0.0
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 
 from jobs.profiles.segments import adjusted_rand_index
 from jobs.recs.als import AlsParams
-from jobs.recs.job import gate, store_artifact, trainer_params
-from jobs.recs.train import SvdParams, factor_model, load_factor_model, save_factor_model, train_svd, tune_svd
+from jobs.recs.job import gate, zoo_config
+from jobs.recs.train import SvdParams, factor_model, load_factor_model, save_factor_model, save_model, train_svd, tune_svd
 
 
 def _low_rank_ratings(users=40, items=25, seed=0) -> pd.DataFrame:
@@ -51,34 +51,36 @@ def test_grid_search_is_seeded_and_picks_the_better_candidate():
         tune_svd(ratings, base, {"momentum": [0.9]})
 
 
-def test_trainer_is_chosen_by_configuration(settings):
+def test_zoo_is_configured_from_settings(settings):
     ratings = _low_rank_ratings()
     catalogue = sorted(ratings["item_id"].unique())
-    params, record = trainer_params(replace(settings, recs_trainer="als", als_rank=8), ratings, catalogue)
-    assert isinstance(params, AlsParams)
-    assert (params.rank, params.seed) == (8, settings.seed)
-    assert record["trainer"] == "als"
-    params, record = trainer_params(replace(settings, recs_trainer="svd", svd_tuning="config"), ratings, catalogue)
-    assert isinstance(params, SvdParams)
-    assert params.n_factors == settings.svd_factors
-    assert "grid_search" not in record
-    grid = replace(settings, recs_trainer="svd", svd_tuning="grid", svd_grid={"n_factors": [2.0, 4.0]}, svd_epochs=3)
-    params, record = trainer_params(grid, ratings, catalogue)
-    assert params.n_factors in (2, 4)
-    assert record["grid_search"]["best"] == {"n_factors": params.n_factors}
+    config, record = zoo_config(replace(settings, recs_trainer="als", als_rank=8), ratings, catalogue)
+    assert config.families == ("als", "ease", "item_knn")
+    assert (config.als.rank, config.als.seed) == (8, settings.seed)
+    assert config.blend and config.tune
+    assert record == {}
+    config, record = zoo_config(
+        replace(settings, svd_tuning="config", recs_models=("svd",), svd_factors=7), ratings, catalogue
+    )
+    assert (config.families, config.blend, config.tune, config.svd.n_factors) == (("svd",), False, False, 7)
+    grid = replace(settings, svd_tuning="grid", svd_grid={"n_factors": [2.0, 4.0]}, svd_epochs=3)
+    config, record = zoo_config(grid, ratings, catalogue)
+    assert config.svd.n_factors in (2, 4)
+    assert record["grid_search"]["best"] == {"n_factors": config.svd.n_factors}
     with pytest.raises(ValueError, match="PUSH_RECS_TRAINER"):
-        trainer_params(replace(settings, recs_trainer="lightfm"), ratings, catalogue)
+        zoo_config(replace(settings, recs_trainer="lightfm"), ratings, catalogue)
+    with pytest.raises(ValueError, match="PUSH_RECS_MODELS"):
+        zoo_config(replace(settings, recs_models=("svd", "lightgcn")), ratings, catalogue)
 
 
 def test_stored_factors_reload_identically(tmp_path):
     ratings = _low_rank_ratings()
     algo = train_svd(ratings, SvdParams(n_factors=3, n_epochs=3, negative_ratio=0.0), rating_scale=(1.0, 5.0))
     svd = factor_model(algo)
-    reloaded_svd = load_factor_model(store_artifact(algo, tmp_path / "svd"))
+    reloaded_svd = load_factor_model(save_model(algo, tmp_path / "svd.pkl"))
     np.testing.assert_array_equal(reloaded_svd.item_factors, svd.item_factors)
     implicit = replace(svd, user_bias=np.zeros(len(svd.user_ids)), predicts_ratings=False)
-    path = store_artifact(implicit, tmp_path / "als")
-    assert path.endswith(".npz")
+    path = save_factor_model(implicit, tmp_path / "als.npz")
     reloaded = load_factor_model(path)
     assert list(reloaded.user_ids) == list(implicit.user_ids)
     assert list(reloaded.item_ids) == list(implicit.item_ids)

@@ -97,13 +97,19 @@ def test_sampled_negatives_are_unseen_seeded_and_proportional():
     assert with_sampled_negatives(ratings, catalogue, ratio=0, seed=1).equals(ratings[["user_id", "item_id", "rating"]])
 
 
-def test_held_out_items_are_never_sampled_as_negatives():
-    ratings = pd.DataFrame({"user_id": ["a"] * 3, "item_id": ["i1", "i2", "i3"], "rating": 4.0})
-    held_out = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["i4", "i5"]})
-    catalogue = [f"i{n}" for n in range(1, 9)]
-    result = with_sampled_negatives(ratings, catalogue, ratio=1.0, seed=0, held_out=held_out)
-    negatives = set(result.loc[result["rating"] == NEGATIVE_RATING, "item_id"])
-    assert negatives == {"i6", "i7", "i8"}
+def test_popularity_weighted_negatives_follow_training_popularity_and_skip_seen_items():
+    # Item "hot" is held by 8 training users, "cold" by none: with exponent 1 a free draw picks
+    # "hot" (8 + 1) / (0 + 1) = 9 times as often as "cold".
+    holders = pd.DataFrame({"user_id": [f"h{n}" for n in range(8)], "item_id": "hot", "rating": 4.0})
+    asker = pd.DataFrame({"user_id": ["a"], "item_id": ["seen"], "rating": [5.0]})
+    catalogue = ["hot", "cold", "seen"]
+    picks = Counter()
+    for seed in range(1500):
+        drawn = with_sampled_negatives(pd.concat([holders, asker]), catalogue, 1.0, seed, popularity_exponent=1.0)
+        picks.update(drawn.loc[(drawn["user_id"] == "a") & (drawn["rating"] == NEGATIVE_RATING), "item_id"])
+    assert set(picks) == {"hot", "cold"}  # never the user's own item
+    # "seen" is held by one user: weights hot 9, cold 1, seen 2; a draws from {hot, cold}.
+    assert picks["hot"] / 1500 == pytest.approx(0.9, abs=0.025)
 
 
 def test_sampled_negatives_are_uniform_over_unseen_items_and_fill_dense_users():
