@@ -9,9 +9,16 @@ import pandas as pd
 import pytest
 
 from jobs.profiles.segments import adjusted_rand_index
-from jobs.recs.als import AlsParams
 from jobs.recs.job import gate, zoo_config
-from jobs.recs.train import SvdParams, factor_model, load_factor_model, save_factor_model, save_model, train_svd, tune_svd
+from jobs.recs.train import (
+    SvdParams,
+    factor_model,
+    load_factor_model,
+    save_factor_model,
+    save_model,
+    train_svd,
+    tune_svd,
+)
 
 
 def _low_rank_ratings(users=40, items=25, seed=0) -> pd.DataFrame:
@@ -57,7 +64,8 @@ def test_zoo_is_configured_from_settings(settings):
     config, record = zoo_config(replace(settings, recs_trainer="als", als_rank=8), ratings, catalogue)
     assert config.families == ("als", "ease", "item_knn")
     assert (config.als.rank, config.als.seed) == (8, settings.seed)
-    assert config.blend and config.tune
+    assert config.blend
+    assert config.tune
     assert record == {}
     config, record = zoo_config(
         replace(settings, svd_tuning="config", recs_models=("svd",), svd_factors=7), ratings, catalogue
