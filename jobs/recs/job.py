@@ -207,6 +207,8 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     final = fit_spec(spec, ratings, catalogue, spark)
     params_record["final_fit_seconds"] = round(time.monotonic() - started, 2)
     artifact = store_fitted(final, settings.models_dir / run_id)
+    # Seconds go to the log, not to the table: a re-run of the date must leave the row identical.
+    timings = _pop_seconds(params_record)
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
     with engine.begin() as conn:
         conn.execute(
@@ -246,9 +248,21 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
         "promoted": promoted,
         "popularity_fallback": popularity_fallback,
         "decision": decision,
+        "seconds": timings,
     }
     log.info("model run: %s", summary)
     return summary
+
+
+def _pop_seconds(record: dict, prefix: str = "") -> dict:
+    """Remove every ``*seconds`` entry of ``record`` (nested too) and return them flattened."""
+    found = {}
+    for key in list(record):
+        if key.endswith("seconds"):
+            found[prefix + key] = record.pop(key)
+        elif isinstance(record[key], dict):
+            found |= _pop_seconds(record[key], f"{prefix}{key}.")
+    return found
 
 
 def _rounded(metrics: dict) -> dict:
