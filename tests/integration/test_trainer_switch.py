@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -44,15 +45,17 @@ def _live(engine) -> str | None:
 
 def test_als_run_is_recorded_gated_and_published(settings, empty_db, spark):
     _clean_two_days(settings, spark)
-    als = replace(settings, recs_trainer="als", als_rank=8, als_iterations=5)
+    als = replace(settings, recs_trainer="als", recs_models=("svd",), svd_tuning="config", als_rank=8, als_iterations=5)
 
     summary = train_and_evaluate(spark, als, AS_OF)
     with empty_db.connect() as conn:
         run = conn.execute(text("SELECT * FROM push.model_runs WHERE run_id = :r"), {"r": summary["run_id"]}).one()
-    assert run.algorithm == "spark_als"
-    assert run.params["trainer"] == "als"
-    assert run.params["rank"] == 8
-    assert run.artifact_path.endswith(".npz")
+    assert run.algorithm == "als"
+    assert run.params["model"]["family"] == "als"
+    assert run.params["model"]["params"]["rank"] == 8
+    assert run.params["selection"]["validation"] is None  # one family, configured: nothing to choose
+    assert run.artifact_path.endswith("model.json")
+    assert (Path(run.artifact_path).parent / "model-als.npz").exists()
     assert (run.train_start, run.train_end) == (AS_OF - timedelta(days=settings.lookback_days), AS_OF)
     k = settings.eval_k
     for metrics in (run.metrics, run.baseline_metrics):
@@ -71,7 +74,7 @@ def test_als_run_is_recorded_gated_and_published(settings, empty_db, spark):
 
 def test_a_refused_first_model_publishes_popularity_and_a_later_refusal_keeps_the_live_model(settings, empty_db, spark):
     _clean_two_days(settings, spark)
-    als = replace(settings, recs_trainer="als", als_rank=8, als_iterations=5)
+    als = replace(settings, recs_trainer="als", recs_models=("svd",), svd_tuning="config", als_rank=8, als_iterations=5)
     # A tolerance of -100 asks for 101 times the baseline's NDCG, above 1: the gate must refuse.
     strict = replace(als, promotion_tolerance=-100.0)
     first, second, third = AS_OF, AS_OF + timedelta(days=1), AS_OF + timedelta(days=2)
