@@ -177,9 +177,11 @@ def scrub_files(settings: Settings, user_id: str, outbox_keys: list[str]) -> dic
         removed["lake_files_rewritten"] += 1
         if path.is_relative_to(settings.models_dir):
             # The model of this run was fitted on the user's ratings: withdraw it.
-            for artifact in path.parent.glob("*.pkl"):
-                artifact.unlink()
-                removed["model_artifacts_deleted"] += 1
+            # Every stored part: the manifest, a Surprise dump, factor or item-model arrays.
+            for pattern in ("model.json", "*.pkl", "*.npz"):
+                for artifact in path.parent.glob(pattern):
+                    artifact.unlink()
+                    removed["model_artifacts_deleted"] += 1
     for key in outbox_keys:
         for path in settings.outbox_dir.glob(f"*/{key}.*"):
             path.unlink()
