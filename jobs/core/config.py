@@ -120,6 +120,9 @@ class Settings:
     spark_driver_memory: str = field(default_factory=lambda: _env("SPARK_DRIVER_MEMORY", "2g"))
     # Cleaning: a run fails when more than this share of its rows is quarantined.
     max_bad_row_share: float = field(default_factory=lambda: _env_float("MAX_BAD_ROW_SHARE", 0.01))
+    # Longest id (and device name) a clean event may carry, and longest free text (a search query).
+    max_id_length: int = field(default_factory=lambda: _env_int("MAX_ID_LENGTH", 128))
+    max_text_length: int = field(default_factory=lambda: _env_int("MAX_TEXT_LENGTH", 2048))
     # How far back (landing hours) a re-delivered event_id is recognised as a duplicate.
     dedupe_hours: int = field(default_factory=lambda: _env_int("DEDUPE_HOURS", 48))
     # Events per user per minute above which a user's events are treated as a bot's.

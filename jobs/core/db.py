@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from jobs.core.config import PROJECT_ROOT, resolve_database_url
 
@@ -31,6 +31,14 @@ def _engine_for(url: str) -> Engine:
 def make_engine(url: str | None = None) -> Engine:
     """Return a pooled engine for ``url`` (default: the configured pipeline database)."""
     return _engine_for(url or resolve_database_url())
+
+
+def libpq_url(url: str | None = None) -> str:
+    """The database URL as libpq and plain psycopg2 take it (no SQLAlchemy driver name).
+
+    For code that cannot share an engine: Spark tasks writing from their own processes.
+    """
+    return make_url(url or resolve_database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def load_query(name: str) -> str:
@@ -124,7 +132,7 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return copy_rows(conn, table, list(frame.columns), clean.itertuples(index=False, name=None))
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A file-like view of text chunks produced lazily while COPY reads them.
 
     Rendering the rows and the server's parsing then overlap instead of running one after the
@@ -163,7 +171,7 @@ def copy_text(conn: Connection, table: str, columns: Sequence[str], chunks: Iter
     with ``copy_text_field``), streamed chunk by chunk, inside the caller's transaction."""
     cursor = conn.connection.dbapi_connection.cursor()
     column_list = ", ".join(columns)
-    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN", _ChunkReader(chunks), size=1 << 18)
+    cursor.copy_expert(f"COPY {table} ({column_list}) FROM STDIN", ChunkReader(chunks), size=1 << 18)
 
 
 def fetch_frame(conn: Connection, sql: str, params: dict | None = None) -> pd.DataFrame:

@@ -54,5 +54,13 @@ CLEAN_EVENT_SCHEMA = T.StructType(
     ]
 )
 
+# Fields that name things: a string (or an integer, kept as its digits) of bounded length with no
+# control character, so that every downstream COPY, index and log line can hold it.
+NAME_FIELDS: tuple[str, ...] = ("event_id", "user_id", "item_id", "session_id", "notification_id", "device")
+# Free text: any valid UTF-8 of bounded length without a NUL (PostgreSQL text cannot hold one).
+TEXT_FIELDS: tuple[str, ...] = ("query",)
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 2048
+
 MAX_PRICE = 1_000_000.0
 MAX_QUANTITY = 1_000

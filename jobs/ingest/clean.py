@@ -19,15 +19,18 @@ CLI: ``python -m jobs.ingest.clean --start 2026-11-24T00:00:00Z --end 2026-11-25
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import re
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pandas as pd
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -35,7 +38,7 @@ from sqlalchemy import text
 
 from jobs.core import schema
 from jobs.core.config import Settings
-from jobs.core.db import advisory_lock, copy_frame, copy_rows, make_engine
+from jobs.core.db import ChunkReader, advisory_lock, copy_frame, copy_rows, copy_text_field, libpq_url, make_engine
 from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hour_bounds, hours_between, parse_utc
@@ -69,6 +72,12 @@ _JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 # Rejections that are policy, not bad data: they do not count towards the bad-row threshold.
 FILTER_REASONS = frozenset({"bot", ERASED_REASON})
 FUTURE_TOLERANCE = timedelta(minutes=10)
+# What a failed Spark read raises in the driver.
+READ_ERRORS = (Py4JJavaError, PySparkException)
+BOM = "\ufeff"
+# C0 controls and DEL: never part of an id (a tab or line break in one breaks logs and COPY text).
+CONTROL_CHARACTER = "[\\x00-\\x1F\\x7F]"
+RAW_CONTROL_BYTE = "[\\x00-\\x08\\x0A-\\x1F]"
 
 
 class BadInputShareExceeded(PermanentDataError):
@@ -84,6 +93,11 @@ class CleanResult:
     quarantined_rows: int
     duplicate_rows: int
     by_reason: dict[str, int]
+    # Landing files: seen = read + quarantined; partly read ones (a truncated gzip) count as read.
+    files_seen: int = 0
+    files_read: int = 0
+    files_quarantined: int = 0
+    files_partial: int = 0
 
     def counts(self) -> dict[str, int]:
         """The accounting identity's terms, for task logs and XCom."""
@@ -102,36 +116,174 @@ class CleanResult:
 
 
 # --- extract ------------------------------------------------------------------------------------
-def landing_files(landing_dir: Path, start: datetime, end: datetime) -> list[tuple[Path, datetime]]:
-    """Files of the landing hours in [start, end), with the hour each landed in."""
-    found = []
+@dataclass(frozen=True)
+class FileProblem:
+    """A landing file that could not be read, or (``partial``) only its first ``lines_read`` lines."""
+
+    path: str
+    landing_hour: datetime
+    reason: str
+    error: str
+    size_bytes: int | None = None
+    partial: bool = False
+    lines_read: int | None = None
+
+
+FileList = list[tuple[Path | str, datetime]]
+
+
+def scan_landing(landing_dir: Path, start: datetime, end: datetime) -> tuple[FileList, list[FileProblem]]:
+    """Files of the landing hours in [start, end) with the hour each landed in, and the entries
+    that cannot be read as files (a directory, a broken link, no read permission)."""
+    found: FileList = []
+    problems: list[FileProblem] = []
     for hour in hours_between(start, end):
         folder = landing_dir / "events" / _hour_folder(hour)
-        if folder.is_dir():
-            found += [(path, hour) for path in sorted(folder.iterdir()) if path.is_file() and not _hidden(path.name)]
-    return found
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if _hidden(path.name):
+                continue
+            if path.is_dir():
+                problems.append(FileProblem(str(path), hour, "not_a_file", "a directory where a landing file belongs"))
+            elif not path.is_file():
+                problems.append(FileProblem(str(path), hour, "unreadable_file", "not a regular file (a broken link?)"))
+            else:
+                try:
+                    with path.open("rb"):
+                        pass
+                except OSError as error:
+                    problems.append(FileProblem(str(path), hour, "unreadable_file", str(error), _size(path)))
+                else:
+                    found.append((path, hour))
+    return found, problems
 
 
-def landing_files_at(
+def landing_files(landing_dir: Path, start: datetime, end: datetime) -> FileList:
+    """Readable files of the landing hours in [start, end), with the hour each landed in."""
+    return scan_landing(landing_dir, start, end)[0]
+
+
+def scan_landing_at(
     spark: SparkSession, events_url: str, start: datetime, end: datetime
-) -> list[tuple[str, datetime]]:
-    """Like :func:`landing_files`, for an events root at any URL Spark's file systems can list."""
+) -> tuple[FileList, list[FileProblem]]:
+    """Like :func:`scan_landing`, for an events root at any URL Spark's file systems can list."""
     fs, jvm = _hadoop_fs(spark, events_url)
-    found = []
+    found: FileList = []
+    problems: list[FileProblem] = []
     for hour in hours_between(start, end):
         folder = jvm.org.apache.hadoop.fs.Path(f"{events_url.rstrip('/')}/{_hour_folder(hour)}")
         if not fs.exists(folder):
             continue
-        statuses = [st for st in fs.listStatus(folder) if st.isFile() and not _hidden(st.getPath().getName())]
-        found += [(str(st.getPath()), hour) for st in sorted(statuses, key=lambda st: st.getPath().getName())]
-    return found
+        for status in sorted(fs.listStatus(folder), key=lambda st: st.getPath().getName()):
+            if _hidden(status.getPath().getName()):
+                continue
+            if status.isFile():
+                found.append((str(status.getPath()), hour))
+            else:
+                problems.append(
+                    FileProblem(str(status.getPath()), hour, "not_a_file", "a directory where a landing file belongs")
+                )
+    return found, problems
 
 
-def event_files(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> list[tuple]:
-    """The window's landing files from ``PUSH_EVENTS_URL`` when set, else the local landing folder."""
+def scan_event_files(
+    spark: SparkSession, settings: Settings, start: datetime, end: datetime
+) -> tuple[FileList, list[FileProblem]]:
+    """The window's landing files (``PUSH_EVENTS_URL`` when set, else the local landing folder)
+    and the entries among them that are not readable files."""
     if settings.events_url:
-        return landing_files_at(spark, settings.events_url, start, end)
-    return landing_files(settings.landing_dir, start, end)
+        return scan_landing_at(spark, settings.events_url, start, end)
+    return scan_landing(settings.landing_dir, start, end)
+
+
+def event_files(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> FileList:
+    """The window's readable landing files."""
+    return scan_event_files(spark, settings, start, end)[0]
+
+
+def landing_as_cleaned(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
+    """The window's landing lines as its last clean run read them, judged by the same rules.
+
+    Files that run quarantined are left out and partly read ones read up to their break, so
+    that a check of the raw batch (the ``raw_events`` suite) sees what cleaning saw.
+    """
+    files, _ = scan_event_files(spark, settings, start, end)
+    with make_engine(settings.database_url).connect() as conn:
+        problems = conn.execute(
+            text(
+                "SELECT source_file, partial FROM push.quarantined_files WHERE landing_hour >= :s AND landing_hour < :e"
+            ),
+            {"s": start, "e": end},
+        ).all()
+    skipped = {path for path, partial in problems if not partial}
+    tolerant = {path for path, partial in problems if partial}
+    readable = [(path, hour) for path, hour in files if str(path) not in skipped]
+    raw = read_landing(spark, readable, tolerant=tolerant)
+    return parse_and_validate(raw, settings.max_id_length, settings.max_text_length)
+
+
+def screen_parquet(spark: SparkSession, files: FileList) -> list[FileProblem]:
+    """Parquet files whose footer cannot be read (not Parquet at all, cut short): found while planning."""
+    problems = []
+    for path, hour in files:
+        if file_format(path) == "parquet":
+            try:
+                spark.read.parquet(str(path)).schema  # noqa: B018 - reading the schema reads the footer
+            except READ_ERRORS as error:
+                problems.append(FileProblem(str(path), hour, "corrupt_parquet", error_summary(error), _size(path)))
+    return problems
+
+
+def probe_files(spark: SparkSession, files: FileList) -> list[FileProblem]:
+    """Read each file alone to find those that break a window's read (called after a read failed).
+
+    A gzip file that breaks part way (truncated, corrupt further on) is read again up to the
+    break (``ignoreCorruptFiles``); if lines came out, it is ``truncated_gzip`` and ``partial``:
+    those lines are judged as usual. Otherwise the whole file is quarantined.
+    """
+    problems = []
+    for path, hour in files:
+        fmt = file_format(path)
+        reader = spark.read.parquet if fmt == "parquet" else spark.read.text
+        try:
+            reader(str(path)).count()
+            continue
+        except READ_ERRORS as error:
+            summary = error_summary(error)
+        if fmt == "parquet":
+            problems.append(FileProblem(str(path), hour, "corrupt_parquet", summary, _size(path)))
+            continue
+        salvaged = 0
+        if str(path).lower().endswith(".gz"):
+            salvaged = spark.read.option("ignoreCorruptFiles", "true").text(str(path)).count()
+        if salvaged:
+            problems.append(FileProblem(str(path), hour, "truncated_gzip", summary, _size(path), True, salvaged))
+        else:
+            reason = "corrupt_gzip" if str(path).lower().endswith(".gz") else "unreadable_file"
+            problems.append(FileProblem(str(path), hour, reason, summary, _size(path)))
+    return problems
+
+
+def error_summary(error: BaseException, limit: int = 1000) -> str:
+    """One line for a read error: Spark's error class and message, then its innermost Java cause."""
+    java = getattr(error, "java_exception", None)
+    if java is None:
+        return " ".join(str(error).split())[:limit]
+    parts = [str(java.getMessage() or java.toString())]
+    cause = java.getCause()
+    while cause is not None and cause.getCause() is not None:
+        cause = cause.getCause()
+    if cause is not None:
+        parts.append(f"caused by {cause.toString()}")
+    return " ".join("; ".join(parts).split())[:limit]
+
+
+def _size(path: Path | str) -> int | None:
+    try:
+        return Path(str(path).removeprefix("file:")).stat().st_size
+    except OSError:
+        return None
 
 
 def _hour_folder(hour: datetime) -> str:
@@ -153,7 +305,9 @@ def file_format(path: Path | str) -> str:
     return "json"
 
 
-def read_landing(spark: SparkSession, files: list[tuple[Path | str, datetime]], numbered: bool = True) -> DataFrame:
+def read_landing(
+    spark: SparkSession, files: FileList, numbered: bool = True, tolerant: Iterable[str] = ()
+) -> DataFrame:
     """One row per input record: source file, 1-based line number, landing partition, raw text.
 
     Line numbers come from the read order inside each file: exact as long as a file is read as
@@ -162,15 +316,17 @@ def read_landing(spark: SparkSession, files: list[tuple[Path | str, datetime]], 
     not an input row (line numbers still count it, so they match the file). With
     ``numbered=False`` JSON Lines rows keep a null ``line_no`` and their read ``_order``, for
     :func:`number_lines` to fill in later from a cached frame (saving a pass over the input).
+    Files named in ``tolerant`` (a gzip found broken part way) are read up to their break.
     """
+    tolerant = set(tolerant)
     by_format: dict[str, list[str]] = {}
     for path, _ in files:
         by_format.setdefault(file_format(path), []).append(str(path))
     columns = [*RAW_LINE_SCHEMA.fieldNames(), PAYLOAD, FORMAT_ERROR, ORDER]
     frames = []
     if "json" in by_format:
-        lines = spark.read.text(by_format["json"]).select(
-            F.col("_metadata.file_path").alias("source_file"),
+        lines = _read_text(spark, by_format["json"], tolerant).select(
+            "source_file",
             F.lit(None).cast("long").alias("line_no"),
             "value",
             F.col("value").alias(PAYLOAD),
@@ -178,7 +334,7 @@ def read_landing(spark: SparkSession, files: list[tuple[Path | str, datetime]], 
         )
         frames.append(_with_partition(lines))
     if "csv" in by_format:
-        frames.append(_with_partition(_csv_rows(spark, by_format["csv"])))
+        frames.append(_with_partition(_csv_rows(spark, by_format["csv"], tolerant)))
     if "parquet" in by_format:
         frames.append(_with_partition(_parquet_rows(spark, by_format["parquet"])))
     if not frames:
@@ -214,10 +370,21 @@ def number_lines(frame: DataFrame) -> DataFrame:
     return frame.where(F.col("line_no").isNotNull()).unionByName(numbered).drop(ORDER)
 
 
-def _text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+def _read_text(spark: SparkSession, paths: list[str], tolerant: set[str]) -> DataFrame:
+    """``source_file`` and ``value`` of every line; files in ``tolerant`` are read up to a break."""
+    frames = []
+    for broken in (False, True):
+        chosen = [p for p in paths if (p in tolerant) == broken]
+        if chosen:
+            reader = spark.read.option("ignoreCorruptFiles", "true") if broken else spark.read
+            frames.append(reader.text(chosen).select(F.col("_metadata.file_path").alias("source_file"), "value"))
+    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+
+
+def _text_lines(spark: SparkSession, paths: list[str], tolerant: set[str]) -> DataFrame:
     """Numbered lines of text files (the CSV reader needs each file's header line first)."""
-    lines = spark.read.text(paths).select(
-        F.col("_metadata.file_path").alias("source_file"),
+    lines = _read_text(spark, paths, tolerant).select(
+        "source_file",
         F.lit(None).cast("long").alias("line_no"),
         "value",
         F.monotonically_increasing_id().alias(ORDER),
@@ -242,7 +409,7 @@ def csv_header(line: str) -> list[str]:
     return [name.strip().strip('"').strip().lower() for name in line.lstrip("\ufeff").split(",")]
 
 
-def _csv_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
+def _csv_rows(spark: SparkSession, paths: list[str], tolerant: set[str]) -> DataFrame:
     """CSV lines with a JSON payload built from each file's own header.
 
     Numeric fields that look like numbers become JSON numbers, anything else a JSON string, so
@@ -250,7 +417,7 @@ def _csv_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
     A row whose field count differs from its header is ``malformed_csv``. Quoted fields with
     line breaks inside are not supported: each physical line is one row.
     """
-    lines = _text_lines(spark, paths).cache()
+    lines = _text_lines(spark, paths, tolerant).cache()
     headers = {r.source_file: csv_header(r.value or "") for r in lines.where("line_no = 1").collect()}
     types = {name: dtype for name, dtype, _ in schema.EVENT_FIELDS}
     rows = None
@@ -307,18 +474,23 @@ def _parquet_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
 
 
 # --- transform ----------------------------------------------------------------------------------
-def parse_and_validate(raw: DataFrame) -> DataFrame:
+def parse_and_validate(
+    raw: DataFrame, max_id_length: int = schema.MAX_ID_LENGTH, max_text_length: int = schema.MAX_TEXT_LENGTH
+) -> DataFrame:
     """Parse each line against the event schema and attach a rejection ``reason`` (null = valid).
 
     The first failing rule wins, so each line has exactly one reason. The JSON parsed is the
-    ``payload`` column when the reader made one (CSV, Parquet), else the raw ``value``.
+    ``payload`` column when the reader made one (CSV, Parquet), else the raw ``value``; a
+    byte-order mark in front of it is not part of the JSON. Whatever passes is valid UTF-8,
+    holds no NUL, and its names (:data:`schema.NAME_FIELDS`) are strings or integers of at most
+    ``max_id_length`` characters without control characters: every downstream write can take it.
     """
     text_col = PAYLOAD if PAYLOAD in raw.columns else "value"
     parse_schema = T.StructType([*schema.RAW_EVENT_SCHEMA.fields, T.StructField(CORRUPT, T.StringType(), True)])
+    payload = F.when(F.col(text_col).startswith(BOM), F.expr(f"substring({text_col}, 2)")).otherwise(F.col(text_col))
     parsed = raw.withColumn(
-        "e", F.from_json(text_col, parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+        "e", F.from_json(payload, parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     )
-    payload = F.col(text_col)
     format_error = F.col(FORMAT_ERROR) if FORMAT_ERROR in raw.columns else F.lit(None).cast("string")
     e = F.col("e")
     ts = F.expr("try_cast(e.ts AS TIMESTAMP)")
@@ -331,19 +503,34 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
         F.lit(0),
     ).cast("timestamp") + F.expr("INTERVAL 1 HOUR")
     event_type = F.lower(F.trim(e["event_type"]))
+    names = [e[name] for name in schema.NAME_FIELDS]
     rules = [
         (F.col("value").isNull() | (F.trim("value") == ""), "empty_line"),
+        (~F.is_valid_utf8("value"), "invalid_utf8"),
         *[(format_error == code, code) for code in FORMAT_REASONS],
         (
             e.isNull()
-            | (e[CORRUPT].isNotNull() & (F.get_json_object(payload, "$").isNull() | ~F.trim(payload).startswith("{"))),
+            | (
+                e[CORRUPT].isNotNull()
+                & (
+                    F.get_json_object(payload, "$").isNull()
+                    | ~F.trim(payload).startswith("{")
+                    # A raw control byte (not a tab) is never JSON; the lenient parser above takes it.
+                    | payload.rlike(RAW_CONTROL_BYTE)
+                )
+            ),
             "malformed_json",
         ),
         (e[CORRUPT].isNotNull(), "wrong_type"),
+        *[(_not_a_name(e[name], payload, name), "wrong_type") for name in (*schema.NAME_FIELDS, *schema.TEXT_FIELDS)],
         *[
             (e[name].isNull() | (F.trim(e[name].cast("string")) == ""), f"missing_{name}")
             for name in schema.REQUIRED_FIELDS
         ],
+        (_largest([F.length(name) for name in names]) > max_id_length, "id_too_long"),
+        (F.concat_ws("", *names).rlike(CONTROL_CHARACTER), "control_character"),
+        (_largest([F.instr(e[name], "\x00") for name in schema.TEXT_FIELDS]) > 0, "nul_in_text"),
+        (_largest([F.length(e[name]) for name in schema.TEXT_FIELDS]) > max_text_length, "text_too_long"),
         (~event_type.isin(*schema.EVENT_TYPES), "unknown_event_type"),
         (ts.isNull(), "bad_timestamp"),
         (ts > landing_end + F.expr(f"INTERVAL {int(FUTURE_TOLERANCE.total_seconds())} SECONDS"), "timestamp_in_future"),
@@ -372,6 +559,31 @@ def parse_and_validate(raw: DataFrame) -> DataFrame:
     # Input columns pass through (the batch reader's, the stream's landing time), not the payload.
     passed = [c for c in raw.columns if c not in (PAYLOAD, FORMAT_ERROR)]
     return parsed.select(*passed, *normalised, reason.alias("reason"))
+
+
+def _largest(columns: list):
+    # greatest() wants two arguments or more.
+    return columns[0] if len(columns) == 1 else F.greatest(*columns)
+
+
+def _not_a_name(value, payload, name: str):
+    """True when the JSON value of ``name`` was an object, array, boolean or fraction, not a string or integer.
+
+    ``from_json`` renders any JSON value as text in a string field, so ``{"a": 1}`` and
+    ``"{\\"a\\": 1}"`` look alike there. Only values that could be such a rendering (starting
+    with a bracket, a boolean, a number with a point or an exponent) are parsed again as a
+    variant to ask their JSON type; for every other row the check costs a few comparisons.
+    """
+    first = F.substring(value, 1, 1)
+    suspect = (
+        first.isin("{", "[")
+        | value.isin("true", "false")
+        | (first.rlike("[-0-9]") & (value.contains(".") | value.contains("e") | value.contains("E")))
+    )
+    json_type = F.schema_of_variant(F.try_variant_get(F.try_parse_json(payload), f"$.{name}", "variant"))
+    # A type that cannot be told (the object does not parse as a variant: a key given twice) fails too.
+    allowed = F.coalesce(json_type.rlike(r"^(STRING|TINYINT|SMALLINT|INT|BIGINT|DECIMAL\(\d+,0\))$"), F.lit(False))
+    return F.when(suspect, ~allowed)
 
 
 def drop_duplicates(valid: DataFrame) -> DataFrame:
@@ -525,28 +737,139 @@ def _refuse_legacy_layout(clean_dir: Path) -> None:
         )
 
 
-def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Settings) -> None:
-    """Replace the quarantine rows of the window's landing hours and its accounting, in one transaction."""
+QUARANTINE_COLUMNS = ("window_start", "landing_hour", "source_file", "line_no", "reason", "raw", "raw_bytes")
+
+
+def quarantine_text(lines: DataFrame) -> DataFrame:
+    """Rejected lines' ``value`` as text PostgreSQL can hold, and their exact bytes where it cannot.
+
+    A line with invalid UTF-8 or a NUL byte keeps a readable ``value`` (invalid bytes as U+FFFD,
+    NUL as the six characters ``\\u0000``) and its exact bytes in ``raw_bytes``; every other
+    line's text is exact and ``raw_bytes`` is null. Nothing of a line is lost.
+    """
+    value = F.col("value")
+    exact = F.is_valid_utf8(value) & (F.instr(value, "\x00") == 0)
+    readable = F.replace(F.make_valid_utf8(value), F.lit("\x00"), F.lit("\\u0000"))
+    return lines.withColumn("raw_bytes", F.when(~exact, value.cast("binary"))).withColumn(
+        "value", F.when(exact, value).otherwise(readable)
+    )
+
+
+def stage_quarantine(rejected: DataFrame, settings: Settings, token: str, window_start: datetime) -> dict[str, int]:
+    """Write rejected lines into ``push.quarantine_staging`` from the Spark tasks; count them by reason.
+
+    Each task COPYs its own partition over its own connection, so no rejected row passes
+    through the driver, however many there are. :func:`record_run` moves the rows into
+    ``push.quarantine`` in the run's transaction.
+    """
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM push.quarantine_staging WHERE token = :t"), {"t": token})
+    rows = quarantine_text(rejected).select(
+        "landing_date", "landing_hour", "source_file", "line_no", "reason", "value", "raw_bytes"
+    )
+    rows.foreachPartition(_copy_partition(libpq_url(settings.database_url), token, window_start.isoformat()))
+    with engine.connect() as conn:
+        counted = conn.execute(
+            text("SELECT reason, count(*) FROM push.quarantine_staging WHERE token = :t GROUP BY reason"), {"t": token}
+        )
+        return {reason: int(n) for reason, n in counted}
+
+
+def _copy_partition(dsn: str, token: str, window_start: str):
+    """The function each Spark task runs on its partition of rejected lines (see :func:`stage_quarantine`)."""
+
+    def copy(rows: Iterator) -> None:
+        first = next(rows, None)
+        if first is None:
+            return
+        import psycopg2
+
+        lines = (
+            "\t".join(
+                [
+                    copy_text_field(token),
+                    window_start,
+                    f"{row.landing_date:%Y-%m-%d} {row.landing_hour:02d}:00:00+00",
+                    copy_text_field(row.source_file),
+                    "\\N" if row.line_no is None else str(row.line_no),
+                    copy_text_field(row.reason),
+                    "\\N" if row.value is None else copy_text_field(row.value),
+                    "\\N" if row.raw_bytes is None else copy_text_field("\\x" + bytes(row.raw_bytes).hex()),
+                ]
+            )
+            + "\n"
+            for row in itertools.chain([first], rows)
+        )
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cursor:
+                columns = ", ".join(("token", *QUARANTINE_COLUMNS))
+                cursor.copy_expert(f"COPY push.quarantine_staging ({columns}) FROM STDIN", ChunkReader(lines), 1 << 18)
+        finally:
+            conn.close()
+
+    return copy
+
+
+def record_run(result: CleanResult, token: str, problems: list[FileProblem], settings: Settings) -> None:
+    """Replace the window's quarantine rows, quarantined files and accounting, in one transaction."""
     with make_engine(settings.database_url).begin() as conn:
-        window = {"s": result.window_start, "e": result.window_end}
+        window = {"s": result.window_start, "e": result.window_end, "t": token}
         # Lines the stream rejected (stream_batch set) are not this window's to replace.
         conn.execute(
             text("DELETE FROM push.quarantine WHERE landing_hour >= :s AND landing_hour < :e AND stream_batch IS NULL"),
             window,
         )
+        columns = ", ".join(QUARANTINE_COLUMNS)
+        conn.execute(
+            text(
+                f"INSERT INTO push.quarantine ({columns}) SELECT {columns} FROM push.quarantine_staging"
+                " WHERE token = :t"
+            ),
+            window,
+        )
+        conn.execute(text("DELETE FROM push.quarantine_staging WHERE token = :t"), window)
+        conn.execute(text("DELETE FROM push.quarantined_files WHERE landing_hour >= :s AND landing_hour < :e"), window)
         copy_rows(
             conn,
-            "push.quarantine",
-            ["window_start", "landing_hour", "source_file", "line_no", "reason", "raw"],
-            quarantined_rows,
+            "push.quarantined_files",
+            [
+                "window_start",
+                "window_end",
+                "landing_hour",
+                "source_file",
+                "size_bytes",
+                "reason",
+                "error",
+                "partial",
+                "lines_read",
+            ],
+            [
+                (
+                    result.window_start,
+                    result.window_end,
+                    p.landing_hour,
+                    p.path,
+                    p.size_bytes,
+                    p.reason,
+                    p.error,
+                    p.partial,
+                    p.lines_read,
+                )
+                for p in problems
+            ],
         )
         conn.execute(
             text(
                 "INSERT INTO push.ingest_runs (window_start, window_end, input_rows, clean_rows, quarantined_rows,"
-                " duplicate_rows, by_reason) VALUES (:s, :e, :i, :c, :q, :d, CAST(:r AS jsonb))"
+                " duplicate_rows, by_reason, files_seen, files_read, files_quarantined, files_partial)"
+                " VALUES (:s, :e, :i, :c, :q, :d, CAST(:r AS jsonb), :fs, :fr, :fq, :fp)"
                 " ON CONFLICT (window_start, window_end) DO UPDATE SET input_rows = EXCLUDED.input_rows,"
                 " clean_rows = EXCLUDED.clean_rows, quarantined_rows = EXCLUDED.quarantined_rows,"
-                " duplicate_rows = EXCLUDED.duplicate_rows, by_reason = EXCLUDED.by_reason"
+                " duplicate_rows = EXCLUDED.duplicate_rows, by_reason = EXCLUDED.by_reason,"
+                " files_seen = EXCLUDED.files_seen, files_read = EXCLUDED.files_read,"
+                " files_quarantined = EXCLUDED.files_quarantined, files_partial = EXCLUDED.files_partial"
             ),
             {
                 **window,
@@ -555,6 +878,10 @@ def record_run(result: CleanResult, quarantined_rows: list[tuple], settings: Set
                 "q": result.quarantined_rows,
                 "d": result.duplicate_rows,
                 "r": json.dumps(result.by_reason, sort_keys=True),
+                "fs": result.files_seen,
+                "fr": result.files_read,
+                "fq": result.files_quarantined,
+                "fp": result.files_partial,
             },
         )
 
@@ -595,30 +922,70 @@ def catalogue(spark: SparkSession, settings: Settings) -> DataFrame | None:
     return spark.createDataFrame(items.replace({"": None}), "item_id string, category string")
 
 
-def _sanitise(raw: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; keep everything else of the raw line.
-    return None if raw is None else raw.replace("\x00", "\\u0000")
-
-
 def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
     """Clean the landing hours in [start, end) and record the outcome. Raises when too much is bad.
 
     The window is widened to whole hours. Runs that touch the lake are serialised (an advisory
-    lock), so the hourly and the daily DAG never overwrite an hour under each other.
+    lock), so the hourly and the daily DAG never overwrite an hour under each other. A file that
+    cannot be read is quarantined (``push.quarantined_files``) and the rest of the window is
+    cleaned; only a window with no readable file at all fails.
     """
     start, end = hour_bounds(start, end)
     if settings.unknown_items not in ("keep", "quarantine"):
         raise ValueError(f"PUSH_UNKNOWN_ITEMS must be 'keep' or 'quarantine', not {settings.unknown_items!r}")
     with advisory_lock(make_engine(settings.database_url), "push:clean-lake"):
-        return _clean_locked(spark, settings, start, end)
+        files, problems = scan_event_files(spark, settings, start, end)
+        problems += screen_parquet(spark, files)
+        try:
+            return _clean_files(spark, settings, start, end, files, problems)
+        except READ_ERRORS:
+            # Some file broke the window's read. Find which by reading each alone, then clean
+            # the window again without it (or with its readable prefix); with none found, the
+            # failure was not the files' and is raised as it is.
+            found = probe_files(spark, _readable(files, problems))
+            if not found:
+                raise
+            log.warning("unreadable landing files in %s..%s: %s", start, end, [(p.path, p.reason) for p in found])
+            return _clean_files(spark, settings, start, end, files, problems + found)
 
 
-def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> CleanResult:
-    files = event_files(spark, settings, start, end)
-    raw = read_landing(spark, files, numbered=False)
+def _readable(files: FileList, problems: list[FileProblem]) -> FileList:
+    """``files`` without those quarantined whole (partly read ones stay)."""
+    skipped = {p.path for p in problems if not p.partial}
+    return [(path, hour) for path, hour in files if str(path) not in skipped]
+
+
+def _clean_files(
+    spark: SparkSession,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    listed: FileList,
+    problems: list[FileProblem],
+) -> CleanResult:
+    files = _readable(listed, problems)
+    tolerant = {p.path for p in problems if p.partial}
+    token = f"clean:{start.isoformat()}:{end.isoformat()}"
+    file_counts = {
+        # Entries found unreadable while listing are not among the listed files.
+        "files_seen": len(listed) + len({p.path for p in problems} - {str(path) for path, _ in listed}),
+        "files_read": len(files),
+        "files_partial": len(tolerant),
+    }
+    file_counts["files_quarantined"] = file_counts["files_seen"] - len(files)
+    if problems and not files:
+        result = CleanResult(start, end, 0, 0, 0, 0, {}, **file_counts)
+        record_run(result, token, problems, settings)
+        named = "; ".join(f"{p.path} ({p.reason}: {p.error[:200]})" for p in problems)
+        raise PermanentDataError(
+            f"no landing file of {start}..{end} could be read: {named}. Replace or remove them "
+            "(push.quarantined_files lists them) and re-run the window."
+        )
+    raw = read_landing(spark, files, numbered=False, tolerant=tolerant)
     with make_engine(settings.database_url).connect() as conn:
         erased = erased_keys(conn)
-    parsed = mark_erased(parse_and_validate(raw), erased, settings.pseudonym_key)
+    checked = parse_and_validate(raw, settings.max_id_length, settings.max_text_length)
+    parsed = mark_erased(checked, erased, settings.pseudonym_key)
     if settings.unknown_items == "quarantine":
         items = catalogue(spark, settings)
         if items is None:
@@ -629,6 +996,46 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
     # input). Only rejected rows keep their raw text: the cache is then about half the size and
     # a large window stays in memory instead of spilling to disk.
     parsed = parsed.withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value"))).cache()
+    try:
+        result, clean, leaves = _judge(spark, settings, start, end, files, tolerant, parsed, token, file_counts)
+        if result.bad_share > settings.max_bad_row_share:
+            # Recorded, but nothing reaches the lake: downstream never reads a failed window.
+            record_run(result, token, problems, settings)
+            bad = {k: v for k, v in result.by_reason.items() if k not in FILTER_REASONS}
+            top = ", ".join(f"{k}={v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:3])
+            raise BadInputShareExceeded(
+                f"{result.bad_share:.2%} of {result.input_rows} rows quarantined in {start}..{end} "
+                f"(threshold {settings.max_bad_row_share:.2%}); top reasons: {top}. Nothing of the window "
+                "reached the lake: look at push.quarantine for it, fix the source and re-run the window, or raise "
+                "PUSH_MAX_BAD_ROW_SHARE if such input is expected."
+            )
+        touched_dates = write_clean(spark, clean, settings.clean_dir, start, end, leaves)
+        written = read_clean(spark, settings, start, end).count()
+        if written != result.clean_rows:
+            raise AssertionError(f"wrote {written} clean rows for {start}..{end}, expected {result.clean_rows}")
+        record_run(result, token, problems, settings)
+        write_daily_summary(spark, settings, touched_dates)
+    finally:
+        parsed.unpersist()
+    log.info("cleaned %s..%s: %s", start, end, result)
+    return result
+
+
+def _judge(
+    spark: SparkSession,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    files: FileList,
+    tolerant: set[str],
+    parsed: DataFrame,
+    token: str,
+    file_counts: dict[str, int],
+) -> tuple[CleanResult, DataFrame, set[tuple]]:
+    """Split the parsed window into clean rows, duplicates and rejected rows (staged for the quarantine).
+
+    Returns the accounting, the clean rows (a plan, not yet written) and the lake leaves they go to.
+    """
     checked = number_lines(parsed)
     valid = checked.where("reason IS NULL").drop("value")
     # The first delivery wins: earlier copies in this window, and copies already cleaned from
@@ -653,43 +1060,22 @@ def _clean_locked(spark: SparkSession, settings: Settings, start: datetime, end:
     rejected = (
         checked.where("reason IS NOT NULL")
         .select(*kept)
-        .unionByName(with_raw_text(spark, files, late_rejects, late_hours))
+        .unionByName(with_raw_text(spark, files, late_rejects, late_hours, tolerant))
     )
     totals = checked.agg(F.count("*").alias("input"), F.count_if(F.col("reason").isNull()).alias("valid")).first()
     input_rows, valid_rows = totals["input"], totals["valid"]
-    # Every rejected row is collected for the quarantine table; its reasons are counted from
-    # that one result rather than by another pass over the window.
-    quarantined = [
-        (start, _hour_start(r.landing_date, r.landing_hour), r.source_file, r.line_no, r.reason, _sanitise(r.value))
-        for r in rejected.orderBy("source_file", "line_no").collect()
-    ]
-    reasons = dict(Counter(row[4] for row in quarantined))
-    result = CleanResult(start, end, input_rows, clean_rows, sum(reasons.values()), valid_rows - unique_rows, reasons)
+    reasons = stage_quarantine(rejected, settings, token, start)
+    result = CleanResult(
+        start, end, input_rows, clean_rows, sum(reasons.values()), valid_rows - unique_rows, reasons, **file_counts
+    )
     if result.input_rows != result.clean_rows + result.quarantined_rows + result.duplicate_rows:
         raise AssertionError(f"accounting does not balance: {result}")
-    try:
-        if result.bad_share > settings.max_bad_row_share:
-            # Recorded, but nothing reaches the lake: downstream never reads a failed window.
-            record_run(result, quarantined, settings)
-            bad = {k: v for k, v in reasons.items() if k not in FILTER_REASONS}
-            top = ", ".join(f"{k}={v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:3])
-            raise BadInputShareExceeded(
-                f"{result.bad_share:.2%} of {result.input_rows} rows quarantined in {start}..{end} "
-                f"(threshold {settings.max_bad_row_share:.2%}); top reasons: {top}"
-            )
-        touched_dates = write_clean(spark, clean, settings.clean_dir, start, end, leaves)
-        written = read_clean(spark, settings, start, end).count()
-        if written != clean_rows:
-            raise AssertionError(f"wrote {written} clean rows for {start}..{end}, expected {clean_rows}")
-        record_run(result, quarantined, settings)
-        write_daily_summary(spark, settings, touched_dates)
-    finally:
-        parsed.unpersist()
-    log.info("cleaned %s..%s: %s", start, end, result)
-    return result
+    return result, clean, leaves
 
 
-def with_raw_text(spark: SparkSession, files: list[tuple], rows: DataFrame, hours: set[tuple]) -> DataFrame:
+def with_raw_text(
+    spark: SparkSession, files: FileList, rows: DataFrame, hours: set[tuple], tolerant: set[str]
+) -> DataFrame:
     """``rows`` (rejected after the cache dropped their text: bots) with their raw line, re-read.
 
     Only the files of ``hours`` (the landing dates and hours those rows came from) are read
@@ -699,12 +1085,8 @@ def with_raw_text(spark: SparkSession, files: list[tuple], rows: DataFrame, hour
     wanted = [(path, hour) for path, hour in files if (hour.date(), hour.hour) in hours]
     if not wanted:
         return rows.withColumn("value", F.lit(None).cast("string")).where("false")
-    lines = read_landing(spark, wanted).select("source_file", "line_no", "value")
+    lines = read_landing(spark, wanted, tolerant=tolerant).select("source_file", "line_no", "value")
     return rows.join(lines, ["source_file", "line_no"]).select(*rows.columns, "value")
-
-
-def _hour_start(day, hour: int) -> datetime:
-    return datetime.combine(day, time(hour), UTC)
 
 
 def _has_clean(settings: Settings) -> bool:

@@ -32,10 +32,8 @@ from jobs.ingest.clean import (
     CLEAN_COLUMNS,
     FUTURE_TOLERANCE,
     catalogue,
-    event_files,
-    parse_and_validate,
+    landing_as_cleaned,
     read_clean,
-    read_landing,
 )
 
 log = logging.getLogger(__name__)
@@ -107,7 +105,7 @@ def run_suite(frame: DataFrame, suite_builder, gx_dir: Path, batch_name: str) ->
 
 def raw_batch(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
     """The landing window's lines as the cleaner parses them (each with its verdict)."""
-    return parse_and_validate(read_landing(spark, event_files(spark, settings, start, end)))
+    return landing_as_cleaned(spark, settings, start, end)
 
 
 def clean_batch(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:

@@ -94,6 +94,8 @@ def start_stream(
         delay=timedelta(minutes=settings.cart_abandonment_minutes),
         browse_views=settings.browse_intent_views,
         browse_minutes=settings.browse_intent_minutes,
+        max_id_length=settings.max_id_length,
+        max_text_length=settings.max_text_length,
     )
     checkpoint.mkdir(parents=True, exist_ok=True)
     # The number of state-store partitions is fixed by the checkpoint's first batch; a few (one

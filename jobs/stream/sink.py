@@ -54,11 +54,20 @@ log = logging.getLogger(__name__)
 
 LATE_REASON = "late_event"
 INTERACTION_COLUMNS = ("user_id", "item_id", "last_viewed_at", "last_carted_at", "last_purchased_at")
-QUARANTINE_COLUMNS = ("window_start", "landing_hour", "source_file", "line_no", "reason", "raw", "stream_batch")
+QUARANTINE_COLUMNS = (
+    "window_start",
+    "landing_hour",
+    "source_file",
+    "line_no",
+    "reason",
+    "raw",
+    "raw_bytes",
+    "stream_batch",
+)
 
 _STORE_QUARANTINE = """
-INSERT INTO push.quarantine (window_start, landing_hour, source_file, line_no, reason, raw, stream_batch)
-SELECT window_start, landing_hour, source_file, line_no, reason, raw, stream_batch FROM quarantine_stage
+INSERT INTO push.quarantine (window_start, landing_hour, source_file, line_no, reason, raw, raw_bytes, stream_batch)
+SELECT window_start, landing_hour, source_file, line_no, reason, raw, raw_bytes, stream_batch FROM quarantine_stage
 ON CONFLICT (source_file, line_no) WHERE stream_batch IS NOT NULL DO NOTHING
 """
 
@@ -199,6 +208,7 @@ def account_batch(
     lines.loc[is_late, "reason"] = LATE_REASON
     lines.loc[is_erased, "reason"] = ERASED_REASON
     lines.loc[is_erased, "value"] = None
+    lines.loc[is_erased, "raw_bytes"] = None
     bots = bot_users(events, bot_events_per_minute)
     is_bot_event = events["user_id"].isin(bots)
     bot_lines = set(zip(events.loc[is_bot_event, "source_file"], events.loc[is_bot_event, "line_no"], strict=True))
@@ -218,7 +228,9 @@ def account_batch(
             "source_file": rejected["source_file"],
             "line_no": rejected["line_no"],
             "reason": rejected["reason"],
-            "raw": rejected["value"].map(lambda v: None if v is None else v.replace("\x00", "\\u0000")),
+            # Already readable text (NUL escaped, invalid UTF-8 replaced); exact bytes beside it.
+            "raw": rejected["value"],
+            "raw_bytes": rejected["raw_bytes"].map(lambda b: None if b is None else "\\x" + bytes(b).hex()),
             "stream_batch": batch_id,
         }
     )

@@ -4,7 +4,8 @@ The query has one sink, so everything the micro-batch writer needs travels in on
 ``kind`` column:
 
 - ``line``: every input line after :func:`jobs.ingest.clean.parse_and_validate` (the batch
-  cleaner's rules), valid or not, with its raw text, file, line number and landing time;
+  cleaner's rules), valid or not, with its raw text (and exact bytes where the text cannot
+  hold them, as the batch quarantine keeps them), file, line number and landing time;
 - ``event``: the first delivery of each valid ``event_id`` within the watermark
   (``dropDuplicatesWithinWatermark``; late rows are dropped by that operator);
 - ``cart``: an abandoned cart (or the cancellation of one already fired), from per
@@ -28,7 +29,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
-from jobs.ingest.clean import parse_and_validate
+from jobs.core import schema
+from jobs.ingest.clean import parse_and_validate, quarantine_text
 
 KINDS = ("line", "event", "cart", "browse")
 # Raw lines as the stream reads them: the batch reader's columns plus the landing time.
@@ -44,6 +46,7 @@ OUTPUT_SCHEMA = T.StructType(
         T.StructField("landing_date", T.DateType(), True),
         T.StructField("landing_hour", T.IntegerType(), True),
         T.StructField("value", T.StringType(), True),
+        T.StructField("raw_bytes", T.BinaryType(), True),
         T.StructField("reason", T.StringType(), True),
         T.StructField("event_id", T.StringType(), True),
         T.StructField("user_id", T.StringType(), True),
@@ -292,6 +295,8 @@ def detect(
     delay: timedelta,
     browse_views: int,
     browse_minutes: int,
+    max_id_length: int = schema.MAX_ID_LENGTH,
+    max_text_length: int = schema.MAX_TEXT_LENGTH,
 ) -> DataFrame:
     """The whole streaming plan: cleaning rules, deduplication, both stateful detectors, tagged.
 
@@ -302,8 +307,9 @@ def detect(
         delay: cart abandonment delay.
         browse_views: views needed in one category within one window.
         browse_minutes: the browse window's length.
+        max_id_length, max_text_length: the cleaner's field limits.
     """
-    checked = parse_and_validate(raw)
+    checked = parse_and_validate(raw, max_id_length, max_text_length)
     valid = checked.where(F.col("reason").isNull()).withWatermark("ts", f"{int(watermark.total_seconds())} seconds")
     # Each stateful operator drops events at or before the watermark itself. The detectors read
     # the valid events directly, not the deduplicated ones: both are insensitive to re-delivery
@@ -313,7 +319,7 @@ def detect(
     carts = abandoned_carts(valid, delay, retain=delay)
     browse = browse_windows(valid, items, browse_views, browse_minutes)
     return (
-        _tagged(checked, "line")
+        _tagged(quarantine_text(checked), "line")
         .unionByName(_tagged(unique, "event"))
         .unionByName(_tagged(carts, "cart"))
         .unionByName(_tagged(browse, "browse"))

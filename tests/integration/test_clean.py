@@ -37,6 +37,11 @@ HOSTILE = {
     "huge_quantity": (make_event(event_id="x8", quantity=10**9), "quantity_out_of_range"),
     "view_without_item": (make_event(event_id="x9", item_id=None), "missing_item_id"),
     "not_an_object": ("[1, 2, 3]", "malformed_json"),
+    "long_query": (make_event(event_id="x10", query="x" * 50_000, event_type="search", item_id=None), "text_too_long"),
+    "nul_in_query": (
+        make_event(event_id="x11", query="nul\u0000byte", event_type="search", item_id=None),
+        "nul_in_text",
+    ),
 }
 
 GOOD = [
@@ -44,8 +49,8 @@ GOOD = [
     # Another zone: 18:20 in Shanghai is 10:20 UTC.
     make_event(event_id="g2", ts="2026-11-24T18:20:00+08:00", event_type="PURCHASE", quantity=2),
     make_event(event_id="g3", event_type="search", item_id=None, query="'; DROP TABLE push.users; --"),
-    make_event(event_id="g4", query="x" * 50_000, event_type="search", item_id=None),
-    make_event(event_id="g5", query="nul\u0000byte", event_type="search", item_id=None),
+    make_event(event_id="g4", query="x" * 2_000, event_type="search", item_id=None),
+    make_event(event_id="g5", query="tab\tand line\nbreak", event_type="search", item_id=None),
 ]
 
 
@@ -80,7 +85,7 @@ def test_every_line_is_accounted_for_with_the_right_reason(spark, settings, land
         raw = line if isinstance(line, str) else json.dumps(line)
         assert by_raw.get(raw) == reason, name
     assert sum(run["by_reason"].values()) == run["quarantined_rows"] == len(rows)
-    assert any("\ufffd" in (r.raw or "") for r in rows), "invalid UTF-8 line not quarantined"
+    assert by_raw.get('{"event_id": "bad\ufffd\ufffd"}') == "invalid_utf8"
     assert all(r.line_no >= 1 for r in rows)
     with engine.connect() as conn:
         summary = dict(
@@ -95,7 +100,8 @@ def test_clean_rows_are_normalised(spark, settings, landing):
     assert rows["g2"].event_type == "purchase"
     assert rows["g2"].ts.replace(tzinfo=None) == datetime(2026, 11, 24, 10, 20)
     assert rows["g3"].query == "'; DROP TABLE push.users; --"
-    assert len(rows["g4"].query) == 50_000
+    assert len(rows["g4"].query) == 2_000
+    assert rows["g5"].query == "tab\tand line\nbreak"
     assert (rows["g1"].landing_date.isoformat(), rows["g1"].landing_hour) == ("2026-11-24", 10)
 
 
