@@ -13,7 +13,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from jobs.core.db import copy_rows, copy_text, copy_text_field
@@ -60,7 +62,8 @@ def test_hostile_lines_get_their_reason_and_keep_their_exact_bytes(spark, lenien
         assert row.reason == reason, (line_no, line[:80])
         exact = b"\x00" not in line and _is_utf8(line)
         if exact:
-            assert row.raw == line.decode() and row.raw_bytes is None
+            assert row.raw == line.decode()
+            assert row.raw_bytes is None
         else:  # the text cannot hold the line: its bytes are kept exactly, a readable copy beside them
             assert bytes(row.raw_bytes) == line
             assert "\x00" not in row.raw
@@ -86,7 +89,8 @@ def test_unreadable_files_are_quarantined_and_the_rest_of_the_window_is_cleaned(
     assert {name: r.reason for name, r in files.items()} == corpus.files
     assert all(r.error for r in files.values())
     cut = files["cut.jsonl.gz"]
-    assert cut.partial and 0 < cut.lines_read < corpus.truncated_lines
+    assert cut.partial
+    assert 0 < cut.lines_read < corpus.truncated_lines
     assert not any(r.partial for name, r in files.items() if name != "cut.jsonl.gz")
     # files seen = read + quarantined: good, hostile and the cut gzip are read (one of them in part).
     assert (first.files_seen, first.files_read, first.files_quarantined, first.files_partial) == (6, 3, 3, 1)
