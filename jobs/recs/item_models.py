@@ -6,9 +6,11 @@
   matrix and its inverse: 8 bytes x items^2 each (10^4 items: 0.8 GB per copy, about three
   copies at the peak; 10^5 items: 80 GB, out of reach), and items^3 operations. Above
   ``max_items`` it refuses, and the co-occurrence model below takes over.
-- **Item-kNN** on co-occurrence, computed with Spark so it scales with the events rather than
-  with items^2: cosine similarity ``c_ij / (sqrt(n_i n_j) + shrink)`` of items' user sets,
-  each item keeping its ``neighbours`` most similar items (a sparse matrix).
+- **Item-kNN** on co-occurrence: cosine similarity ``c_ij / (sqrt(n_i n_j) + shrink)`` of
+  items' user sets, each item keeping its ``neighbours`` most similar items (a sparse matrix).
+  Up to ``local_max_items`` items it is computed in memory, a block of item columns at a time
+  (sparse products, about 100 MB per block whatever the catalogue); above, with Spark (one
+  self-join on users), which scales out with the events. Both give the same matrix.
 
 ``lambda_scale`` is relative to the mean item degree (users per item in the training data), so
 a value tuned on a sample of users carries over to all of them.
@@ -40,6 +42,13 @@ class ItemKnnParams:
     # Items per user taken into the co-occurrence self-join (the user's strongest ones): bounds
     # the pairs a very active user (or a bot) contributes.
     max_user_items: int = 200
+    # Up to this many items the co-occurrences are computed in memory, block by block; above
+    # it (or with 0) by Spark.
+    local_max_items: int = 200_000
+
+
+# Cells of one dense block of similarities in the in-memory item-kNN (float64: about 100 MB).
+_KNN_BLOCK_CELLS = 12_500_000
 
 
 @dataclass
@@ -106,8 +115,8 @@ def _symmetric_inverse(matrix: np.ndarray) -> np.ndarray:
     return upper + np.triu(upper, 1).T
 
 
-def fit_item_knn(spark: SparkSession, ratings: pd.DataFrame, params: ItemKnnParams) -> ItemModel:
-    """Cosine item-kNN from co-occurrence counts computed by Spark (one self-join on users).
+def fit_item_knn(spark: SparkSession | None, ratings: pd.DataFrame, params: ItemKnnParams) -> ItemModel:
+    """Cosine item-kNN from co-occurrence counts, in memory or (large catalogues) with Spark.
 
     ``weights[i, j]`` is the similarity of item ``i`` to item ``j`` when ``i`` is among ``j``'s
     ``neighbours`` most similar items (ties by item order), so a user's score for ``j`` sums the
@@ -122,6 +131,57 @@ def fit_item_knn(spark: SparkSession, ratings: pd.DataFrame, params: ItemKnnPara
             "r": positive["rating"].astype("float64").to_numpy(),
         }
     ).drop_duplicates(["u", "i"])
+    if spark is None or len(item_ids) <= params.local_max_items:
+        found = _knn_in_memory(codes, len(user_ids), len(item_ids), params)
+    else:
+        found = _knn_with_spark(spark, codes, params)
+    weights = sparse.csr_matrix(
+        (found["s"].to_numpy(dtype=np.float32), (found["i"].to_numpy(), found["j"].to_numpy())),
+        shape=(len(item_ids), len(item_ids)),
+    )
+    record = {"neighbours": params.neighbours, "shrink": params.shrink, "max_user_items": params.max_user_items}
+    return ItemModel("item_knn", item_ids, weights, record)
+
+
+def _knn_in_memory(codes: pd.DataFrame, users: int, items: int, params: ItemKnnParams) -> pd.DataFrame:
+    """The nearest neighbours (``i``, ``j``, ``s``) of every item, a block of item columns at a time.
+
+    Memory is one dense block (``_KNN_BLOCK_CELLS``) plus the interaction matrix, whatever the
+    number of items; time is that of the sparse products (the co-occurring pairs).
+    """
+    ordered = codes.sort_values(["u", "r", "i"], ascending=[True, False, True])
+    kept = ordered[ordered.groupby("u").cumcount() < params.max_user_items]
+    x = sparse.csc_matrix(
+        (np.ones(len(kept), dtype=np.float64), (kept["u"].to_numpy(), kept["i"].to_numpy())), shape=(users, items)
+    )
+    xt = x.T.tocsr()
+    degree = np.asarray(x.sum(axis=0)).ravel()
+    width = max(1, _KNN_BLOCK_CELLS // max(items, 1))
+    found_i, found_j, found_s = [], [], []
+    for first in range(0, items, width):
+        last = min(items, first + width)
+        co = (xt @ x[:, first:last]).toarray()
+        own = np.arange(first, last)
+        co[own, own - first] = 0.0  # an item is not its own neighbour
+        similarity = co / (np.sqrt(np.outer(degree, degree[first:last])) + params.shrink)
+        for column in range(last - first):
+            values = similarity[:, column]
+            rows = np.flatnonzero(co[:, column] > 0)
+            if len(rows) > params.neighbours:
+                # The k-th largest value bounds the candidates; ties are then broken by item order.
+                kth = np.partition(values[rows], len(rows) - params.neighbours)[len(rows) - params.neighbours]
+                rows = rows[values[rows] >= kth]
+                rows = rows[np.lexsort((rows, -values[rows]))[: params.neighbours]]
+            found_i.append(rows)
+            found_j.append(np.full(len(rows), first + column))
+            found_s.append(values[rows])
+    if not found_i:
+        return pd.DataFrame({"i": [], "j": [], "s": []})
+    return pd.DataFrame({"i": np.concatenate(found_i), "j": np.concatenate(found_j), "s": np.concatenate(found_s)})
+
+
+def _knn_with_spark(spark: SparkSession, codes: pd.DataFrame, params: ItemKnnParams) -> pd.DataFrame:
+    """:func:`_knn_in_memory` as Spark jobs (one self-join on users), for catalogues above ``local_max_items``."""
     frame = spark.createDataFrame(codes, "u int, i int, r double")
     strongest = Window.partitionBy("u").orderBy(F.desc("r"), "i")
     kept = frame.withColumn("n", F.row_number().over(strongest)).where(F.col("n") <= params.max_user_items)
@@ -142,15 +202,9 @@ def fit_item_knn(spark: SparkSession, ratings: pd.DataFrame, params: ItemKnnPara
         )
         nearest = Window.partitionBy("j").orderBy(F.desc("s"), "i")
         top = similar.withColumn("n", F.row_number().over(nearest)).where(F.col("n") <= params.neighbours)
-        found = top.select("i", "j", "s").toPandas()
+        return top.select("i", "j", "s").toPandas()
     finally:
         kept.unpersist()
-    weights = sparse.csr_matrix(
-        (found["s"].to_numpy(dtype=np.float32), (found["i"].to_numpy(), found["j"].to_numpy())),
-        shape=(len(item_ids), len(item_ids)),
-    )
-    record = {"neighbours": params.neighbours, "shrink": params.shrink, "max_user_items": params.max_user_items}
-    return ItemModel("item_knn", item_ids, weights, record)
 
 
 def keep_neighbours(model: ItemModel, neighbours: int) -> ItemModel:

@@ -155,7 +155,7 @@ def fit_spec(
         known = fitted_parts or {}
         parts = [known.get(part.key) or fit_spec(part, ratings, catalogue, spark) for part in spec.parts]
         return FittedModel(spec, parts=parts, seconds=sum(part.seconds for part in parts))
-    if spec.family in ("als", "item_knn") and spark is None:
+    if spec.family == "als" and spark is None:
         raise ValueError(f"{spec.family} needs a SparkSession")
     if spec.family == "svd":
         params = SvdParams(**spec.params)

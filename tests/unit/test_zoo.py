@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from jobs.recs import item_models
 from jobs.recs.item_models import EaseParams, ItemKnnParams, fit_ease, fit_item_knn, keep_neighbours
 from jobs.recs.job import evaluate_candidates
 from jobs.recs.ratings import chronological_split, random_split
@@ -48,9 +51,19 @@ def test_ease_solves_each_columns_ridge_regression_on_the_others():
         fit_ease(ratings, EaseParams(max_items=5))
 
 
-def test_spark_item_knn_is_the_cosine_of_co_occurrence_with_each_items_nearest_kept(spark):
+def test_item_knn_is_the_cosine_of_co_occurrence_with_each_items_nearest_kept(spark, monkeypatch):
     ratings = _grouped_interactions(users=30, items=12, per_user=5, seed=3)
-    model = fit_item_knn(spark, ratings, ItemKnnParams(neighbours=3, shrink=2.0))
+    model = fit_item_knn(None, ratings, ItemKnnParams(neighbours=3, shrink=2.0))
+    # In memory and with Spark, in one block or in blocks of two columns: the same matrix, also
+    # when each user's strongest items only are taken.
+    for cut in (200, 3):
+        params = ItemKnnParams(neighbours=3, shrink=2.0, max_user_items=cut)
+        with_spark = fit_item_knn(spark, ratings, replace(params, local_max_items=0)).weights.toarray()
+        monkeypatch.setattr(item_models, "_KNN_BLOCK_CELLS", 2 * 12)
+        in_blocks = fit_item_knn(None, ratings, params).weights.toarray()
+        monkeypatch.undo()
+        np.testing.assert_allclose(in_blocks, with_spark, rtol=1e-6)
+        np.testing.assert_allclose(fit_item_knn(None, ratings, params).weights.toarray(), with_spark, rtol=1e-6)
     items = list(model.item_ids)
     users = sorted(ratings["user_id"].unique())
     x = np.zeros((len(users), len(items)))
