@@ -36,7 +36,10 @@ def on_task_failure(context) -> None:
     task_id, dag_id = getattr(ti, "task_id", "?"), getattr(ti, "dag_id", "?")
     try_number = getattr(ti, "try_number", "?")
     summary = f"task {task_id} of {dag_id} failed (run {context.get('run_id')}, try {try_number})"
-    log.error("ALERT %s: %s", summary, context.get("exception"))
+    from jobs.core.errors import explain_failure
+
+    # The last line of the task's log: what happened and what to do, under any stack trace.
+    log.error("ALERT %s: %s", summary, explain_failure(context.get("exception")))
     try:
         send_alert_email(
             summary, str(context.get("exception")), key=f"{dag_id}:{context.get('run_id')}:{task_id}:{try_number}"

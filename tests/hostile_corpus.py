@@ -29,12 +29,12 @@ class Corpus:
         return len(self.lines)
 
 
-def _event(hour: datetime, n: int, valid_user: str, valid_item: str, **overrides) -> dict:
+def _event(hour: datetime, n: int, users: list[str], items: list[str], **overrides) -> dict:
     event = {
         "event_id": f"hostile-{hour:%Y%m%d%H}-{n}",
-        "user_id": valid_user,
+        "user_id": users[n % len(users)],
         "event_type": "view",
-        "item_id": valid_item,
+        "item_id": items[n % len(items)],
         "session_id": "s-hostile",
         "device": "web",
         "ts": f"{hour:%Y-%m-%dT%H}:{n % 60:02d}:{n // 60 % 60:02d}Z",
@@ -47,13 +47,13 @@ def _line(event: dict) -> bytes:
     return json.dumps(event, ensure_ascii=False).encode()
 
 
-def write_corpus(landing_dir: Path, hour: datetime, user_id: str, item_id: str) -> Corpus:
-    """Write the corpus into ``hour``'s landing folder; events name ``user_id`` and ``item_id`` when valid."""
+def write_corpus(landing_dir: Path, hour: datetime, users: list[str], items: list[str]) -> Corpus:
+    """Write the corpus into ``hour``'s landing folder; its valid events take turns over ``users`` and ``items``."""
     folder = landing_dir / "events" / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"
     folder.mkdir(parents=True, exist_ok=True)
 
     def ev(n, **overrides):
-        return _event(hour, n, user_id, item_id, **overrides)
+        return _event(hour, n, users, items, **overrides)
 
     lines: list[tuple[bytes, str | None]] = [
         (b"\xef\xbb\xbf" + _line(ev(1)), None),  # a byte-order mark before the first line
@@ -78,7 +78,7 @@ def write_corpus(landing_dir: Path, hour: datetime, user_id: str, item_id: str) 
     (folder / "broken.parquet").write_bytes(b"this is not a parquet file at all\n")
     (folder / "not-gzip.jsonl.gz").write_bytes(_line(ev(20)) + b"\n")
     (folder / "a-folder.jsonl").mkdir(exist_ok=True)
-    truncated = [_line(ev(100 + n)) for n in range(1000)]
+    truncated = [_line(ev(100 + n)) for n in range(300)]
     packed = gzip.compress(b"\n".join(truncated) + b"\n")
     (folder / "cut.jsonl.gz").write_bytes(packed[: len(packed) * 2 // 3])
     files = {

@@ -936,17 +936,21 @@ def clean_window(spark: SparkSession, settings: Settings, start: datetime, end: 
     with advisory_lock(make_engine(settings.database_url), "push:clean-lake"):
         files, problems = scan_event_files(spark, settings, start, end)
         problems += screen_parquet(spark, files)
-        try:
-            return _clean_files(spark, settings, start, end, files, problems)
-        except READ_ERRORS:
-            # Some file broke the window's read. Find which by reading each alone, then clean
-            # the window again without it (or with its readable prefix); with none found, the
-            # failure was not the files' and is raised as it is.
-            found = probe_files(spark, _readable(files, problems))
-            if not found:
-                raise
-            log.warning("unreadable landing files in %s..%s: %s", start, end, [(p.path, p.reason) for p in found])
-            return _clean_files(spark, settings, start, end, files, problems + found)
+        while True:
+            try:
+                return _clean_files(spark, settings, start, end, files, problems)
+            except READ_ERRORS as error:
+                # Some file broke the window's read. Spark's error names it, else every file is
+                # read alone to find it; then the window is cleaned again without it (or with its
+                # readable prefix). With none found the failure was not the files' and is raised.
+                readable = _readable(files, problems)
+                message = error_summary(error, limit=100_000)
+                named = [(path, hour) for path, hour in readable if str(path) in message]
+                found = [p for p in probe_files(spark, named or readable) if p.path not in {q.path for q in problems}]
+                if not found:
+                    raise
+                log.warning("unreadable landing files in %s..%s: %s", start, end, [(p.path, p.reason) for p in found])
+                problems = problems + found
 
 
 def _readable(files: FileList, problems: list[FileProblem]) -> FileList:

@@ -34,7 +34,10 @@ REFERENCE_TABLES = {
 def read_reference(landing_dir: Path, name: str) -> pd.DataFrame:
     path = landing_dir / "reference" / REFERENCE_TABLES[name][1]
     if not path.exists():
-        raise FileNotFoundError(f"reference snapshot '{name}' not found at {path}")
+        raise FileNotFoundError(
+            f"reference snapshot '{name}' not found at {path}: put the shop's {name} export there as "
+            f"{REFERENCE_TABLES[name][1]} (the task retries; once it is there, clear the failed task to re-run it)"
+        )
     return pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
 
 

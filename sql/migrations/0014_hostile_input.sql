@@ -44,3 +44,8 @@ ALTER TABLE push.ingest_runs
     ADD COLUMN files_quarantined integer NOT NULL DEFAULT 0,
     ADD COLUMN files_partial integer NOT NULL DEFAULT 0,
     ADD CONSTRAINT ingest_runs_files_balance CHECK (files_seen = files_read + files_quarantined);
+
+-- For analysts: which landing files were not read, and why (paths only, no event content).
+CREATE VIEW analytics.quarantined_files AS
+SELECT window_start, window_end, landing_hour, source_file, size_bytes, reason, error, partial, lines_read
+FROM push.quarantined_files;

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from jobs.core.db import copy_rows, copy_text, copy_text_field
-from jobs.core.errors import PermanentDataError
-from jobs.ingest.clean import CLEAN_COLUMNS, clean_window, parse_and_validate, read_clean, read_landing
+from jobs.core.errors import PermanentDataError, explain_failure
+from jobs.ingest.clean import CLEAN_COLUMNS, READ_ERRORS, clean_window, parse_and_validate, read_clean, read_landing
 from jobs.ingest.validate import raw_batch
 from tests.conftest import make_event
 from tests.hostile_corpus import write_corpus
@@ -42,7 +42,7 @@ def _rows(engine, sql: str) -> list:
 
 
 def test_hostile_lines_get_their_reason_and_keep_their_exact_bytes(spark, lenient, engine):
-    corpus = write_corpus(lenient.landing_dir, HOUR, "u1", "i1")
+    corpus = write_corpus(lenient.landing_dir, HOUR, ["u1"], ["i1"])
 
     result = clean_window(spark, lenient, HOUR, END)
 
@@ -74,7 +74,7 @@ def test_hostile_lines_get_their_reason_and_keep_their_exact_bytes(spark, lenien
 
 
 def test_unreadable_files_are_quarantined_and_the_rest_of_the_window_is_cleaned(spark, lenient, engine):
-    corpus = write_corpus(lenient.landing_dir, HOUR, "u1", "i1")
+    corpus = write_corpus(lenient.landing_dir, HOUR, ["u1"], ["i1"])
     good = [make_event(event_id=f"good-{n}", ts="2026-11-24T10:20:00Z") for n in range(5)]
     (corpus.folder / "good.jsonl").write_text("\n".join(json.dumps(e) for e in good) + "\n")
 
@@ -197,3 +197,16 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def test_a_failed_spark_job_is_explained_in_one_line_naming_its_cause(spark, tmp_path):
+    (tmp_path / "x.parquet").write_bytes(b"garbage")
+    with pytest.raises(READ_ERRORS) as caught:
+        spark.read.parquet(str(tmp_path / "x.parquet")).count()
+
+    line = explain_failure(caught.value)
+
+    assert line.startswith("a Spark job failed (")
+    assert "x.parquet" in line
+    assert "caused by" in line
+    assert "\n" not in line

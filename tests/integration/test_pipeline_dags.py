@@ -1,6 +1,8 @@
 """The real DAGs, run by Airflow (``dag.test()``) on real Spark, GX and PostgreSQL.
 
-One generated data set; the daily DAG then the notifications DAG run for one logical date;
+One generated data set with the hostile corpus (``tests/hostile_corpus.py``: poison-pill lines,
+unreadable files) in one of its landing hours; the daily DAG then the notifications DAG run for
+one logical date;
 the assertions read PostgreSQL and the file sink. A second run of both DAGs for the same date
 must leave every result table identical and send nothing new.
 """
@@ -11,12 +13,14 @@ import json
 import shutil
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
 from tests.conftest import ROOT
+from tests.hostile_corpus import write_corpus
 
 LOGICAL = datetime(2026, 11, 25, tzinfo=UTC)
 # Plan the next 24 hours of send moments and deliver them (a manual run plans one hour).
@@ -25,6 +29,7 @@ DAYS = 5
 SNAPSHOT_QUERIES = {
     "ingest_runs": "SELECT * FROM push.ingest_runs ORDER BY 1, 2",
     "quarantine": "SELECT * FROM push.quarantine ORDER BY source_file, line_no",
+    "quarantined_files": "SELECT * FROM push.quarantined_files ORDER BY 1, 4",
     "daily_event_summary": "SELECT * FROM push.daily_event_summary ORDER BY 1, 2, 3",
     "validation_runs": "SELECT suite, window_start, window_end, success, evaluated, failed FROM push.validation_runs ORDER BY 1, 2",
     "profiles": "SELECT * FROM push.user_profiles ORDER BY as_of, user_id",
@@ -69,12 +74,19 @@ def pipeline(settings, engine, airflow_db, spark):
     summary = generate(
         GeneratorConfig(users=150, items=120, days=DAYS, seed=11, end_date=date(2026, 11, 24)), settings.landing_dir
     )
+    reference = settings.landing_dir / "reference"
+    corpus = write_corpus(
+        settings.landing_dir,
+        datetime(2026, 11, 23, 10, tzinfo=UTC),
+        pd.read_csv(reference / "users.csv", dtype=str)["user_id"].tolist(),
+        pd.read_csv(reference / "items.csv", dtype=str)["item_id"].tolist(),
+    )
     states = {
         "daily": _run("daily_recommendations", {"clean_days": DAYS}),
         "hourly": _run("hourly_events"),
         "notifications": _run("notifications", NOTIFY_CONF),
     }
-    return {"generated": summary, "states": states, "snapshot": _snapshot(engine)}
+    return {"generated": summary, "corpus": corpus, "states": states, "snapshot": _snapshot(engine)}
 
 
 def test_all_dags_succeed(pipeline):
@@ -82,7 +94,18 @@ def test_all_dags_succeed(pipeline):
 
 
 def test_ingest_accounting_matches_the_landing_files(pipeline, engine, settings):
-    lines = sum(len(p.read_bytes().splitlines()) for p in (settings.landing_dir / "events").rglob("*.jsonl"))
+    files = [p for p in (settings.landing_dir / "events").rglob("*.jsonl") if p.is_file()]
+    lines = sum(len(p.read_bytes().splitlines()) for p in files)
+    corpus = pipeline["corpus"]
+    with engine.connect() as conn:
+        quarantined_files = conn.execute(
+            text("SELECT source_file, reason, partial, lines_read FROM push.quarantined_files")
+        ).all()
+    # The hostile corpus's unreadable files are quarantined, the truncated gzip read up to its break.
+    assert {r.source_file.rsplit("/", 1)[-1]: r.reason for r in quarantined_files} == corpus.files
+    prefix = sum(r.lines_read for r in quarantined_files if r.partial)
+    assert prefix > 0
+    lines += prefix
     with engine.connect() as conn:
         # The daily run's window (the hourly run re-cleaned its last hour on its own).
         run = (
@@ -91,7 +114,11 @@ def test_ingest_accounting_matches_the_landing_files(pipeline, engine, settings)
             .one()
         )
         validation = conn.execute(text("SELECT bool_and(success) FROM push.validation_runs")).scalar_one()
-    assert run["input_rows"] == lines == pipeline["generated"]["event_lines"]
+    assert run["input_rows"] == lines == pipeline["generated"]["event_lines"] + corpus.line_count + prefix
+    assert run["files_seen"] == run["files_read"] + run["files_quarantined"]
+    assert (run["files_quarantined"], run["files_partial"]) == (3, 1)
+    for reason in {r for _, r in corpus.lines if r}:
+        assert run["by_reason"].get(reason, 0) > 0, reason
     assert run["input_rows"] == run["clean_rows"] + run["quarantined_rows"] + run["duplicate_rows"]
     assert run["duplicate_rows"] > 0
     assert run["by_reason"].get("bot", 0) > 0
