@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-clean bench-notify bench-recs bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: install demo test test-unit bench bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -23,12 +23,13 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	@$(PY) -m pytest tests/unit tests/dags
 
-## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-clean, bench-notify, bench-recs, bench-stages and bench-stream
+## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-clean, bench-notify, bench-recs, bench-item-models, bench-stages and bench-stream
 bench: $(STAMP)
 	@$(PY) -m jobs.bench --users $(or $(USERS),2000) --items $(or $(ITEMS),1000) --days $(or $(DAYS),14)
 	@$(MAKE) --no-print-directory bench-clean
 	@$(MAKE) --no-print-directory bench-notify
 	@$(MAKE) --no-print-directory bench-recs
+	@$(MAKE) --no-print-directory bench-item-models
 	@$(MAKE) --no-print-directory bench-stages
 	@$(MAKE) --no-print-directory bench-stream
 
@@ -45,6 +46,10 @@ bench-notify: $(STAMP)
 bench-recs: $(STAMP)
 	@$(PY) -m jobs.bench_recs --users $(or $(USERS),100000) --items $(or $(ITEMS),10000) \
 		--recipe-users $(or $(RECIPE),100)
+
+## bench-item-models: seconds and peak memory of fitting EASE, item-kNN and SVD at 10^4 and 10^5 items (ITEMS="10000 100000")
+bench-item-models: $(STAMP)
+	@$(PY) -m jobs.bench_item_models --items $(or $(ITEMS),10000 100000)
 
 ## bench-stages: seconds, events/s and peak memory (driver + Spark JVM) of profiles, segments, training and scoring (EVENTS="1000000 10000000")
 bench-stages: $(STAMP)
