@@ -88,7 +88,7 @@ def measure(family: str, ratings: pd.DataFrame) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--users-per-item", type=float, default=10.0)
+    parser.add_argument("--users-per-item", type=float, default=2.0)
     parser.add_argument("--per-user", type=int, default=15)
     parser.add_argument("--ease-max", type=int, default=10_000, help="largest catalogue EASE is measured at")
     parser.add_argument("--seed", type=int, default=42)

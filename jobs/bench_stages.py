@@ -148,12 +148,13 @@ def _force_promotion(url: str, as_of: datetime) -> dict:
     run_id = run_id_for(as_of)
     with make_engine(url).begin() as conn:
         run = conn.execute(
-            text("SELECT promoted, decision FROM push.model_runs WHERE run_id = :r"), {"r": run_id}
+            text("SELECT promoted, decision, metrics->>'model' AS model FROM push.model_runs WHERE run_id = :r"),
+            {"r": run_id},
         ).one()
         if not run.promoted:
             conn.execute(text("UPDATE push.model_runs SET promoted = true WHERE run_id = :r"), {"r": run_id})
     forced = "" if run.promoted else "; promoted here to time scoring"
-    return {"promoted": run.promoted, "decision": f"({run.decision}{forced})"}
+    return {"promoted": run.promoted, "decision": f"(model {run.model}: {run.decision}{forced})"}
 
 
 def run_scale(spark, settings, url: str, events: int, args, report: Report) -> dict:

@@ -35,13 +35,19 @@ def _iso(minutes: float) -> str:
     return (T + timedelta(minutes=minutes)).isoformat()
 
 
+NOT_UTF8 = b'{"event_id": "x-bytes", "user_id": "caf\xe9"}'
+
+
 def _drop(settings, name: str, lines: list, landed_at: datetime | None = None) -> Path:
     """Write a file into the live folder atomically (hidden name, then rename), as a producer would."""
     folder = live_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    encoded = [
+        line if isinstance(line, bytes) else (line if isinstance(line, str) else json.dumps(line)).encode()
+        for line in lines
+    ]
     hidden = folder / f".{name}"
-    hidden.write_text(body)
+    hidden.write_bytes(b"\n".join(encoded) + b"\n")
     if landed_at is not None:
         os.utime(hidden, (landed_at.timestamp(), landed_at.timestamp()))
     target = folder / name
@@ -129,6 +135,9 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
             make_event(event_id="p-buyer", user_id="buyer", event_type="purchase", item_id="i1", ts=_iso(10)),
             '{"event_id": "broken", "user_id": ',
             make_event(event_id="x-type", event_type="teleport"),
+            # The batch cleaner's field rules: a control character in an id, bytes that are not UTF-8.
+            make_event(event_id="x-nul", user_id="nul\u0000user"),
+            NOT_UTF8,
         ],
     )
     _run_once(spark, settings, checkpoint)
@@ -166,14 +175,25 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
     reasons = dict(
         _rows(engine, "SELECT reason, count(*) FROM push.quarantine WHERE stream_batch IS NOT NULL GROUP BY 1")
     )
-    assert reasons == {"malformed_json": 1, "unknown_event_type": 1, "late_event": 1, "erased_user": 2}
+    assert reasons == {
+        "malformed_json": 1,
+        "unknown_event_type": 1,
+        "late_event": 1,
+        "erased_user": 2,
+        "control_character": 1,
+        "invalid_utf8": 1,
+    }
+    # As in the batch quarantine: a readable copy in raw, the exact bytes beside it.
+    raw, raw_bytes = _rows(engine, "SELECT raw, raw_bytes FROM push.quarantine WHERE reason = 'invalid_utf8'")[0]
+    assert bytes(raw_bytes) == NOT_UTF8
+    assert raw == NOT_UTF8.decode("utf-8", "replace")
     totals = _rows(
         engine,
         "SELECT sum(input_rows), sum(clean_rows), sum(quarantined_rows), sum(duplicate_rows), sum(late_rows)"
         " FROM push.stream_batches",
     )
     # gone's cart counted clean before the erasure; their two later lines quarantined, text dropped.
-    assert totals == [(15, 9, 5, 1, 1)]
+    assert totals == [(17, 9, 7, 1, 1)]
     assert _rows(engine, "SELECT raw FROM push.quarantine WHERE reason = 'erased_user'") == [(None,), (None,)]
     with engine.connect() as conn:
         assert find_mentions(conn, "gone") == {}
