@@ -756,7 +756,7 @@ def quarantine_text(lines: DataFrame) -> DataFrame:
 
 
 def stage_quarantine(rejected: DataFrame, settings: Settings, token: str, window_start: datetime) -> dict[str, int]:
-    """Write rejected lines into ``push.quarantine_staging`` from the Spark tasks; count them by reason.
+    """Write rejected lines into ``push.quarantine_incoming`` from the Spark tasks; count them by reason.
 
     Each task COPYs its own partition over its own connection, so no rejected row passes
     through the driver, however many there are. :func:`record_run` moves the rows into
@@ -764,14 +764,14 @@ def stage_quarantine(rejected: DataFrame, settings: Settings, token: str, window
     """
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM push.quarantine_staging WHERE token = :t"), {"t": token})
+        conn.execute(text("DELETE FROM push.quarantine_incoming WHERE token = :t"), {"t": token})
     rows = quarantine_text(rejected).select(
         "landing_date", "landing_hour", "source_file", "line_no", "reason", "value", "raw_bytes"
     )
     rows.foreachPartition(_copy_partition(libpq_url(settings.database_url), token, window_start.isoformat()))
     with engine.connect() as conn:
         counted = conn.execute(
-            text("SELECT reason, count(*) FROM push.quarantine_staging WHERE token = :t GROUP BY reason"), {"t": token}
+            text("SELECT reason, count(*) FROM push.quarantine_incoming WHERE token = :t GROUP BY reason"), {"t": token}
         )
         return {reason: int(n) for reason, n in counted}
 
@@ -805,7 +805,7 @@ def _copy_partition(dsn: str, token: str, window_start: str):
         try:
             with conn, conn.cursor() as cursor:
                 columns = ", ".join(("token", *QUARANTINE_COLUMNS))
-                cursor.copy_expert(f"COPY push.quarantine_staging ({columns}) FROM STDIN", ChunkReader(lines), 1 << 18)
+                cursor.copy_expert(f"COPY push.quarantine_incoming ({columns}) FROM STDIN", ChunkReader(lines), 1 << 18)
         finally:
             conn.close()
 
@@ -824,12 +824,12 @@ def record_run(result: CleanResult, token: str, problems: list[FileProblem], set
         columns = ", ".join(QUARANTINE_COLUMNS)
         conn.execute(
             text(
-                f"INSERT INTO push.quarantine ({columns}) SELECT {columns} FROM push.quarantine_staging"
+                f"INSERT INTO push.quarantine ({columns}) SELECT {columns} FROM push.quarantine_incoming"
                 " WHERE token = :t"
             ),
             window,
         )
-        conn.execute(text("DELETE FROM push.quarantine_staging WHERE token = :t"), window)
+        conn.execute(text("DELETE FROM push.quarantine_incoming WHERE token = :t"), window)
         conn.execute(text("DELETE FROM push.quarantined_files WHERE landing_hour >= :s AND landing_hour < :e"), window)
         copy_rows(
             conn,

@@ -68,9 +68,12 @@ def file_lines(files: DataFrame) -> DataFrame:
 
     Reading whole files gives exact 1-based line numbers without a window function (which a
     stream cannot use); line breaks are split like Spark's text reader does (``\\n``, ``\\r\\n``,
-    ``\\r``; a final line break does not start an empty line).
+    ``\\r``; a final line break does not start an empty line), and each line keeps its bytes.
     """
-    text = F.col("value")
+    # Split as ISO-8859-1 text (one character per byte) and turn each line back into its own
+    # bytes: a string split goes through Java strings, which would replace bytes that are not
+    # UTF-8 before the cleaning rules (and the quarantine's exact bytes) ever saw them.
+    text = F.decode(F.col("value").cast("binary"), "ISO-8859-1")
     parts = F.split(text, "\r\n|\r|\n", -1)
     trimmed = F.when(text == "", F.array().cast("array<string>")).when(
         text.rlike("(\r\n|\r|\n)$"), F.slice(parts, 1, F.size(parts) - 1)
@@ -78,9 +81,9 @@ def file_lines(files: DataFrame) -> DataFrame:
     lines = files.select(
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_modification_time").alias("landed_at"),
-        F.posexplode(F.coalesce(trimmed, parts)).alias("pos", "value"),
-    )
-    return with_landing_partition(lines.withColumn("line_no", (F.col("pos") + 1).cast("long")).drop("pos"))
+        F.posexplode(F.coalesce(trimmed, parts)).alias("pos", "latin1"),
+    ).withColumn("value", F.encode("latin1", "ISO-8859-1").cast("string"))
+    return with_landing_partition(lines.withColumn("line_no", (F.col("pos") + 1).cast("long")).drop("pos", "latin1"))
 
 
 def kafka_lines(records: DataFrame) -> DataFrame:

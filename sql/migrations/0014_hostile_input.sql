@@ -9,7 +9,7 @@ COMMENT ON COLUMN push.quarantine.raw_bytes IS
 -- Rejected rows are written by the Spark tasks themselves (never collected to the driver) into
 -- this staging table under the run's token, then moved into push.quarantine in the transaction
 -- that records the run. Rows of a run that died before that move are replaced by its re-run.
-CREATE UNLOGGED TABLE push.quarantine_staging (
+CREATE UNLOGGED TABLE push.quarantine_incoming (
     token        text NOT NULL,
     window_start timestamptz NOT NULL,
     landing_hour timestamptz NOT NULL,
@@ -19,7 +19,7 @@ CREATE UNLOGGED TABLE push.quarantine_staging (
     raw          text,
     raw_bytes    bytea
 );
-CREATE INDEX quarantine_staging_token ON push.quarantine_staging (token);
+CREATE INDEX quarantine_incoming_token ON push.quarantine_incoming (token);
 
 -- Landing files that could not be read (or only partly: a truncated gzip keeps its readable
 -- prefix, lines_read lines, judged as usual).

@@ -112,7 +112,7 @@ def test_unreadable_files_are_quarantined_and_the_rest_of_the_window_is_cleaned(
     assert second == first
     for table, rows in snapshot.items():
         assert _rows(engine, f"SELECT * FROM push.{table} ORDER BY 1, 2, 3, 4") == rows, table
-    assert _rows(engine, "SELECT count(*) FROM push.quarantine_staging")[0][0] == 0
+    assert _rows(engine, "SELECT count(*) FROM push.quarantine_incoming")[0][0] == 0
 
 
 def test_a_window_with_no_readable_file_fails_naming_them(spark, lenient, engine):

@@ -170,7 +170,8 @@ def test_profiles_recover_planted_tastes(pipeline, engine, settings):
     with engine.connect() as conn:
         profiles = conn.execute(text("SELECT user_id, top_categories FROM push.user_profiles")).all()
         segment_sizes = conn.execute(text("SELECT sum(size) FROM push.segments")).scalar_one()
-    humans = [p for p in profiles if not truth[p.user_id]["is_bot"]]
+    # The hostile corpus's integer user id (4242) has no planted taste to recover.
+    humans = [p for p in profiles if p.user_id in truth and not truth[p.user_id]["is_bot"]]
     hits = sum(p.top_categories[0] in truth[p.user_id]["favourite_categories"] for p in humans)
     assert len(humans) > 100
     # Random guessing would be right 2 times in 8.
@@ -187,6 +188,7 @@ def test_recommendations_lean_towards_planted_categories(pipeline, engine, setti
                 " WHERE source NOT IN ('segment_popular', 'popular')"
             )
         ).all()
+    rows = [r for r in rows if r.user_id in truth]  # not the hostile corpus's user 4242
     in_taste = sum(r.category in truth[r.user_id]["favourite_categories"] for r in rows)
     assert rows
     assert in_taste / len(rows) > 0.4  # random: 0.25
