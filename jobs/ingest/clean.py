@@ -19,9 +19,11 @@ CLI: ``python -m jobs.ingest.clean --start 2026-11-24T00:00:00Z --end 2026-11-25
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import logging
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -504,6 +506,19 @@ def parse_and_validate(
     ).cast("timestamp") + F.expr("INTERVAL 1 HOUR")
     event_type = F.lower(F.trim(e["event_type"]))
     names = [e[name] for name in schema.NAME_FIELDS]
+    escaped = F.instr(payload, "\\") > 0
+    # Fields that may be a rendering of an object, array, boolean or fraction: only their rows
+    # parse the payload a second time (as a variant, bound once by the lambda) to learn the JSON
+    # types. Kept inside the rules' one projection: a projection of its own would make Spark
+    # parse the JSON twice for every row.
+    suspects = {name: _could_be_rendered(e[name]) for name in (*schema.NAME_FIELDS, *schema.TEXT_FIELDS)}
+    any_suspect = functools.reduce(operator.or_, suspects.values())
+    typed_wrong = F.transform(
+        F.array(F.try_parse_json(payload)),
+        lambda variant: functools.reduce(
+            operator.or_, [suspect & _not_string_or_integer(variant, name) for name, suspect in suspects.items()]
+        ),
+    )[0]
     rules = [
         (F.col("value").isNull() | (F.trim("value") == ""), "empty_line"),
         (~F.is_valid_utf8("value"), "invalid_utf8"),
@@ -522,14 +537,16 @@ def parse_and_validate(
             "malformed_json",
         ),
         (e[CORRUPT].isNotNull(), "wrong_type"),
-        *[(_not_a_name(e[name], payload, name), "wrong_type") for name in (*schema.NAME_FIELDS, *schema.TEXT_FIELDS)],
+        (F.when(any_suspect, typed_wrong), "wrong_type"),
         *[
             (e[name].isNull() | (F.trim(e[name].cast("string")) == ""), f"missing_{name}")
             for name in schema.REQUIRED_FIELDS
         ],
         (_largest([F.length(name) for name in names]) > max_id_length, "id_too_long"),
-        (F.concat_ws("", *names).rlike(CONTROL_CHARACTER), "control_character"),
-        (_largest([F.instr(e[name], "\x00") for name in schema.TEXT_FIELDS]) > 0, "nul_in_text"),
+        # JSON carries a control character in a string only escaped (a raw one is malformed), and
+        # the CSV and Parquet payloads are rendered by to_json: no backslash, no control character.
+        (escaped & F.concat_ws("", *names).rlike(CONTROL_CHARACTER), "control_character"),
+        (escaped & (_largest([F.instr(e[name], "\x00") for name in schema.TEXT_FIELDS]) > 0), "nul_in_text"),
         (_largest([F.length(e[name]) for name in schema.TEXT_FIELDS]) > max_text_length, "text_too_long"),
         (~event_type.isin(*schema.EVENT_TYPES), "unknown_event_type"),
         (ts.isNull(), "bad_timestamp"),
@@ -566,24 +583,24 @@ def _largest(columns: list):
     return columns[0] if len(columns) == 1 else F.greatest(*columns)
 
 
-def _not_a_name(value, payload, name: str):
-    """True when the JSON value of ``name`` was an object, array, boolean or fraction, not a string or integer.
+def _could_be_rendered(value):
+    """True when a parsed string field could be ``from_json``'s rendering of a non-string value.
 
     ``from_json`` renders any JSON value as text in a string field, so ``{"a": 1}`` and
-    ``"{\\"a\\": 1}"`` look alike there. Only values that could be such a rendering (starting
-    with a bracket, a boolean, a number with a point or an exponent) are parsed again as a
-    variant to ask their JSON type; for every other row the check costs a few comparisons.
+    ``"{\\"a\\": 1}"`` look alike there: those starting with a bracket, a boolean, a number
+    with a point or an exponent. Comparisons only: this runs for every field of every row.
     """
     first = F.substring(value, 1, 1)
-    suspect = (
-        first.isin("{", "[")
-        | value.isin("true", "false")
-        | (first.rlike("[-0-9]") & (value.contains(".") | value.contains("e") | value.contains("E")))
-    )
-    json_type = F.schema_of_variant(F.try_variant_get(F.try_parse_json(payload), f"$.{name}", "variant"))
+    numeric = first.isin("-", *"0123456789") & (value.contains(".") | value.contains("e") | value.contains("E"))
+    return first.isin("{", "[") | value.isin("true", "false") | numeric
+
+
+def _not_string_or_integer(variant, name: str):
+    """True when ``name`` in the payload (parsed as a variant) is not a JSON string or integer."""
+    json_type = F.schema_of_variant(F.try_variant_get(variant, f"$.{name}", "variant"))
     # A type that cannot be told (the object does not parse as a variant: a key given twice) fails too.
     allowed = F.coalesce(json_type.rlike(r"^(STRING|TINYINT|SMALLINT|INT|BIGINT|DECIMAL\(\d+,0\))$"), F.lit(False))
-    return F.when(suspect, ~allowed)
+    return ~allowed
 
 
 def drop_duplicates(valid: DataFrame) -> DataFrame:
