@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import scratch_root
+
 _CLUSTER = None
 
 
 def pytest_configure(config):
     global _CLUSTER
-    local = Path(tempfile.mkdtemp(prefix="test-", dir=_test_root()))
+    local = Path(tempfile.mkdtemp(prefix="test-", dir=scratch_root()))
     os.environ.update(
         {
             "PUSH_LOCAL_DIR": str(local),
@@ -52,12 +53,6 @@ def pytest_unconfigure(config):
         local = _CLUSTER.state_dir.parent
         _CLUSTER.destroy()
         shutil.rmtree(local, ignore_errors=True)
-
-
-def _test_root() -> Path:
-    root = ROOT / ".local" / "tests"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -120,31 +115,15 @@ def airflow_db():
     return True
 
 
-def make_event(**overrides) -> dict:
-    """A valid raw event; override any field (row-factory pattern)."""
-    base = {
-        "event_id": "e1",
-        "user_id": "u1",
-        "event_type": "view",
-        "item_id": "i1",
-        "price": 10.0,
-        "session_id": "s1",
-        "device": "web",
-        "ts": "2026-11-24T10:15:00+00:00",
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
-
-
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (Debian's package) driven by Playwright; see ``tests/browser.py``.
+    """Headless Chromium (Debian's package) driven by Playwright; see ``tests/support/browser.py``.
 
     Module-scoped: Playwright's synchronous API keeps an event loop, which should not outlive
     the browser tests into modules that run their own."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import FLAGS, ensure_chromium
+    from tests.support.browser import FLAGS, ensure_chromium
 
     executable = ensure_chromium()
     with sync_playwright() as playwright:

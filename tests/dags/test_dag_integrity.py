@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 EXPECTED = {"daily_recommendations", "erase_user", "hourly_events", "notifications", "stream_supervisor"}
 

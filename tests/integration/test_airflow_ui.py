@@ -29,7 +29,7 @@ from sqlalchemy import text
 from jobs.core.airflow_env import ui_login
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.browser import artifact
+from tests.support.browser import artifact
 
 DAG_ID = "daily_recommendations"
 PROJECT_DAGS = ("daily_recommendations", "hourly_events", "notifications", "stream_supervisor")

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 DATES = [datetime(2026, 11, 23, tzinfo=UTC) + timedelta(days=n) for n in range(2)]
 RESULT_TABLES = {

@@ -9,24 +9,19 @@ these tests depend on the outbox schema only, not on the planner.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import email
 import io
 import ipaddress
 import itertools
 import json
-import socket
 import ssl
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import redirect_stdout
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -51,125 +46,10 @@ from jobs.notify.channels import (
 )
 from jobs.notify.relay import main as relay_main
 from jobs.notify.relay import relay_pending
+from tests.support.outbox import FACTS, attempts_of, ledger_row, message_row, seed_outbox, user_row
+from tests.support.servers import SECRET, FakeGateway, GatewayRequest, MailHandler, free_port, smtp_server
 
-SECRET = "gateway-test-secret"
 TIMEOUT = 0.3
-FACTS = {
-    "item_title": "Trail runner",
-    "category": "shoes",
-    "price": "59.00",
-    "reason": "because you viewed Road runner",
-    "discount_text": None,
-    "rank": 1,  # templates ignore facts they do not use
-}
-
-
-# --- the scripted HTTP gateway --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GatewayRequest:
-    path: str
-    key: str
-    verified: bool
-    raw: bytes
-    headers: dict
-    body: dict
-    at: float
-
-
-class FakeGateway:
-    """A push/SMS gateway or webhook receiver whose reply to each request is scripted.
-
-    Script entries (consumed in arrival order, default ``("ok",)``): ``("ok",)``,
-    ``("status", code)``, ``("status", code, {"Header": "value"})`` and ``("slow", seconds)``
-    (sleep past the client's timeout, then 503). Requests with a bad signature get 401. An
-    accepted key is processed once; repeats are acknowledged and counted as duplicates.
-    """
-
-    def __init__(self, secret: str = SECRET) -> None:
-        self.secret = secret
-        self.script: deque[tuple] = deque()
-        self.requests: list[GatewayRequest] = []
-        self.delivered: dict[str, dict] = {}
-        self.duplicates = 0
-        self.on_request: Callable[[GatewayRequest], None] | None = None
-        self._lock = threading.Lock()
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                gateway._handle(self)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def respond(self, *behaviours: tuple) -> None:
-        self.script.extend(behaviours)
-
-    def keys(self) -> Counter:
-        return Counter(request.key for request in self.requests)
-
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        raw = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
-        verified = verify_signature(
-            self.secret,
-            handler.headers.get("X-Push-Timestamp", ""),
-            raw,
-            handler.headers.get("X-Push-Signature", ""),
-            tolerance_seconds=60,
-        )
-        request = GatewayRequest(
-            path=handler.path,
-            key=handler.headers.get("Idempotency-Key", ""),
-            verified=verified,
-            raw=raw,
-            headers=dict(handler.headers.items()),
-            body=json.loads(raw),
-            at=time.monotonic(),
-        )
-        with self._lock:
-            behaviour = self.script.popleft() if self.script else ("ok",)
-            self.requests.append(request)
-        if self.on_request is not None:
-            self.on_request(request)
-        if not verified:
-            self._reply(handler, 401, {"error": "bad signature"})
-        elif behaviour[0] == "slow":
-            time.sleep(behaviour[1])
-            self._reply(handler, 503, {"error": "too slow"})
-        elif behaviour[0] == "status":
-            headers = behaviour[2] if len(behaviour) > 2 else {}
-            self._reply(handler, behaviour[1], {"error": f"scripted {behaviour[1]}"}, headers)
-        else:
-            with self._lock:
-                duplicate = request.key in self.delivered
-                if duplicate:
-                    self.duplicates += 1
-                else:
-                    self.delivered[request.key] = request.body
-            self._reply(handler, 200, {"status": "duplicate" if duplicate else "accepted"})
-
-    @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
-        payload = json.dumps(body).encode()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
 
 
 @pytest.fixture
@@ -179,62 +59,6 @@ def gateway() -> Iterator[FakeGateway]:
     yield server
     server.server.shutdown()
     server.server.server_close()
-
-
-# --- the scripted SMTP server ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReceivedMail:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-    tls: bool
-    authenticated: bool
-
-
-@dataclass
-class MailHandler:
-    """aiosmtpd handler: records accepted mail; scripted ``451``, ``550`` or ``hang`` replies to DATA."""
-
-    script: deque = field(default_factory=deque)
-    received: list[ReceivedMail] = field(default_factory=list)
-    hang_seconds: float = 1.5
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        behaviour = self.script.popleft() if self.script else "ok"
-        if behaviour == "451":
-            return "451 4.3.0 Mailbox busy, try again later"
-        if behaviour == "550":
-            return f"550 5.1.1 <{envelope.rcpt_tos[0]}>: recipient unknown"
-        if behaviour == "hang":
-            await asyncio.sleep(self.hang_seconds)
-        self.received.append(
-            ReceivedMail(
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
-                envelope.original_content or envelope.content,
-                tls=session.ssl is not None,
-                authenticated=bool(session.authenticated),
-            )
-        )
-        return "250 2.0.0 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def smtp_server(handler: MailHandler, **smtp_options) -> Iterator[Controller]:
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), **smtp_options)
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -305,89 +129,6 @@ def _login_checker(server, session, envelope, mechanism, auth_data) -> AuthResul
     return AuthResult(success=ok)
 
 
-# --- ledger helpers -------------------------------------------------------------------------
-
-
-def _user(user_id: str, **overrides) -> dict:
-    row = {
-        "user_id": user_id,
-        "email": f"{user_id}@example.com",
-        "phone": "+15550000001",
-        "push_token": f"token-{user_id}",
-        "webhook_url": None,
-        "consent_email": True,
-        "consent_sms": True,
-        "consent_push": True,
-        "consent_webhook": True,
-    }
-    row.update(overrides)
-    return row
-
-
-def _message(key: str, user_id: str, channel: str = "push", **overrides) -> dict:
-    now = datetime.now(UTC)
-    row = {
-        "idempotency_key": key,
-        "run_key": "test-run",
-        "user_id": user_id,
-        "channel": channel,
-        "source": "svd",
-        "item_id": "i1",
-        "scheduled_at": now - timedelta(minutes=1),
-        "payload": {"locale": "en", "facts": FACTS},
-        "expires_at": now + timedelta(hours=1),
-        "next_attempt_at": None,
-    }
-    row.update(overrides)
-    row["payload"] = json.dumps(row["payload"], ensure_ascii=False)
-    return row
-
-
-def _seed(engine, users: list[dict], messages: list[dict]) -> None:
-    with engine.begin() as conn:
-        if users:
-            conn.execute(
-                text(
-                    "INSERT INTO push.users (user_id, email, phone, push_token, webhook_url, consent_email,"
-                    " consent_sms, consent_push, consent_webhook) VALUES (:user_id, :email, :phone, :push_token,"
-                    " :webhook_url, :consent_email, :consent_sms, :consent_push, :consent_webhook)"
-                ),
-                users,
-            )
-        if messages:
-            conn.execute(
-                text(
-                    "INSERT INTO push.notification_ledger (idempotency_key, run_key, user_id, channel, source,"
-                    " item_id, scheduled_at, payload, expires_at, next_attempt_at) VALUES (:idempotency_key,"
-                    " :run_key, :user_id, :channel, :source, :item_id, :scheduled_at, CAST(:payload AS jsonb),"
-                    " :expires_at, :next_attempt_at)"
-                ),
-                messages,
-            )
-
-
-def _row(engine, key: str):
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT status, attempts, last_error, next_attempt_at, sent_at FROM push.notification_ledger"
-                " WHERE idempotency_key = :k"
-            ),
-            {"k": key},
-        ).one()
-
-
-def _attempts(engine, key: str) -> list:
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT attempt, outcome, error, attempted_at, channel FROM push.delivery_attempts"
-                " WHERE idempotency_key = :k ORDER BY attempt"
-            ),
-            {"k": key},
-        ).all()
-
-
 @pytest.fixture
 def relay_settings(settings, gateway, tmp_path):
     """Gateways on 127.0.0.1, short timeouts and backoff, 3 attempts, no rate limits in the way."""
@@ -424,7 +165,7 @@ def _message_for(user_id: str = "u1", address: str | None = "bob@example.com", k
 def test_email_is_delivered_as_text_and_html_with_idempotency_headers(empty_db, relay_settings, mail):
     handler, controller = mail
     smtp_settings = replace(relay_settings, smtp_url=f"smtp://127.0.0.1:{controller.port}?from=noreply@shop.example")
-    _seed(empty_db, [_user("u1")], [_message("k-email", "u1", channel="email")])
+    seed_outbox(empty_db, [user_row("u1")], [message_row("k-email", "u1", channel="email")])
 
     assert relay_pending(smtp_settings) == {"sent": 1}
 
@@ -441,9 +182,9 @@ def test_email_is_delivered_as_text_and_html_with_idempotency_headers(empty_db, 
     assert set(parts) == {"text/plain", "text/html"}
     assert "Trail runner for 59.00, because you viewed Road runner." in parts["text/plain"]
     assert "<strong>Trail runner</strong>" in parts["text/html"]
-    row = _row(empty_db, "k-email")
+    row = ledger_row(empty_db, "k-email")
     assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
-    assert [(a.attempt, a.outcome, a.channel) for a in _attempts(empty_db, "k-email")] == [(1, "sent", "email")]
+    assert [(a.attempt, a.outcome, a.channel) for a in attempts_of(empty_db, "k-email")] == [(1, "sent", "email")]
 
 
 def test_starttls_and_login_over_a_trusted_certificate(certificate):
@@ -500,7 +241,7 @@ def test_smtp_replies_and_hangs_are_classified(mail):
     assert time.monotonic() - started < TIMEOUT + 1.0  # the client's timeout, not the 1.5 s hang
     with pytest.raises(PermanentDeliveryError, match="no e-mail address"):
         channel.send(_message_for(address=None))
-    closed = SmtpChannel("127.0.0.1", _free_port(), "noreply@shop.example", timeout=TIMEOUT)
+    closed = SmtpChannel("127.0.0.1", free_port(), "noreply@shop.example", timeout=TIMEOUT)
     with pytest.raises(TransientDeliveryError, match="ConnectionRefusedError"):
         closed.send(_message_for())
     assert handler.received == []
@@ -509,33 +250,33 @@ def test_smtp_replies_and_hangs_are_classified(mail):
 def test_smtp_deferral_is_retried_and_rejection_is_dead_lettered_without_the_address(empty_db, relay_settings, mail):
     handler, controller = mail
     smtp_settings = replace(relay_settings, smtp_url=f"smtp://127.0.0.1:{controller.port}?from=noreply@shop.example")
-    _seed(empty_db, [_user("u1"), _user("u2")], [_message("k-a", "u1", "email")])
+    seed_outbox(empty_db, [user_row("u1"), user_row("u2")], [message_row("k-a", "u1", "email")])
     handler.script.extend(["451"])
     assert relay_pending(smtp_settings, max_wait_seconds=2.0) == {"sent": 1, "retry": 1}
-    assert [a.outcome for a in _attempts(empty_db, "k-a")] == ["retry", "sent"]
+    assert [a.outcome for a in attempts_of(empty_db, "k-a")] == ["retry", "sent"]
     assert len(handler.received) == 1
 
-    _seed(empty_db, [], [_message("k-b", "u2", "email")])
+    seed_outbox(empty_db, [], [message_row("k-b", "u2", "email")])
     handler.script.extend(["550"])
     assert relay_pending(smtp_settings, max_wait_seconds=2.0) == {"dead": 1}
-    row = _row(empty_db, "k-b")
+    row = ledger_row(empty_db, "k-b")
     assert (row.status, row.attempts) == ("dead", 1)
     assert "550 5.1.1 <<address>>: recipient unknown" in row.last_error
     assert "u2@example.com" not in row.last_error
-    assert [(a.outcome, a.error) for a in _attempts(empty_db, "k-b")] == [("dead", row.last_error)]
+    assert [(a.outcome, a.error) for a in attempts_of(empty_db, "k-b")] == [("dead", row.last_error)]
 
 
 # --- HTTP gateway ---------------------------------------------------------------------------
 
 
 def test_gateway_errors_are_retried_with_backoff_until_sent(empty_db, relay_settings, gateway):
-    _seed(empty_db, [_user("u1")], [_message("k-push", "u1")])
+    seed_outbox(empty_db, [user_row("u1")], [message_row("k-push", "u1")])
     gateway.respond(("status", 500), ("status", 500))
 
     result = relay_pending(replace(relay_settings, relay_max_attempts=5), max_wait_seconds=3.0)
 
     assert result == {"sent": 1, "retry": 2}
-    attempts = _attempts(empty_db, "k-push")
+    attempts = attempts_of(empty_db, "k-push")
     assert [(a.attempt, a.outcome) for a in attempts] == [(1, "retry"), (2, "retry"), (3, "sent")]
     assert "HTTP 500" in attempts[0].error
     assert attempts[2].error is None
@@ -544,7 +285,7 @@ def test_gateway_errors_are_retried_with_backoff_until_sent(empty_db, relay_sett
     # Upper bounds leave room for a loaded machine; the lower bounds are the real check.
     assert 0.025 <= gaps[0] < 0.05 + 1.5
     assert 0.05 <= gaps[1] < 0.1 + 1.5
-    row = _row(empty_db, "k-push")
+    row = ledger_row(empty_db, "k-push")
     assert (row.status, row.attempts, row.last_error, row.next_attempt_at) == ("sent", 3, None, None)
     assert gateway.keys() == {"k-push": 3}
     assert all(request.verified for request in gateway.requests)
@@ -566,12 +307,12 @@ def test_gateway_errors_are_retried_with_backoff_until_sent(empty_db, relay_sett
 
 
 def test_retry_after_from_the_gateway_is_honoured(empty_db, relay_settings, gateway):
-    _seed(empty_db, [_user("u1")], [_message("k-429", "u1")])
+    seed_outbox(empty_db, [user_row("u1")], [message_row("k-429", "u1")])
     gateway.respond(("status", 429, {"Retry-After": "1"}))
 
     assert relay_pending(relay_settings) == {"retry": 1}
-    row = _row(empty_db, "k-429")
-    [first] = _attempts(empty_db, "k-429")
+    row = ledger_row(empty_db, "k-429")
+    [first] = attempts_of(empty_db, "k-429")
     waited = (row.next_attempt_at - first.attempted_at).total_seconds()
     assert 1.0 <= waited < 3.0  # the gateway's 1 s, not the 0.05 s backoff
     assert relay_pending(relay_settings) == {}  # not due yet
@@ -579,22 +320,22 @@ def test_retry_after_from_the_gateway_is_honoured(empty_db, relay_settings, gate
     assert relay_pending(relay_settings, max_wait_seconds=2.0) == {"sent": 1}
     first_request, second_request = gateway.requests
     assert second_request.at - first_request.at >= 0.95
-    assert [a.outcome for a in _attempts(empty_db, "k-429")] == ["retry", "sent"]
+    assert [a.outcome for a in attempts_of(empty_db, "k-429")] == ["retry", "sent"]
 
 
 def test_slow_gateway_times_out_and_is_dead_lettered_with_nothing_lost(empty_db, relay_settings, gateway):
-    _seed(empty_db, [_user("u1")], [_message("k-slow", "u1")])
+    seed_outbox(empty_db, [user_row("u1")], [message_row("k-slow", "u1")])
     gateway.respond(("slow", 0.6), ("slow", 0.6), ("slow", 0.6))
 
     started = time.monotonic()
     assert relay_pending(relay_settings, max_wait_seconds=3.0) == {"retry": 2, "dead": 1}
     assert time.monotonic() - started < 3 * (TIMEOUT + 0.3) + 0.5
 
-    row = _row(empty_db, "k-slow")
+    row = ledger_row(empty_db, "k-slow")
     assert (row.status, row.attempts, row.next_attempt_at) == ("dead", 3, None)
     assert "timed out after 0.3s" in row.last_error
     assert "gave up after 3 attempts" in row.last_error
-    attempts = _attempts(empty_db, "k-slow")
+    attempts = attempts_of(empty_db, "k-slow")
     assert [(a.attempt, a.outcome) for a in attempts] == [(1, "retry"), (2, "retry"), (3, "dead")]
     assert all("timed out" in a.error for a in attempts)
     assert gateway.keys() == {"k-slow": 3}
@@ -602,22 +343,22 @@ def test_slow_gateway_times_out_and_is_dead_lettered_with_nothing_lost(empty_db,
 
 
 def test_rejected_request_is_dead_lettered_at_once(empty_db, relay_settings, gateway):
-    _seed(empty_db, [_user("u1"), _user("u2")], [_message("k-400", "u1"), _message("k-302", "u2")])
+    seed_outbox(empty_db, [user_row("u1"), user_row("u2")], [message_row("k-400", "u1"), message_row("k-302", "u2")])
     gateway.respond(("status", 400), ("status", 302, {"Location": "http://127.0.0.1:9/elsewhere"}))
 
     assert relay_pending(relay_settings, max_wait_seconds=2.0) == {"dead": 2}
 
-    row = _row(empty_db, "k-400")
+    row = ledger_row(empty_db, "k-400")
     assert (row.status, row.attempts) == ("dead", 1)
     assert "HTTP 400" in row.last_error
     assert "scripted 400" in row.last_error
-    assert "redirects are not followed" in _row(empty_db, "k-302").last_error
+    assert "redirects are not followed" in ledger_row(empty_db, "k-302").last_error
     assert gateway.keys() == {"k-400": 1, "k-302": 1}
 
 
 def test_a_delivered_message_reaches_the_gateway_once(empty_db, relay_settings, gateway):
-    users = [_user(f"u{n}") for n in range(3)]
-    _seed(empty_db, users, [_message(f"k-{n}", f"u{n}") for n in range(3)])
+    users = [user_row(f"u{n}") for n in range(3)]
+    seed_outbox(empty_db, users, [message_row(f"k-{n}", f"u{n}") for n in range(3)])
 
     assert relay_pending(relay_settings) == {"sent": 3}
     later = datetime.now(UTC) + timedelta(hours=2)
@@ -630,8 +371,8 @@ def test_a_delivered_message_reaches_the_gateway_once(empty_db, relay_settings, 
 
 def test_two_racing_relays_deliver_every_message_exactly_once(empty_db, relay_settings, gateway):
     count = 200
-    users = [_user(f"u{n:03d}") for n in range(count)]
-    _seed(empty_db, users, [_message(f"k-{n:03d}", f"u{n:03d}") for n in range(count)])
+    users = [user_row(f"u{n:03d}") for n in range(count)]
+    seed_outbox(empty_db, users, [message_row(f"k-{n:03d}", f"u{n:03d}") for n in range(count)])
     barrier = threading.Barrier(2)
     results, errors = [], []
 
@@ -662,9 +403,9 @@ def test_two_racing_relays_deliver_every_message_exactly_once(empty_db, relay_se
 
 def test_opt_out_while_pending_cancels_and_never_delivers(empty_db, relay_settings, gateway):
     now = datetime.now(UTC)
-    users = [_user(f"u{n}") for n in range(4)]
-    messages = [_message(f"k-{n}", f"u{n}", scheduled_at=now - timedelta(minutes=10 - n)) for n in range(4)]
-    _seed(empty_db, users, messages)
+    users = [user_row(f"u{n}") for n in range(4)]
+    messages = [message_row(f"k-{n}", f"u{n}", scheduled_at=now - timedelta(minutes=10 - n)) for n in range(4)]
+    seed_outbox(empty_db, users, messages)
     with empty_db.begin() as conn:  # opted out after planning, before the relay
         conn.execute(text("UPDATE push.users SET consent_push = false WHERE user_id = 'u1'"))
 
@@ -679,38 +420,45 @@ def test_opt_out_while_pending_cancels_and_never_delivers(empty_db, relay_settin
 
     assert set(gateway.keys()) == {"k-0", "k-2"}
     for key in ("k-1", "k-3"):
-        row = _row(empty_db, key)
+        row = ledger_row(empty_db, key)
         assert (row.status, row.attempts, row.last_error) == ("cancelled", 0, "consent withdrawn")
-        assert [a.outcome for a in _attempts(empty_db, key)] == ["cancelled"]
+        assert [a.outcome for a in attempts_of(empty_db, key)] == ["cancelled"]
 
 
 def test_expiry_and_scheduled_time_are_respected(empty_db, relay_settings, gateway):
     now = datetime.now(UTC)
-    users = [_user(f"u{n}") for n in range(4)]
+    users = [user_row(f"u{n}") for n in range(4)]
     messages = [
-        _message("k-expired", "u0", expires_at=now - timedelta(seconds=1)),
-        _message("k-later", "u1", scheduled_at=now + timedelta(hours=1), expires_at=now + timedelta(hours=3)),
+        message_row("k-expired", "u0", expires_at=now - timedelta(seconds=1)),
+        message_row("k-later", "u1", scheduled_at=now + timedelta(hours=1), expires_at=now + timedelta(hours=3)),
         # Waiting for a retry that would come after its expiry: expired now, not retried.
-        _message("k-waiting", "u2", next_attempt_at=now + timedelta(hours=1), expires_at=now + timedelta(minutes=30)),
-        _message("k-due", "u3"),
+        message_row(
+            "k-waiting", "u2", next_attempt_at=now + timedelta(hours=1), expires_at=now + timedelta(minutes=30)
+        ),
+        message_row("k-due", "u3"),
     ]
-    _seed(empty_db, users, messages)
+    seed_outbox(empty_db, users, messages)
 
     assert relay_pending(relay_settings, until=now) == {"sent": 1, "expired": 1}
-    assert (_row(empty_db, "k-expired").status, _row(empty_db, "k-waiting").status) == ("expired", "pending")
-    assert [(a.outcome, a.error) for a in _attempts(empty_db, "k-expired")] == [("expired", "expired before delivery")]
-    later = _row(empty_db, "k-later")
+    assert (ledger_row(empty_db, "k-expired").status, ledger_row(empty_db, "k-waiting").status) == (
+        "expired",
+        "pending",
+    )
+    assert [(a.outcome, a.error) for a in attempts_of(empty_db, "k-expired")] == [
+        ("expired", "expired before delivery")
+    ]
+    later = ledger_row(empty_db, "k-later")
     assert (later.status, later.attempts) == ("pending", 0)
-    assert _attempts(empty_db, "k-later") == []
+    assert attempts_of(empty_db, "k-later") == []
 
     assert relay_pending(relay_settings, until=now + timedelta(hours=2)) == {"sent": 1, "expired": 1}
-    assert _row(empty_db, "k-waiting").status == "expired"
-    assert _row(empty_db, "k-later").status == "sent"
+    assert ledger_row(empty_db, "k-waiting").status == "expired"
+    assert ledger_row(empty_db, "k-later").status == "sent"
     assert gateway.keys() == {"k-due": 1, "k-later": 1}
 
 
 def test_signature_is_verified_with_the_right_secret_and_rejected_with_a_wrong_one(empty_db, relay_settings, gateway):
-    _seed(empty_db, [_user("u1"), _user("u2")], [_message("k-good", "u1")])
+    seed_outbox(empty_db, [user_row("u1"), user_row("u2")], [message_row("k-good", "u1")])
     assert relay_pending(relay_settings) == {"sent": 1}
     good = gateway.requests[0]
     assert good.verified
@@ -721,25 +469,29 @@ def test_signature_is_verified_with_the_right_secret_and_rejected_with_a_wrong_o
         "other", good.headers["X-Push-Timestamp"], good.raw, good.headers["X-Push-Signature"], tolerance_seconds=60
     )
 
-    _seed(empty_db, [], [_message("k-forged", "u2")])
+    seed_outbox(empty_db, [], [message_row("k-forged", "u2")])
     assert relay_pending(replace(relay_settings, gateway_secret="wrong-secret")) == {"dead": 1}
     assert not gateway.requests[1].verified
-    assert "HTTP 401" in _row(empty_db, "k-forged").last_error
+    assert "HTTP 401" in ledger_row(empty_db, "k-forged").last_error
     assert set(gateway.delivered) == {"k-good"}
 
 
 def test_webhooks_go_to_the_users_own_url_and_unconfigured_channels_to_files(empty_db, relay_settings, gateway):
     settings = replace(relay_settings, push_gateway_url="")
-    users = [_user("u1", webhook_url=gateway.url + "/hooks/u1"), _user("u2", webhook_url="ftp://example.com/x")]
-    messages = [_message("k-hook", "u1", "webhook"), _message("k-ftp", "u2", "webhook"), _message("k-file", "u1")]
-    _seed(empty_db, users, messages)
+    users = [user_row("u1", webhook_url=gateway.url + "/hooks/u1"), user_row("u2", webhook_url="ftp://example.com/x")]
+    messages = [
+        message_row("k-hook", "u1", "webhook"),
+        message_row("k-ftp", "u2", "webhook"),
+        message_row("k-file", "u1"),
+    ]
+    seed_outbox(empty_db, users, messages)
 
     assert relay_pending(settings) == {"sent": 2, "dead": 1}
 
     [request] = gateway.requests
     assert (request.path, request.key, request.verified) == ("/hooks/u1", "k-hook", True)
     assert request.body["address"] == gateway.url + "/hooks/u1"
-    assert "must be an http(s):// URL" in _row(empty_db, "k-ftp").last_error
+    assert "must be an http(s):// URL" in ledger_row(empty_db, "k-ftp").last_error
     written = json.loads((settings.outbox_dir / "push" / "k-file.json").read_text())
     assert written["address"] == "token-u1"
     assert written["content"]["title"] == "Picked for you: Trail runner"
@@ -747,21 +499,21 @@ def test_webhooks_go_to_the_users_own_url_and_unconfigured_channels_to_files(emp
 
 def test_unrenderable_payloads_and_missing_addresses_are_dead_letters(empty_db, relay_settings, gateway):
     no_title = {k: v for k, v in FACTS.items() if k != "item_title"}
-    users = [_user("u1"), _user("u2", push_token=None), _user("u3")]
+    users = [user_row("u1"), user_row("u2", push_token=None), user_row("u3")]
     messages = [
-        _message("k-render", "u1", payload={"locale": "en", "facts": no_title}),
-        _message("k-nobody", "u2"),
-        _message("k-legacy", "u3", payload={"title": "Already rendered", "body": "As planned"}),
+        message_row("k-render", "u1", payload={"locale": "en", "facts": no_title}),
+        message_row("k-nobody", "u2"),
+        message_row("k-legacy", "u3", payload={"title": "Already rendered", "body": "As planned"}),
     ]
-    _seed(empty_db, users, messages)
+    seed_outbox(empty_db, users, messages)
 
     assert relay_pending(relay_settings) == {"sent": 1, "dead": 2}
 
-    render = _row(empty_db, "k-render")
+    render = ledger_row(empty_db, "k-render")
     assert (render.status, render.attempts) == ("dead", 1)
     assert "render failed: UndefinedError" in render.last_error
     assert "item_title" in render.last_error
-    assert _row(empty_db, "k-nobody").last_error == "no push address for the user"
+    assert ledger_row(empty_db, "k-nobody").last_error == "no push address for the user"
     assert gateway.keys() == {"k-legacy": 1}
     assert (gateway.delivered["k-legacy"]["title"], gateway.delivered["k-legacy"]["body"]) == (
         "Already rendered",
@@ -776,22 +528,24 @@ def test_unclassified_channel_errors_are_transient_and_retried_on_a_later_pass(e
         def send(self, message: OutboundMessage) -> None:
             raise ConnectionError("gateway down")
 
-    _seed(empty_db, [_user("u1")], [_message("k-broken", "u1")])
+    seed_outbox(empty_db, [user_row("u1")], [message_row("k-broken", "u1")])
     settings = replace(relay_settings, retry_base_seconds=0.0, retry_max_seconds=0.0)
     channels = {"push": Broken()}
 
     assert relay_pending(settings, channels, max_attempts=2) == {"retry": 1}  # once per pass
-    assert _row(empty_db, "k-broken").last_error == "ConnectionError: gateway down"
+    assert ledger_row(empty_db, "k-broken").last_error == "ConnectionError: gateway down"
     assert relay_pending(settings, channels, max_attempts=2) == {"dead": 1}
     assert relay_pending(settings, channels, max_attempts=2) == {}
-    row = _row(empty_db, "k-broken")
+    row = ledger_row(empty_db, "k-broken")
     assert (row.status, row.attempts) == ("dead", 2)
     assert row.last_error == "ConnectionError: gateway down (gave up after 2 attempts)"
 
 
 def test_the_rate_limit_spaces_out_sends(empty_db, relay_settings, gateway):
     count = 30
-    _seed(empty_db, [_user(f"u{n}") for n in range(count)], [_message(f"k-{n:02d}", f"u{n}") for n in range(count)])
+    seed_outbox(
+        empty_db, [user_row(f"u{n}") for n in range(count)], [message_row(f"k-{n:02d}", f"u{n}") for n in range(count)]
+    )
     # A bucket of 20 at 20/s: 30 sends need at least (30 - 20) / 20 = 0.5 s, however fast the gateway.
     assert relay_pending(replace(relay_settings, channel_rate_limits={"push": 20.0})) == {"sent": count}
     span = gateway.requests[-1].at - gateway.requests[0].at
@@ -799,7 +553,7 @@ def test_the_rate_limit_spaces_out_sends(empty_db, relay_settings, gateway):
 
 
 def test_http_channel_connection_errors_are_transient():
-    channel = HttpGatewayChannel("push", f"http://127.0.0.1:{_free_port()}/push", SECRET, timeout=TIMEOUT)
+    channel = HttpGatewayChannel("push", f"http://127.0.0.1:{free_port()}/push", SECRET, timeout=TIMEOUT)
     message = replace(_message_for(), channel="push", address="token-u1")
     with pytest.raises(TransientDeliveryError, match="cannot connect"):
         channel.send(message)
@@ -809,7 +563,7 @@ def test_http_channel_connection_errors_are_transient():
 
 def test_cli_relays_with_the_configured_channels(empty_db, settings):
     now = datetime.now(UTC)
-    _seed(empty_db, [_user("u1")], [_message("k-cli", "u1", scheduled_at=now + timedelta(minutes=30))])
+    seed_outbox(empty_db, [user_row("u1")], [message_row("k-cli", "u1", scheduled_at=now + timedelta(minutes=30))])
     output = io.StringIO()
     with redirect_stdout(output):
         assert relay_main(["--until", (now + timedelta(hours=1)).isoformat()]) == 0

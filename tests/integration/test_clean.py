@@ -10,17 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from jobs.ingest.clean import BadInputShareExceeded, clean_window, read_clean
-from tests.conftest import make_event
+from tests.support.events import make_event, write_landing
 
 START = datetime(2026, 11, 24, 10, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, tzinfo=UTC)
-
-
-def _write(landing, hour: int, name: str, lines: list, encoding_errors: bytes = b"") -> None:
-    folder = landing / "events" / "date=2026-11-24" / f"hour={hour:02d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines)
-    (folder / name).write_bytes(body.encode("utf-8") + b"\n" + encoding_errors)
 
 
 HOSTILE = {
@@ -61,9 +54,11 @@ def landing(settings, empty_db):
     for folder in (settings.landing_dir / "events", settings.clean_dir):
         shutil.rmtree(folder, ignore_errors=True)
     lines = GOOD + [line for line, _ in HOSTILE.values()]
-    _write(settings.landing_dir, 10, "part-1.jsonl", lines, encoding_errors=b'{"event_id": "bad\xff\xfe"}\n')
+    write_landing(settings.landing_dir, 10, "part-1.jsonl", lines, encoding_errors=b'{"event_id": "bad\xff\xfe"}\n')
     # The same events delivered again in the next hour (a re-delivered file) plus one new event.
-    _write(settings.landing_dir, 11, "part-1.jsonl", [*GOOD[:2], make_event(event_id="g6", ts="2026-11-24T11:05:00Z")])
+    write_landing(
+        settings.landing_dir, 11, "part-1.jsonl", [*GOOD[:2], make_event(event_id="g6", ts="2026-11-24T11:05:00Z")]
+    )
     return settings.landing_dir
 
 
@@ -131,7 +126,7 @@ def test_bots_are_quarantined_as_bots(spark, settings, empty_db, engine):
 
     shutil.rmtree(settings.landing_dir / "events", ignore_errors=True)
     burst = [make_event(event_id=f"b{n}", user_id="bot", ts=f"2026-11-24T10:30:{n % 60:02d}Z") for n in range(45)]
-    _write(settings.landing_dir, 10, "bots.jsonl", [*burst, make_event(event_id="human")])
+    write_landing(settings.landing_dir, 10, "bots.jsonl", [*burst, make_event(event_id="human")])
     result = clean_window(spark, replace(settings, bot_events_per_minute=30), START, END)
     assert result.by_reason == {"bot": 45}
     assert result.clean_rows == 1

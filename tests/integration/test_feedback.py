@@ -11,7 +11,7 @@ from sqlalchemy import text
 from jobs.core.db import copy_rows
 from jobs.notify.feedback import FEEDBACK_COLUMNS, refresh_derived, store_feedback
 from jobs.notify.plan import plan_notifications
-from tests.integration.test_notify import add_items, add_profiles, add_users, publish
+from tests.support.notify_data import add_items, add_profiles, add_users, publish
 
 T0 = datetime(2026, 11, 10, 19, tzinfo=UTC)
 

@@ -22,8 +22,8 @@ from jobs.core.db import copy_rows, copy_text, copy_text_field
 from jobs.core.errors import PermanentDataError, explain_failure
 from jobs.ingest.clean import CLEAN_COLUMNS, READ_ERRORS, clean_window, parse_and_validate, read_clean, read_landing
 from jobs.ingest.validate import raw_batch
-from tests.conftest import make_event
-from tests.hostile_corpus import write_corpus
+from tests.support.events import make_event
+from tests.support.hostile_corpus import write_corpus
 
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 END = datetime(2026, 11, 24, 11, tzinfo=UTC)

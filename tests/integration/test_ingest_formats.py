@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from jobs.ingest.clean import clean_window, read_clean, read_clean_by_event_time
-from tests.conftest import make_event
+from tests.support.events import make_event
 
 START = datetime(2026, 11, 24, 10, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, tzinfo=UTC)

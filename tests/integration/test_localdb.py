@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from jobs.core.db import make_engine
 from jobs.core.localdb import UNPRIVILEGED_USER, EmbeddedPostgres
-from tests.conftest import _test_root
+from tests.support import scratch_root
 
 SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
 
@@ -27,7 +27,7 @@ def _durability(url: str) -> dict[str, str]:
 
 
 def test_durability_follows_the_mode_and_a_mismatched_cluster_restarts():
-    state_dir = _test_root() / "pg-durability"
+    state_dir = scratch_root() / "pg-durability"
     fast = EmbeddedPostgres(state_dir, durable=False)
     try:
         url = fast.start()
@@ -44,7 +44,7 @@ def test_durability_follows_the_mode_and_a_mismatched_cluster_restarts():
 
 
 def test_a_pid_file_left_by_a_dead_server_neither_breaks_stop_nor_start():
-    state_dir = _test_root() / "pg-stale"
+    state_dir = scratch_root() / "pg-stale"
     cluster = EmbeddedPostgres(state_dir)
     try:
         cluster.start()

@@ -26,7 +26,7 @@ from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
 from jobs.notify.report import main as report_main
 from jobs.notify.report import notification_report
-from tests.integration.test_notify import AT, USERS, add_items, add_users, publish
+from tests.support.notify_data import AT, USERS, add_items, add_users, publish
 
 MIGRATION = MIGRATIONS_DIR / "0005_notification_reporting.sql"
 VIEWS = (

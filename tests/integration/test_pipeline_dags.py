@@ -1,6 +1,6 @@
 """The real DAGs, run by Airflow (``dag.test()``) on real Spark, GX and PostgreSQL.
 
-One generated data set with the hostile corpus (``tests/hostile_corpus.py``: poison-pill lines,
+One generated data set with the hostile corpus (``tests/support/hostile_corpus.py``: poison-pill lines,
 unreadable files) in one of its landing hours; the daily DAG then the notifications DAG run for
 one logical date;
 the assertions read PostgreSQL and the file sink. A second run of both DAGs for the same date
@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.conftest import ROOT
-from tests.hostile_corpus import write_corpus
+from tests.support import ROOT
+from tests.support.hostile_corpus import write_corpus
 
 LOGICAL = datetime(2026, 11, 25, tzinfo=UTC)
 # Plan the next 24 hours of send moments and deliver them (a manual run plans one hour).

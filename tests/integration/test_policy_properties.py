@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from jobs.core.db import copy_rows, truncate_pipeline_tables
 from jobs.notify.plan import plan_notifications
-from tests.integration.test_notify import PROFILE_COLUMNS, add_users, publish_rows
+from tests.support.notify_data import PROFILE_COLUMNS, add_users, publish_rows
 
 TIMEZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Shanghai", "Australia/Sydney")
 # Around the end of DST in Europe/US (late Oct/early Nov) and its start in Australia (early Oct).

@@ -20,7 +20,7 @@ from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
 from jobs.privacy.erase import find_mentions, parquet_files_with
 from jobs.privacy.pseudonym import pseudonym
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 AS_OF = datetime(2026, 11, 19, tzinfo=UTC)
 DAYS = 2

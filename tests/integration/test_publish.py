@@ -19,10 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from jobs.recs.job import write_recommendations
-from jobs.recs.topn import Recommendation
+from tests.support.notify_data import ITEMS, recommendations_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ITEMS = 20
 
 
 def _model_run(conn, run_id: str, as_of: date) -> None:
@@ -33,16 +32,6 @@ def _model_run(conn, run_id: str, as_of: date) -> None:
         ),
         {"r": run_id, "d": as_of},
     )
-
-
-def _recommendations(run_id: str, users: int, n: int = 3) -> list[Recommendation]:
-    # Item and score depend on the run, so two runs' rows never look alike.
-    shift = sum(map(ord, run_id)) % ITEMS
-    return [
-        Recommendation(f"u{u:05d}", rank, f"i{(u + rank + shift) % ITEMS}", 1.0 / rank, "svd", f'because "{run_id}", x')
-        for u in range(users)
-        for rank in range(1, n + 1)
-    ]
 
 
 @pytest.fixture
@@ -76,7 +65,7 @@ def _live(engine) -> list[tuple]:
 
 def test_publish_swaps_runs_and_keeps_each_run_versioned(catalogue):
     engine = catalogue
-    a, b = _recommendations("run-a", 50), _recommendations("run-b", 40)
+    a, b = recommendations_for("run-a", 50), recommendations_for("run-b", 40)
     # Text that COPY's text format must escape survives the round trip.
     b[0] = replace(b[0], reason="tab\there, back\\slash, new\nline, \r return")
     assert write_recommendations(engine, "run-a", date(2026, 11, 24), a) is True
@@ -104,14 +93,14 @@ from dataclasses import replace
 from datetime import date
 from jobs.core.db import make_engine
 from jobs.recs.job import write_recommendations
-from tests.integration.test_publish import _recommendations
-write_recommendations(make_engine(sys.argv[1]), "run-c", date(2026, 11, 26), _recommendations("run-c", int(sys.argv[2])))
+from tests.support.notify_data import recommendations_for
+write_recommendations(make_engine(sys.argv[1]), "run-c", date(2026, 11, 26), recommendations_for("run-c", int(sys.argv[2])))
 """
 
 
 def test_a_publish_killed_mid_copy_leaves_the_live_set_unchanged(catalogue):
     engine = catalogue
-    write_recommendations(engine, "run-b", date(2026, 11, 25), _recommendations("run-b", 200))
+    write_recommendations(engine, "run-b", date(2026, 11, 25), recommendations_for("run-b", 200))
     before = _live(engine)
     url = engine.url.render_as_string(hide_password=False)
     child = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, url, "150000"], cwd=ROOT)
@@ -156,7 +145,7 @@ def test_a_publish_killed_mid_copy_leaves_the_live_set_unchanged(catalogue):
             == 0
         )
     # The next publish of the same run goes through.
-    c = _recommendations("run-c", 100)
+    c = recommendations_for("run-c", 100)
     assert write_recommendations(engine, "run-c", date(2026, 11, 26), c) is True
     assert [(r.run_id, r.user_id, r.rank, r.item_id) for r in _live(engine)] == [
         ("run-c", r.user_id, r.rank, r.item_id) for r in c
@@ -165,7 +154,7 @@ def test_a_publish_killed_mid_copy_leaves_the_live_set_unchanged(catalogue):
 
 def test_a_concurrent_reader_never_sees_a_mix_of_runs(catalogue):
     engine = catalogue
-    sets = {run: _recommendations(run, users) for run, users in (("run-b", 3000), ("run-c", 2500))}
+    sets = {run: recommendations_for(run, users) for run, users in (("run-b", 3000), ("run-c", 2500))}
     expected = {run: sorted((r.user_id, r.rank, r.item_id) for r in rows) for run, rows in sets.items()}
     days = {"run-b": date(2026, 11, 25), "run-c": date(2026, 11, 26)}
     write_recommendations(engine, "run-b", days["run-b"], sets["run-b"])

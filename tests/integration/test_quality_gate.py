@@ -10,8 +10,8 @@ from sqlalchemy import text
 import jobs.ingest.clean as clean_module
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.conftest import ROOT
-from tests.integration.test_channels import MailHandler, smtp_server
+from tests.support import ROOT
+from tests.support.servers import MailHandler, smtp_server
 
 
 def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, engine, airflow_db, spark, monkeypatch):

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from jobs.report.__main__ import main as report_main
 from jobs.report.job import write_report
 from jobs.report.sections import wilson_interval
-from tests.browser import artifact
+from tests.support.browser import artifact
 
 SECTIONS = ["model_metrics", "data_quality", "segments", "notifications", "send_hours", "outcomes"]
 FIRST_DAY = date(2026, 11, 20)

@@ -22,9 +22,9 @@ from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
 from jobs.generate.synthetic import GeneratorConfig, generate
-from tests.conftest import ROOT
-from tests.integration.daily_dag_run import run_daily_dag
-from tests.spark_standalone import standalone_cluster
+from tests.support import ROOT
+from tests.support.daily_dag_run import run_daily_dag
+from tests.support.spark_standalone import standalone_cluster
 
 LOGICAL = datetime(2026, 11, 21, tzinfo=UTC)
 DAYS = 2
@@ -99,7 +99,7 @@ def test_daily_dag_on_a_standalone_cluster_matches_local_mode(
             }
         )
         result = subprocess.run(
-            [sys.executable, "-m", "tests.integration.daily_dag_run", "--logical-date", LOGICAL.isoformat(),
+            [sys.executable, "-m", "tests.support.daily_dag_run", "--logical-date", LOGICAL.isoformat(),
              "--clean-days", str(DAYS)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
         )  # fmt: skip

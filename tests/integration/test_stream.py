@@ -24,7 +24,8 @@ from jobs.ingest.reference import load_reference
 from jobs.notify.plan import plan_notifications
 from jobs.privacy.erase import erase_user, find_mentions
 from jobs.stream.options import StreamOptions, live_dir
-from tests.conftest import ROOT, make_event
+from tests.support import ROOT
+from tests.support.events import make_event
 
 T = datetime(2026, 11, 24, 10, tzinfo=UTC)
 USERS_HEADER = "user_id,email,phone,push_token,timezone,locale,signup_date,consent_email,consent_sms,consent_push,consent_webhook\n"

@@ -14,8 +14,7 @@ from jobs.ingest.clean import clean_window
 from jobs.ingest.reference import load_reference
 from jobs.notify.plan import plan_notifications
 from jobs.notify.triggers import browse_intent, cart_abandonment, detect_triggers, recent_interactions
-from tests.conftest import make_event
-from tests.integration.test_clean import _write
+from tests.support.events import make_event, write_landing
 
 T = datetime(2026, 11, 24, 10, tzinfo=UTC)
 DELAY = timedelta(minutes=30)
@@ -101,7 +100,7 @@ def test_detect_and_plan_end_to_end_with_item_triggers(spark, settings, empty_db
         "item_id,title,category,brand,price,in_stock\ni1,Shoe,shoes,b,100,true\ni2,Lamp,home,b,50,false\n"
     )
     load_reference(settings, T - DAY)
-    _write(
+    write_landing(
         settings.landing_dir,
         10,
         "part.jsonl",

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 COMPOSE = ROOT / "docker" / "compose.yaml"
 # The Compose Specification's JSON schema (github.com/compose-spec/compose-spec, schema/compose-spec.json,

@@ -1,7 +1,7 @@
 """Run the daily DAG (``dag.test()``) for one logical date in a process of its own.
 
 A SparkContext is one per process, so a run against another Spark master than the test session's
-needs a fresh interpreter: ``python -m tests.integration.daily_dag_run --logical-date ...``. The
+needs a fresh interpreter: ``python -m tests.support.daily_dag_run --logical-date ...``. The
 master, lake and database come from the environment (``PUSH_*``), as in production; the line it
 prints starting with ``{"state"`` is a JSON object with the run's state and the master its Spark session ran on.
 """
@@ -12,7 +12,7 @@ import argparse
 import json
 
 from jobs.core.timeutil import parse_utc
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def run_daily_dag(logical_date, clean_days: int) -> str:
