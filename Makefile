@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
 
-.PHONY: install demo test test-unit bench bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: install demo test test-unit fault-matrix bench bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	@$(PY) -m pytest tests/unit tests/dags
+
+## fault-matrix: the fault matrix's tests (kill -9, database restarts, providers down) with 20 trials each (TRIALS=)
+fault-matrix: $(STAMP)
+	@FAULT_TRIALS=$(or $(TRIALS),20) $(PY) -m pytest -s tests/integration/test_fault_matrix.py \
+		"tests/integration/test_publish.py::test_a_publish_killed_during_its_copy_or_swap_leaves_one_complete_live_set"
 
 ## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-clean, bench-notify, bench-recs, bench-item-models, bench-stages and bench-stream
 bench: $(STAMP)

@@ -24,8 +24,9 @@ def explain_failure(error: BaseException | None) -> str:
     names = {cls.__name__ for cls in type(error).__mro__}
     if names & {"OperationalError", "InterfaceError"} and _looks_like_connection_failure(error):
         return (
-            f"the pipeline database cannot be reached ({_first_line(error)}): start it (`make db` for the "
-            "embedded one) or check PUSH_DATABASE_URL / AIRFLOW_CONN_PUSH_DB, then clear the task to re-run it"
+            f"the pipeline database cannot be reached or dropped the connection ({_first_line(error)}): "
+            "start it if it is down (`make db` for the embedded one) or check PUSH_DATABASE_URL / "
+            "AIRFLOW_CONN_PUSH_DB; the task is safe to re-run (its retry does)"
         )
     if "Py4JJavaError" in names or "PySparkException" in names:
         return (
@@ -40,7 +41,16 @@ def _looks_like_connection_failure(error: BaseException) -> bool:
     text = str(error).lower()
     return any(
         marker in text
-        for marker in ("could not connect", "connection refused", "server closed", "timeout expired", "no such file")
+        for marker in (
+            "could not connect",
+            "connection refused",
+            "server closed",
+            "timeout expired",
+            "no such file",
+            "terminating connection",  # the server is shutting down or restarting
+            "the database system is",  # ... starting up, shutting down, in recovery mode
+            "connection already closed",
+        )
     )
 
 

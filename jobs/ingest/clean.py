@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gzip
 import itertools
 import json
 import logging
 import operator
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from py4j.protocol import Py4JJavaError
@@ -265,6 +268,42 @@ def probe_files(spark: SparkSession, files: FileList) -> list[FileProblem]:
             reason = "corrupt_gzip" if str(path).lower().endswith(".gz") else "unreadable_file"
             problems.append(FileProblem(str(path), hour, reason, summary, _size(path)))
     return problems
+
+
+def read_problem(path: str, landing_hour: datetime) -> FileProblem | None:
+    """Why a local landing file cannot be read in full, found in Python (None: it reads).
+
+    For a reader that skipped the file without saying why (the stream's ``ignoreCorruptFiles``).
+    A gzip that breaks after some lines is ``truncated_gzip``: the batch cleaner of its landing
+    hour keeps those lines. Reads the whole file once; the stream calls it only for files that
+    gave no line.
+    """
+    local = file_path(path)
+    lines = 0
+    try:
+        if local.name.lower().endswith(".gz"):
+            with gzip.open(local, "rb") as stream:
+                for _ in stream:
+                    lines += 1
+        else:
+            with local.open("rb") as stream:
+                while stream.read(1 << 20):
+                    pass
+        return None
+    except (OSError, EOFError, zlib.error) as error:
+        message = " ".join(f"{type(error).__name__}: {error}".split())[:1000]
+        if isinstance(error, gzip.BadGzipFile | EOFError | zlib.error):
+            reason = "truncated_gzip" if lines else "corrupt_gzip"
+        else:  # missing, a directory, no permission: not the content's fault
+            reason = "unreadable_file"
+        return FileProblem(str(path), landing_hour, reason, message, _size(local))
+
+
+def file_path(path: str) -> Path:
+    """A local path from a path or a ``file:`` URI (as Spark's ``_metadata.file_path`` gives it)."""
+    if path.startswith("file:"):
+        return Path(unquote(urlparse(path).path))
+    return Path(path)
 
 
 def error_summary(error: BaseException, limit: int = 1000) -> str:
@@ -719,6 +758,7 @@ def write_clean(
     Returns the event dates whose content may have changed (before or after).
     """
     _refuse_legacy_layout(clean_dir)
+    _remove_unfinished_writes(spark, clean_dir)
     before = {leaf for hour in hours_between(start, end) for leaf in landing_leaves(spark, clean_dir, hour)}
     clean = with_event_partition_columns(clean)
     clean.repartition(*PARTITION_COLUMNS).write.mode("overwrite").option(
@@ -731,6 +771,19 @@ def write_clean(
             if leaf not in written:
                 fs.delete(jvm.org.apache.hadoop.fs.Path(leaf), True)
     return {date.fromisoformat(_EVENT_DATE.search(leaf).group(1)) for leaf in before | written}
+
+
+def _remove_unfinished_writes(spark: SparkSession, clean_dir: Path) -> None:
+    """Delete the staging folders of writes killed before their commit.
+
+    Readers skip them (hidden names), so they only take space. The caller holds the lake lock,
+    so no write is in flight. A leaf such a write had already replaced is restored by the re-run
+    of its window (the task's retry).
+    """
+    fs, jvm = _hadoop_fs(spark, str(clean_dir))
+    for status in fs.globStatus(jvm.org.apache.hadoop.fs.Path(f"{clean_dir}/.spark-staging-*")) or []:
+        log.warning("removing %s, left by a lake write that did not finish", status.getPath())
+        fs.delete(status.getPath(), True)
 
 
 _EVENT_DATE = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")

@@ -65,8 +65,8 @@ def read_raw_lines(spark: SparkSession, settings: Settings, options: StreamOptio
         .option("recursiveFileLookup", "true")
         .option("maxFilesPerTrigger", options.max_files_per_trigger)
         # A file that cannot be read (a corrupt gzip) must not stop the query for good: it is
-        # skipped here, and the batch cleaner of its landing hour records it in
-        # push.quarantined_files (with the readable prefix of a truncated gzip).
+        # skipped here, and the batch writer records it in push.quarantined_files (the batch
+        # cleaner of its landing hour later keeps the readable prefix of a truncated gzip).
         .option("ignoreCorruptFiles", "true")
         .load(str(events))
         .select("value", "_metadata")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import copy_rows, make_engine
 from jobs.core.timeutil import utc_columns
-from jobs.ingest.clean import bot_users
+from jobs.ingest.clean import FileProblem, bot_users, file_path, read_problem
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
 from jobs.notify.triggers import (
@@ -74,10 +75,20 @@ ON CONFLICT (source_file, line_no) WHERE stream_batch IS NOT NULL DO NOTHING
 _INSERT_BATCH = """
 INSERT INTO push.stream_batches (query_id, batch_id, run_key, logical_at, watermark, input_rows, clean_rows,
     quarantined_rows, duplicate_rows, late_rows, by_reason, files, source_files, first_landed_at, last_landed_at,
-    triggers, trigger_keys, trigger_users, started_at, stored_at)
+    triggers, trigger_keys, trigger_users, started_at, stored_at, files_quarantined, quarantined_files)
 VALUES (:query_id, :batch_id, :run_key, :logical_at, :watermark, :input_rows, :clean_rows, :quarantined_rows,
     :duplicate_rows, :late_rows, CAST(:by_reason AS jsonb), :files, :source_files, :first_landed_at, :last_landed_at,
-    :triggers, :trigger_keys, :trigger_users, :started_at, clock_timestamp())
+    :triggers, :trigger_keys, :trigger_users, :started_at, clock_timestamp(), :files_quarantined, :quarantined_files)
+"""
+
+# A file the stream could not read, recorded as the batch cleaner records it. The batch cleaner
+# of its landing hour later replaces the row with its own finding (with the readable prefix of
+# a truncated gzip); a replayed batch adds nothing.
+_STORE_UNREADABLE_FILE = """
+INSERT INTO push.quarantined_files (window_start, window_end, landing_hour, source_file, size_bytes, reason, error,
+    partial, lines_read)
+VALUES (:hour, :hour + interval '1 hour', :hour, :path, :size, :reason, :error, false, NULL)
+ON CONFLICT (window_start, source_file) DO NOTHING
 """
 
 
@@ -98,6 +109,76 @@ def batch_watermark_ms(checkpoint: Path, batch_id: int) -> int:
         return 0
     lines = path.read_text().splitlines()
     return int(json.loads(lines[1]).get("batchWatermarkMs", 0))
+
+
+def batch_source_files(checkpoint: Path, batch_id: int) -> list[str]:
+    """The files the file source gave ``batch_id``, as local paths (none for a Kafka source).
+
+    The offset log of a query batch holds the file source's own log offset; the batch read the
+    source's log entries after the previous batch's offset up to its own. Those entries sit in
+    ``sources/0/<n>``, or in the ``.compact`` file that replaces a run of them. Spark writes
+    both before running the batch and reuses them on a replay.
+    """
+    current = _file_log_offset(checkpoint, batch_id)
+    if current is None:
+        return []
+    previous = _file_log_offset(checkpoint, batch_id - 1)
+    folder = checkpoint / "sources" / "0"
+    files = set()
+    for n in range(0 if previous is None else previous + 1, current + 1):
+        log_file = folder / str(n)
+        if not log_file.exists():
+            compacted = sorted(
+                (int(path.name.split(".")[0]), path)
+                for path in folder.glob("*.compact")
+                if int(path.name.split(".")[0]) >= n
+            )
+            if not compacted:
+                continue
+            log_file = compacted[0][1]
+        for line in log_file.read_text().splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("batchId") == n and "path" in entry:
+                    files.add(str(file_path(entry["path"])))
+    return sorted(files)
+
+
+def _file_log_offset(checkpoint: Path, batch_id: int) -> int | None:
+    """The file source's log offset recorded for a query batch (None: no such batch, or not a file source)."""
+    path = checkpoint / "offsets" / str(batch_id)
+    if batch_id < 0 or not path.exists():
+        return None
+    lines = path.read_text().splitlines()
+    try:
+        return int(json.loads(lines[2])["logOffset"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def unread_files(listed: list[str], with_lines: list[str]) -> list[FileProblem]:
+    """The listed files that gave no line and cannot be read (an empty file reads, and gives none)."""
+    seen = {str(file_path(path)) for path in with_lines}
+    problems = []
+    for path in listed:
+        if path not in seen and (problem := read_problem(path, landing_hour_of(path))) is not None:
+            problems.append(problem)
+    return problems
+
+
+def landing_hour_of(path: str) -> datetime:
+    """The landing hour in a file's ``date=/hour=`` folders, else the hour it was last modified."""
+    found = _LANDING_FOLDERS.search(path)
+    if found:
+        return datetime.fromisoformat(found.group(1)).replace(hour=int(found.group(2)), tzinfo=UTC)
+    try:
+        modified = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
+    except OSError:
+        modified = datetime.now(UTC)
+    return modified.replace(minute=0, second=0, microsecond=0)
+
+
+_LANDING_FOLDERS = re.compile(r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
 
 
 # --- pure accounting of one micro-batch -------------------------------------------------------------
@@ -292,13 +373,20 @@ class StreamBatchWriter:
                     timedelta(hours=self.settings.trigger_expiry_hours),
                     self._find_erased,
                 )
+            # Files the source gave this batch that gave no line and cannot be read (skipped
+            # by ignoreCorruptFiles, which says nothing of them).
+            unreadable = unread_files(batch_source_files(self.checkpoint, batch_id), outcome.files)
         finally:
             out.unpersist()
+        if unreadable:
+            log.warning(
+                "stream batch %s: unreadable landing files %s", batch_id, [(p.path, p.reason) for p in unreadable]
+            )
         with _timed(timings, "store"):
             with engine.connect() as conn:
                 stored = _stored_batch(conn, self.query_id, batch_id)
             if stored is None:
-                stored = self._store(outcome, batch_id, started)
+                stored = self._store(outcome, batch_id, started, unreadable)
             else:
                 log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
         logical_at, users = stored
@@ -338,7 +426,9 @@ class StreamBatchWriter:
         with make_engine(self.settings.database_url).connect() as conn:
             return erased_among(conn, user_ids, self.settings.pseudonym_key)
 
-    def _store(self, outcome: BatchOutcome, batch_id: int, started: datetime) -> tuple[datetime | None, list[str]]:
+    def _store(
+        self, outcome: BatchOutcome, batch_id: int, started: datetime, unreadable: list[FileProblem]
+    ) -> tuple[datetime | None, list[str]]:
         """Phase 1: every effect of the batch and its row, in one transaction."""
         triggers = outcome.triggers
         live = triggers[triggers["cancelled_at"].isna()]
@@ -353,6 +443,17 @@ class StreamBatchWriter:
                     users.add(user)
                     fire_times.append(fire_at)
             _store_quarantine(conn, outcome.quarantine)
+            for problem in unreadable:
+                conn.execute(
+                    text(_STORE_UNREADABLE_FILE),
+                    {
+                        "hour": problem.landing_hour,
+                        "path": problem.path,
+                        "size": problem.size_bytes,
+                        "reason": problem.reason,
+                        "error": problem.error,
+                    },
+                )
             logical_at = max(fire_times) if fire_times else None
             conn.execute(
                 text(_INSERT_BATCH),
@@ -372,6 +473,8 @@ class StreamBatchWriter:
                     "trigger_keys": keys,
                     "trigger_users": sorted(users),
                     "started_at": started,
+                    "files_quarantined": len(unreadable),
+                    "quarantined_files": [p.path for p in unreadable],
                 },
             )
         return logical_at, sorted(users)

@@ -54,11 +54,9 @@ TIMEOUT = 0.3
 
 @pytest.fixture
 def gateway() -> Iterator[FakeGateway]:
-    server = FakeGateway()
-    server.thread.start()
+    server = FakeGateway().start()
     yield server
-    server.server.shutdown()
-    server.server.server_close()
+    server.stop()
 
 
 @pytest.fixture

@@ -1,24 +1,24 @@
 """Publishing recommendations: COPY into a staging table, then one swap (real PostgreSQL).
 
-A publish killed in the middle of its COPY leaves the live set and the table as they were; a
+A publish killed during its COPY or swap leaves one complete live set, never a mix; a
 reader polling the live view during publishes sees exactly one run's complete set every time.
 """
 
 from __future__ import annotations
 
 import os
-import signal
+import random
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from jobs.recs.job import write_recommendations
+from tests.support.faults import kill_when, trials, wait_for_other_sessions_to_end
 from tests.support.notify_data import ITEMS, recommendations_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,62 +94,59 @@ from datetime import date
 from jobs.core.db import make_engine
 from jobs.recs.job import write_recommendations
 from tests.support.notify_data import recommendations_for
-write_recommendations(make_engine(sys.argv[1]), "run-c", date(2026, 11, 26), recommendations_for("run-c", int(sys.argv[2])))
+write_recommendations(
+    make_engine(sys.argv[1]), sys.argv[2], date.fromisoformat(sys.argv[3]), recommendations_for(sys.argv[2], int(sys.argv[4]))
+)
 """
 
 
-def test_a_publish_killed_mid_copy_leaves_the_live_set_unchanged(catalogue):
+def test_a_publish_killed_during_its_copy_or_swap_leaves_one_complete_live_set(catalogue):
+    """Fault matrix row: kill -9 during publish (``FAULT_TRIALS`` times, at a random moment
+    from the start of the COPY to the end of the swap)."""
     engine = catalogue
-    write_recommendations(engine, "run-b", date(2026, 11, 25), recommendations_for("run-b", 200))
-    before = _live(engine)
+    rng = random.Random(7)
     url = engine.url.render_as_string(hide_password=False)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, url, "150000"], cwd=ROOT)
-    seen_copy = False
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and child.poll() is None:
+    killed = 0
+    for trial in range(trials(3)):
+        run_id, day = f"run-k{trial}", date(2026, 11, 26) + timedelta(days=trial)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO push.model_runs VALUES (:r, :d, 'test', '{}', :d, :d, '{}', '{}', '/dev/null', true,"
+                    " 'promoted')"
+                ),
+                {"r": run_id, "d": day},
+            )
+        before = _live(engine)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_PUBLISH, url, run_id, day.isoformat(), "60000"], cwd=ROOT
+        )
+
+        def copying() -> bool:
             with engine.connect() as conn:
-                seen_copy = conn.execute(
+                return conn.execute(
                     text(
                         "SELECT count(*) > 0 FROM pg_stat_activity WHERE state = 'active'"
                         " AND query LIKE 'COPY push.recommendations\\_%staging%'"
                     )
                 ).scalar_one()
-            if seen_copy:
-                child.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
-    assert seen_copy, "the publish finished before its COPY was seen"
-    assert child.returncode == -signal.SIGKILL
-    # The server rolls the dead client's transaction back once it notices the lost connection.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+        # The first trial kills as soon as the COPY is seen; the others up to 0.5 s later.
+        killed += kill_when(child, copying, delay=0.0 if trial == 0 else rng.uniform(0, 0.5))
+        wait_for_other_sessions_to_end(engine)
+        after = _live(engine)
+        complete = [(run_id, r.user_id, r.rank, r.item_id) for r in recommendations_for(run_id, 60000)]
+        assert after == before or [(r.run_id, r.user_id, r.rank, r.item_id) for r in after] == complete
         with engine.connect() as conn:
-            busy = conn.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY push.recommendations\\_%'")
-            ).scalar_one()
-        if busy == 0:
-            break
-        time.sleep(0.05)
-    assert _live(engine) == before
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM push.recommendations WHERE run_id = 'run-c'")).scalar_one() == 0
-        assert (
-            conn.execute(
+            leftovers = conn.execute(
                 text("SELECT count(*) FROM pg_tables WHERE schemaname = 'push' AND tablename LIKE '%staging'")
             ).scalar_one()
-            == 0
-        )
-    # The next publish of the same run goes through.
-    c = recommendations_for("run-c", 100)
-    assert write_recommendations(engine, "run-c", date(2026, 11, 26), c) is True
-    assert [(r.run_id, r.user_id, r.rank, r.item_id) for r in _live(engine)] == [
-        ("run-c", r.user_id, r.rank, r.item_id) for r in c
-    ]
+        assert leftovers == 0
+        # The retry publishes the run whole.
+        assert write_recommendations(engine, run_id, day, recommendations_for(run_id, 60000)) is True
+        assert [(r.run_id, r.user_id, r.rank, r.item_id) for r in _live(engine)] == complete
+    assert killed >= 1, "every publish finished before its kill"
+    print(f"publish: {killed} of {trials(3)} publishes killed mid-way")
 
 
 def test_a_concurrent_reader_never_sees_a_mix_of_runs(catalogue):

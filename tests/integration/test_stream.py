@@ -7,6 +7,7 @@ scripted stream is deterministic. The crash test runs the real entry point in a 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -54,6 +55,13 @@ def _drop(settings, name: str, lines: list, landed_at: datetime | None = None) -
     target = folder / name
     hidden.rename(target)
     return target
+
+
+def _drop_bytes(settings, name: str, content: bytes) -> Path:
+    """Write raw bytes into the live folder atomically, as :func:`_drop` does."""
+    hidden = live_dir(settings) / f".{name}"
+    hidden.write_bytes(content)
+    return hidden.rename(live_dir(settings) / name)
 
 
 def _holdout_user(engine, salt: str, prefix: str = "h") -> str:
@@ -157,6 +165,11 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
             '{"event_id": "gone-broken", "user_id": "gone", "ts": ',
         ],
     )
+    # A gzip cut in the middle and a file that only claims to be gzip: the reader skips them,
+    # the stream records them as the batch cleaner would.
+    packed = gzip.compress(b"".join(json.dumps(make_event(event_id=f"z{n}")).encode() + b"\n" for n in range(300)))
+    _drop_bytes(settings, "part-3.jsonl.gz", packed[: len(packed) // 2])
+    _drop_bytes(settings, "part-4.jsonl.gz", b"not gzip at all\n")
     _run_once(spark, settings, checkpoint)
     _run_once(spark, settings, checkpoint)  # a step without new files: the timeouts fire
 
@@ -196,6 +209,12 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
     # gone's cart counted clean before the erasure; their two later lines quarantined, text dropped.
     assert totals == [(17, 9, 7, 1, 1)]
     assert _rows(engine, "SELECT raw FROM push.quarantine WHERE reason = 'erased_user'") == [(None,), (None,)]
+    unreadable = _rows(engine, "SELECT source_file, reason, partial, landing_hour FROM push.quarantined_files")
+    assert sorted((Path(f).name, r, partial) for f, r, partial, _ in unreadable) == [
+        ("part-3.jsonl.gz", "truncated_gzip", False),
+        ("part-4.jsonl.gz", "corrupt_gzip", False),
+    ]
+    assert _rows(engine, "SELECT sum(files), sum(files_quarantined) FROM push.stream_batches") == [(2, 2)]
     with engine.connect() as conn:
         assert find_mentions(conn, "gone") == {}
     # The batch planner, on the same triggers at the same time, decides the same.

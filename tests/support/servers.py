@@ -47,8 +47,10 @@ class FakeGateway:
     accepted key is processed once; repeats are acknowledged and counted as duplicates.
     """
 
-    def __init__(self, secret: str = SECRET) -> None:
+    def __init__(self, secret: str = SECRET, port: int = 0, delay_seconds: float = 0.0) -> None:
         self.secret = secret
+        # Every request waits this long before its reply (a gateway under load).
+        self.delay_seconds = delay_seconds
         self.script: deque[tuple] = deque()
         self.requests: list[GatewayRequest] = []
         self.delivered: dict[str, dict] = {}
@@ -64,7 +66,7 @@ class FakeGateway:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -72,6 +74,14 @@ class FakeGateway:
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def start(self) -> FakeGateway:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
     def respond(self, *behaviours: tuple) -> None:
         self.script.extend(behaviours)
@@ -102,6 +112,8 @@ class FakeGateway:
             self.requests.append(request)
         if self.on_request is not None:
             self.on_request(request)
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         if not verified:
             self._reply(handler, 401, {"error": "bad signature"})
         elif behaviour[0] == "slow":
@@ -179,8 +191,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def smtp_server(handler: MailHandler, **smtp_options) -> Iterator[Controller]:
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+def smtp_server(handler: MailHandler, port: int | None = None, **smtp_options) -> Iterator[Controller]:
+    controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **smtp_options)
     controller.start()
     try:
         yield controller

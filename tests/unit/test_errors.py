@@ -15,7 +15,7 @@ def test_an_unreachable_database_is_named_with_the_remedy():
 
     line = explain_failure(caught.value)
 
-    assert line.startswith("the pipeline database cannot be reached (")
+    assert line.startswith("the pipeline database cannot be reached or dropped the connection (")
     assert "127.0.0.1" in line
     assert "PUSH_DATABASE_URL" in line
     assert "\n" not in line
