@@ -369,10 +369,11 @@ def write_recommendations(engine, run_id: str, published_for: date, recommendati
     """Publish ``recommendations`` as model run ``run_id``: COPY into a staging table, then swap.
 
     One transaction: ``push.stage_recommendations`` creates the staging table, COPY fills it,
-    ``push.swap_in_recommendations`` indexes it, attaches it as the run's partition (replacing
-    the run's earlier rows) and makes the run live unless a newer date already is. Readers see
-    the old set or the new one; a publish killed midway leaves the live set and the table as
-    they were. Returns whether the run is now live.
+    ``push.swap_in_recommendations`` indexes it and attaches it as the run's partition (a run
+    published before has its rows replaced in place instead), and makes the run live unless a
+    newer date already is. Readers see the old set or the new one, never an empty or mixed one
+    (migration 0016 says why the swap is done this way); a publish killed midway leaves the live
+    set and the table as they were. Publishes run one at a time. Returns whether the run is now live.
     """
     with engine.begin() as conn:
         staging = conn.execute(text("SELECT push.stage_recommendations(:r)"), {"r": run_id}).scalar_one()

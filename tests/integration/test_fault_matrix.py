@@ -16,18 +16,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
+from jobs.core.db import apply_migrations, make_engine
 from jobs.core.errors import explain_failure
 from jobs.core.localdb import EmbeddedPostgres
 from jobs.ingest.clean import clean_window
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
-from tests.support import ROOT
+from tests.support import ROOT, scratch_root
 from tests.support.events import make_event, write_landing
 from tests.support.faults import kill_when, trials, wait_for_other_sessions_to_end
 from tests.support.notify_data import add_items, add_users, publish
@@ -193,10 +195,24 @@ def test_kill_9_during_the_relay_then_the_retry_sends_each_message_once(empty_db
 # --- PostgreSQL restarted under a plan and a relay ----------------------------------------------
 
 
-def _restart_database_after(delay: float, done: threading.Event) -> threading.Thread:
+@pytest.fixture
+def own_cluster(monkeypatch):
+    """A cluster of the test's own, set as the pipeline database: restarting the session's would
+    cut the connections other tests' pools (Airflow's among them) still hold."""
+    cluster = EmbeddedPostgres(scratch_root() / f"pg-restart-{uuid.uuid4().hex[:8]}")
+    url = cluster.start()
+    engine = make_engine(url)
+    apply_migrations(engine)
+    monkeypatch.setenv("PUSH_DATABASE_URL", url)
+    yield cluster, engine
+    engine.dispose()
+    cluster.destroy()
+
+
+def _restart_database_after(cluster: EmbeddedPostgres, delay: float, done: threading.Event) -> threading.Thread:
     def restart() -> None:
         if not done.wait(delay):
-            EmbeddedPostgres.default().restart("immediate")
+            cluster.restart("immediate")
 
     thread = threading.Thread(target=restart)
     thread.start()
@@ -227,22 +243,23 @@ def _forget_plans(engine) -> None:
         )
 
 
-def test_a_database_restart_during_a_plan_then_the_retry_equals_an_uninterrupted_plan(empty_db, policy_settings):
+def test_a_database_restart_during_a_plan_then_the_retry_equals_an_uninterrupted_plan(own_cluster, policy_settings):
+    cluster, engine = own_cluster
     users = [f"p{n:04d}" for n in range(2000)]
-    add_users(empty_db, users)
-    add_items(empty_db)
-    publish(empty_db, users)
+    add_users(engine, users)
+    add_items(engine)
+    publish(engine, users)
     started = time.monotonic()
     plan_notifications(policy_settings, PLAN_AT, batch_size=50, workers=2)
     duration = time.monotonic() - started
-    expected = _plan_outcome(empty_db)
+    expected = _plan_outcome(engine)
     assert len(expected[0]) == 2000
     rng = random.Random(13)
     failures = []
     for trial in range(trials(3)):
-        _forget_plans(empty_db)
+        _forget_plans(engine)
         done = threading.Event()
-        restarter = _restart_database_after(rng.uniform(0.1, 0.9) * duration, done)
+        restarter = _restart_database_after(cluster, rng.uniform(0.1, 0.9) * duration, done)
         try:
             plan_notifications(policy_settings, PLAN_AT, batch_size=50, workers=2)
         except Exception as error:  # what the task log ends with
@@ -252,23 +269,24 @@ def test_a_database_restart_during_a_plan_then_the_retry_equals_an_uninterrupted
             restarter.join()
         # The task's retry.
         plan_notifications(policy_settings, PLAN_AT, batch_size=50, workers=2)
-        assert _plan_outcome(empty_db) == expected, f"trial {trial}"
+        assert _plan_outcome(engine) == expected, f"trial {trial}"
     assert failures, "the plan outran every restart"
     assert all("database" in line and "re-run" in line for line in failures), failures
     print(f"plan: {trials(3)} restarts, {len(failures)} plans cut; the task log says: {failures[0]}")
 
 
 def test_a_database_restart_during_a_relay_then_the_retry_sends_each_message_once(
-    empty_db, settings, slow_gateway, tmp_path
+    own_cluster, settings, slow_gateway, tmp_path
 ):
+    cluster, engine = own_cluster
     relay_settings = _relay_settings(settings, slow_gateway, tmp_path)
     rng = random.Random(17)
     failures = []
     for trial in range(trials(3)):
-        keys = _seed_messages(empty_db, f"r{trial}", 150)
+        keys = _seed_messages(engine, f"r{trial}", 150)
         done = threading.Event()
         # 150 requests of at least 5 ms: the pass lasts about a second.
-        restarter = _restart_database_after(rng.uniform(0.1, 0.6), done)
+        restarter = _restart_database_after(cluster, rng.uniform(0.1, 0.6), done)
         try:
             relay_pending(relay_settings)
         except Exception as error:
@@ -277,7 +295,7 @@ def test_a_database_restart_during_a_relay_then_the_retry_sends_each_message_onc
             done.set()
             restarter.join()
         relay_pending(relay_settings)
-        _assert_each_message_sent_once(empty_db, slow_gateway, keys, interruptions=1)
+        _assert_each_message_sent_once(engine, slow_gateway, keys, interruptions=1)
     assert failures, "the relay outran every restart"
     print(
         f"relay: {trials(3)} restarts, {len(failures)} passes cut, {slow_gateway.duplicates} repeated deliveries"
