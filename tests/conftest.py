@@ -2,7 +2,8 @@
 
 The embedded cluster of the tests lives in its own folder (never the demo's), is started in
 ``pytest_configure`` (before anything imports Airflow, which reads its configuration at
-import), and is destroyed at the end of the session.
+import), and is destroyed at the end of the session. A run of the unit tier alone
+(``pytest tests/unit``) starts no cluster: unit tests need no database.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import scratch_root
+from tests.support import ROOT, scratch_root
 
 _CLUSTER = None
+_LOCAL: Path | None = None
 
 
 def pytest_configure(config):
-    global _CLUSTER
-    local = Path(tempfile.mkdtemp(prefix="test-", dir=scratch_root()))
+    global _CLUSTER, _LOCAL
+    local = _LOCAL = Path(tempfile.mkdtemp(prefix="test-", dir=scratch_root()))
     os.environ.update(
         {
             "PUSH_LOCAL_DIR": str(local),
@@ -35,6 +37,8 @@ def pytest_configure(config):
     )
     os.environ.pop("PUSH_DATABASE_URL", None)
     os.environ.pop("AIRFLOW_CONN_PUSH_DB", None)
+    if not _database_needed(config):
+        return
     from jobs.core.db import apply_migrations, make_engine
     from jobs.core.localdb import EmbeddedPostgres
 
@@ -46,13 +50,23 @@ def pytest_configure(config):
     os.environ.update(airflow_environment())
 
 
+def _database_needed(config) -> bool:
+    """False when every path asked for lies in the unit tier."""
+    unit = ROOT / "tests" / "unit"
+    for arg in config.args:
+        path = (Path(config.invocation_params.dir) / arg.split("::")[0]).resolve()
+        if not path.is_relative_to(unit):
+            return True
+    return False
+
+
 def pytest_unconfigure(config):
     if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
         sys.modules["airflow.settings"].dispose_orm()
     if _CLUSTER is not None:
-        local = _CLUSTER.state_dir.parent
         _CLUSTER.destroy()
-        shutil.rmtree(local, ignore_errors=True)
+    if _LOCAL is not None:
+        shutil.rmtree(_LOCAL, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -204,7 +204,7 @@ greedy_campaign = st.tuples(
 
 
 def _greedy(candidates, history, moment, policy_settings, fatigued, consents):
-    """Decide one user's candidates one at a time, best first, as the README states the rules."""
+    """Decide one user's candidates one at a time, best first, as docs/notification-policy.md states the rules."""
     day, week = timedelta(hours=24), timedelta(days=7)
     gap = timedelta(minutes=policy_settings.min_gap_minutes)
     campaign_window = timedelta(days=policy_settings.campaign_cap_days)

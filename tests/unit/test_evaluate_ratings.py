@@ -5,29 +5,12 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from jobs import evaluate_ratings
 from jobs.recs.ratings import random_split
-
-
-def write_ratings(path, sep="\t", users=200, items=150, seed=0, header=False):
-    """Users rate items they like more often (missing not at random), as in real rating data."""
-    rng = np.random.default_rng(seed)
-    taste, traits = rng.normal(size=(users, 3)), rng.normal(size=(items, 3))
-    lines = ["user\titem\trating\ttimestamp".replace("\t", sep)] if header else []
-    for user in range(users):
-        affinity = traits @ taste[user]
-        chosen = rng.choice(
-            items, size=int(rng.integers(15, 40)), replace=False, p=np.exp(affinity) / np.exp(affinity).sum()
-        )
-        for n, item in enumerate(chosen):
-            rating = int(np.clip(np.round(3 + affinity[item] / 1.5 + rng.normal(scale=0.5)), 1, 5))
-            lines.append(sep.join([str(user + 1), str(item + 1), str(rating), str(881250949 + 1000 * n + user)]))
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.support.ratings import write_ratings
 
 
 def test_last_line_is_the_documented_json(tmp_path, capsys):
@@ -118,16 +101,3 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path):
     ratings, skipped = evaluate_ratings.read_ratings(path, "TAB")
     assert len(ratings) == 2
     assert skipped == 2
-
-
-def test_spark_options_add_item_knn_and_als_with_the_same_metrics(tmp_path, spark):
-    ratings, _ = evaluate_ratings.read_ratings(write_ratings(tmp_path / "u.data", seed=2), "TAB")
-    train, test = random_split(ratings, 0.25, min_items=2, seed=42)
-    config = evaluate_ratings.zoo_config(10, 42, "random", spark=True, als=True)
-    models = evaluate_ratings.evaluate_split(train, test, config, spark=spark)
-    assert {"svd", "ease", "item_knn", "als", "popularity"} <= set(models)
-    assert "rmse" not in models["als"]  # preference scores, not ratings
-    assert set(models["popularity"]) - {"seconds"} <= set(models["als"])
-    assert {"diversity", "novelty"} <= set(models["als"])
-    for name in ("als", "item_knn"):
-        assert models[name]["ndcg@10"] > models["popularity"]["ndcg@10"]

@@ -1,8 +1,6 @@
-"""The model zoo: EASE's closed form, Spark item-kNN, blends, selection without the hold-out, storage."""
+"""The model zoo: EASE's closed form, item-kNN, blends, selection without the hold-out, storage."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,24 +14,11 @@ from jobs.recs.scoring import BlendScorer, ItemScorer, top_items
 from jobs.recs.topn import MASKED
 from jobs.recs.train import SvdParams
 from jobs.recs.zoo import ZooConfig, fit_spec, load_fitted, ranked_lists, select_models, store_fitted
-
-
-def _grouped_interactions(users=60, items=30, groups=3, per_user=8, seed=0) -> pd.DataFrame:
-    """Each user mostly takes items of their own group, with a last_ts to split on."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for user in range(users):
-        own = [item for item in range(items) if item % groups == user % groups]
-        others = [item for item in range(items) if item % groups != user % groups]
-        chosen = list(rng.choice(own, size=per_user - 2, replace=False)) + list(rng.choice(others, size=2))
-        for n, item in enumerate(chosen):
-            rows.append((f"u{user:03d}", f"i{item:03d}", float(rng.integers(1, 6)), n))
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "step"]).drop_duplicates(["user_id", "item_id"])
-    return frame.assign(last_ts=pd.Timestamp("2026-11-01") + pd.to_timedelta(frame["step"], unit="h"))
+from tests.support.ratings import grouped_interactions
 
 
 def test_ease_solves_each_columns_ridge_regression_on_the_others():
-    ratings = _grouped_interactions(users=25, items=9, per_user=5)
+    ratings = grouped_interactions(users=25, items=9, per_user=5)
     model = fit_ease(ratings, EaseParams(lambda_scale=0.5))
     items = list(model.item_ids)
     x = np.zeros((ratings["user_id"].nunique(), len(items)))
@@ -51,19 +36,17 @@ def test_ease_solves_each_columns_ridge_regression_on_the_others():
         fit_ease(ratings, EaseParams(max_items=5))
 
 
-def test_item_knn_is_the_cosine_of_co_occurrence_with_each_items_nearest_kept(spark, monkeypatch):
-    ratings = _grouped_interactions(users=30, items=12, per_user=5, seed=3)
+def test_item_knn_is_the_cosine_of_co_occurrence_with_each_items_nearest_kept(monkeypatch):
+    ratings = grouped_interactions(users=30, items=12, per_user=5, seed=3)
     model = fit_item_knn(None, ratings, ItemKnnParams(neighbours=3, shrink=2.0))
-    # In memory and with Spark, in one block or in blocks of two columns: the same matrix, also
-    # when each user's strongest items only are taken.
+    # In one block or in blocks of two columns: the same matrix, also when each user's strongest
+    # items only are taken (the Spark path is checked against it in the integration tier).
     for cut in (200, 3):
         params = ItemKnnParams(neighbours=3, shrink=2.0, max_user_items=cut)
-        with_spark = fit_item_knn(spark, ratings, replace(params, local_max_items=0)).weights.toarray()
         monkeypatch.setattr(item_models, "_KNN_BLOCK_CELLS", 2 * 12)
         in_blocks = fit_item_knn(None, ratings, params).weights.toarray()
         monkeypatch.undo()
-        np.testing.assert_allclose(in_blocks, with_spark, rtol=1e-6)
-        np.testing.assert_allclose(fit_item_knn(None, ratings, params).weights.toarray(), with_spark, rtol=1e-6)
+        np.testing.assert_allclose(in_blocks, fit_item_knn(None, ratings, params).weights.toarray(), rtol=1e-6)
     items = list(model.item_ids)
     users = sorted(ratings["user_id"].unique())
     x = np.zeros((len(users), len(items)))
@@ -134,7 +117,7 @@ def _small_zoo(families=("svd", "ease")) -> ZooConfig:
 
 
 def test_changing_the_hold_out_changes_no_trained_parameter_and_no_choice(settings):
-    ratings = _grouped_interactions(users=80, items=30, per_user=9, seed=5)
+    ratings = grouped_interactions(users=80, items=30, per_user=9, seed=5)
     train, test = chronological_split(ratings)
     catalogue = sorted(ratings["item_id"].unique())
     # The same training part against another hold-out: other users' pairs, other items.
@@ -153,7 +136,7 @@ def test_changing_the_hold_out_changes_no_trained_parameter_and_no_choice(settin
 
 
 def test_selection_is_seeded_and_chooses_the_best_validation_score():
-    ratings = _grouped_interactions(users=80, items=30, per_user=9, seed=2)
+    ratings = grouped_interactions(users=80, items=30, per_user=9, seed=2)
     train, _ = random_split(ratings, seed=3)
     catalogue = sorted(ratings["item_id"].unique())
     selection = select_models(train, catalogue, _small_zoo())
@@ -169,7 +152,7 @@ def test_selection_is_seeded_and_chooses_the_best_validation_score():
 
 
 def test_a_stored_blend_reloads_and_ranks_identically(tmp_path):
-    ratings = _grouped_interactions(users=40, items=20, per_user=7, seed=4)
+    ratings = grouped_interactions(users=40, items=20, per_user=7, seed=4)
     catalogue = sorted(ratings["item_id"].unique())
     selection = select_models(ratings, catalogue, _small_zoo())
     blend = next(spec for name, spec in selection.candidates.items() if name == "blend")
