@@ -4,12 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 Q ?=
+.DEFAULT_GOAL := help
 
-.PHONY: install demo test test-unit fault-matrix bench bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: help install demo test test-unit fault-matrix bench bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
 
+## help: every target with its line (the default target)
+help:
+	@awk '/^## [a-z-]+: / { line = substr($$0, 4); cut = index(line, ": "); printf "  %-18s %s\n", substr(line, 1, cut - 1), substr(line, cut + 2) }' $(MAKEFILE_LIST)
+
+## install: the venv with the pinned requirements (demo and test do it themselves)
 install: $(STAMP)
 
 ## demo: embedded PostgreSQL + synthetic data + Airflow running the real DAGs, then a summary
@@ -20,6 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m pytest
 
+## test-unit: the unit and DAG-integrity tests only
 test-unit: $(STAMP)
 	@$(PY) -m pytest tests/unit tests/dags
 
@@ -74,9 +81,11 @@ evaluate: $(STAMP)
 	@test -n "$(RATINGS)" || { echo 'usage: make evaluate RATINGS=path/to/u.data [K=10] [SEED=42]'; exit 2; }
 	@$(PY) -m jobs.evaluate_ratings "$(RATINGS)" --k $(or $(K),10) --seed $(or $(SEED),42)
 
+## lint: ruff check and ruff format --check
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+## fix: ruff's fixes and formatting, applied
 fix: $(STAMP)
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
@@ -101,6 +110,7 @@ airflow: $(STAMP) db
 up:
 	docker compose -f docker/compose.yaml up -d --build
 
+## clean-local: stop everything, then delete .local (the embedded database, lake, landing zone)
 clean-local: down
 	rm -rf .local
 

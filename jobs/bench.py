@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from jobs.core.config import PROJECT_ROOT
+from jobs.core.figures import record
 from jobs.generate.synthetic import add_scale_arguments
 
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "ndcg@k": model["metrics"].get(f"ndcg@{settings.eval_k}"),
         "baseline_ndcg@k": model["baseline"].get(f"ndcg@{settings.eval_k}"),
     }
-    print(json.dumps(summary))
+    record("bench", summary)
     return 0
 
 

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.core import schema
+from jobs.core.figures import record
 from jobs.generate.bulk import bulk_events
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
@@ -243,6 +244,20 @@ def main(argv: list[str] | None = None) -> int:
             f"growth {n0:,} -> {n1:,} lines ({n1 / n0:.1f}x): spark time x{s1 / s0:.2f}, pandas time x{p1 / p0:.2f}"
             " (equal to the line ratio = linear)"
         )
+    record(
+        "bench-clean",
+        {
+            "runs": [
+                {
+                    "lines": n,
+                    "spark_seconds": round(sp, 2),
+                    "pandas_seconds": round(pd_s, 2),
+                    "spark_vs_pandas": round(pd_s / sp, 3),
+                }
+                for n, sp, pd_s in rows
+            ]
+        },
+    )
     return 0
 
 

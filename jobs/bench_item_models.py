@@ -22,7 +22,6 @@ memory as the excess over the yardstick child's.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import resource
 import time
@@ -30,7 +29,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from jobs.core.figures import Report
+from jobs.core.figures import Report, record
 
 
 def synthetic_positives(items: int, users: int, per_user: int, seed: int) -> pd.DataFrame:
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             report(f"{family}_{items}_peak_mb", peak, "MB", f"({peak - gram_mb:+} MB over the yardstick)")
         if items > args.ease_max:
             report(f"ease_{items}_dense_gb", round(3 * 8 * items**2 / 1e9, 1), "GB", "(three dense copies: not run)")
-    print(json.dumps(report.figures))
+    record("bench-item-models", report.figures)
     return 0
 
 

@@ -50,7 +50,7 @@ import numpy as np
 from sqlalchemy import text
 
 from jobs.core.config import Settings, resolve_database_url, to_sqlalchemy_url
-from jobs.core.figures import Report
+from jobs.core.figures import Report, record
 from jobs.core.localdb import start_sandbox
 
 # Targets the figures are reported against (never asserted).
@@ -805,7 +805,7 @@ def run_benchmark(url: str, args: argparse.Namespace) -> dict:
         "targets": targets,
         "figures": report.figures,
     }
-    print(json.dumps(summary), flush=True)
+    record("bench-notify", summary)
     return summary
 
 

@@ -24,7 +24,6 @@ Without ``--database-url`` it uses the embedded cluster under ``.local/bench`` (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import defaultdict
@@ -35,7 +34,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from jobs.core.config import to_sqlalchemy_url
-from jobs.core.figures import Report
+from jobs.core.figures import Report, record
 from jobs.core.localdb import start_sandbox
 
 TARGET_VS_RECIPE = 200.0
@@ -246,14 +245,12 @@ def main(argv: list[str] | None = None) -> int:
             f"target {name} {measured} (target >= {target}): {'pass' if measured >= target else 'fall short'}",
             flush=True,
         )
-    print(
-        json.dumps(
-            {
-                "figures": report.figures,
-                "targets": {k: {"measured": m, "target": t, "met": m >= t} for k, (m, t) in targets.items()},
-            }
-        ),
-        flush=True,
+    record(
+        "bench-recs",
+        {
+            "figures": report.figures,
+            "targets": {k: {"measured": m, "target": t, "met": m >= t} for k, (m, t) in targets.items()},
+        },
     )
     return 0
 

@@ -48,7 +48,7 @@ import psutil
 from sqlalchemy import text
 
 from jobs.core.config import PROJECT_ROOT, to_sqlalchemy_url
-from jobs.core.figures import Report
+from jobs.core.figures import Report, record
 from jobs.core.localdb import start_sandbox
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
@@ -263,25 +263,22 @@ def main(argv: list[str] | None = None) -> int:
     ratios = growth(runs) if len(runs) > 1 else {}
     for stage, ratio in ratios.items():
         report(f"{stage}_time_growth", ratio, "x", f"(events x{max(runs) / min(runs):g})")
-    print(
-        json.dumps(
-            {
-                "scale": {k: v for k, v in vars(args).items() if k != "database_url"},
-                "settings": {
-                    "spark_master": settings.spark_master,
-                    "spark_driver_memory": settings.spark_driver_memory,
-                    "trainer": settings.recs_trainer,
-                    "svd_factors": settings.svd_factors,
-                    "svd_epochs": settings.svd_epochs,
-                    "top_n": settings.top_n,
-                },
-                "runs": {str(events): run for events, run in runs.items()},
-                "growth": ratios,
-                "figures": report.figures,
+    record(
+        "bench-stages",
+        {
+            "scale": {k: v for k, v in vars(args).items() if k != "database_url"},
+            "settings": {
+                "spark_master": settings.spark_master,
+                "spark_driver_memory": settings.spark_driver_memory,
+                "trainer": settings.recs_trainer,
+                "svd_factors": settings.svd_factors,
+                "svd_epochs": settings.svd_epochs,
+                "top_n": settings.top_n,
             },
-            default=str,
-        ),
-        flush=True,
+            "runs": {str(events): run for events, run in runs.items()},
+            "growth": ratios,
+            "figures": report.figures,
+        },
     )
     return 0
 

@@ -178,7 +178,7 @@ class Settings:
         )
     )
     svd_grid_folds: int = field(default_factory=lambda: _env_int("SVD_GRID_FOLDS", 3))
-    # Notification policy (see README "Notification policy"): caps count non-transactional
+    # Notification policy (see docs/notification-policy.md): caps count non-transactional
     # messages per user in rolling windows; a fatigued user gets the lower fatigue caps.
     daily_cap: int = field(default_factory=lambda: _env_int("DAILY_CAP", 1))
     weekly_cap: int = field(default_factory=lambda: _env_int("WEEKLY_CAP", 5))

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobs.core.config import PROJECT_ROOT
+from jobs.core.figures import record
 
 SANDBOX = PROJECT_ROOT / ".local" / "bench-stream"
 # Issue 8: an abandoned cart's file reaches its decision row within 15 s (p95) at 1,000 events/s on 2 cores.
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     if p95 is not None:
         word = "pass" if summary["target"]["met"] else "fall short"
         print(f"target p95 at {TARGET_RATE} events/s {p95}s (target <= {TARGET_P95_SECONDS}s): {word}", flush=True)
-    print(json.dumps(summary), flush=True)
+    record("bench-stream", summary)
     return 0
 
 

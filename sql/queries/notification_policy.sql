@@ -167,7 +167,7 @@ limits AS (
     LEFT JOIN campaign_usage ca ON ca.user_id = p.user_id AND ca.campaign_id = p.campaign_id
     WHERE p.pre_decision IS NULL
 ),
--- The greedy "best expected value first" of the README, in closed form. A user's candidates go
+-- The greedy "best expected value first" of docs/notification-policy.md, in closed form. A user's candidates go
 -- in rank order (transactional first, then expected value); one goes if no rule binds given
 -- what the higher-ranked ones took. What they took is: A, the counted messages ranked above,
 -- and T, those on the candidate's channel. Counted exempt (transactional) messages rank first,
