@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 Q ?=
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-unit fault-matrix bench bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: help install demo test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
-$(STAMP): requirements.txt constraints.txt scripts/bootstrap.sh
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
 
 ## help: every target with its line (the default target)
@@ -35,9 +35,19 @@ fault-matrix: $(STAMP)
 	@FAULT_TRIALS=$(or $(TRIALS),20) $(PY) -m pytest -s tests/integration/test_fault_matrix.py \
 		"tests/integration/test_publish.py::test_a_publish_killed_during_its_copy_or_swap_leaves_one_complete_live_set"
 
-## bench: seconds per stage of the daily DAG at a chosen scale (USERS=, ITEMS=, DAYS=), then bench-clean, bench-notify, bench-recs, bench-item-models, bench-stages and bench-stream
+## bench: every benchmark at a small scale, in minutes (the figures in docs/ come from bench-large)
 bench: $(STAMP)
-	@$(PY) -m jobs.bench --users $(or $(USERS),2000) --items $(or $(ITEMS),1000) --days $(or $(DAYS),14)
+	@$(PY) -m benchmarks.daily_dag --users $(or $(USERS),500) --items $(or $(ITEMS),300) --days $(or $(DAYS),7)
+	@$(MAKE) --no-print-directory bench-clean EVENTS="100000 1000000"
+	@$(MAKE) --no-print-directory bench-notify USERS=10000 NAIVE=1000
+	@$(MAKE) --no-print-directory bench-recs USERS=10000 ITEMS=2000 RECIPE=50
+	@$(MAKE) --no-print-directory bench-item-models ITEMS=10000
+	@$(MAKE) --no-print-directory bench-stages EVENTS="100000 1000000"
+	@$(MAKE) --no-print-directory bench-stream RATES=1000 SECONDS=30
+
+## bench-large: every benchmark at the sizes docs/benchmarks.md reports (10^6 and 10^7 events: hours)
+bench-large: $(STAMP)
+	@$(PY) -m benchmarks.daily_dag --users 2000 --items 1000 --days 14
 	@$(MAKE) --no-print-directory bench-clean
 	@$(MAKE) --no-print-directory bench-notify
 	@$(MAKE) --no-print-directory bench-recs
@@ -47,29 +57,29 @@ bench: $(STAMP)
 
 ## bench-clean: cleaning events/s at 10^6 and 10^7 events, Spark vs the same rules in pandas (EVENTS="1000000 10000000")
 bench-clean: $(STAMP)
-	@$(PY) -m jobs.bench_clean --events $(or $(EVENTS),1000000 10000000)
+	@$(PY) -m benchmarks.clean --events $(or $(EVENTS),1000000 10000000)
 
 ## bench-notify: decisions/s of the notification policy engine vs a per-row loop (USERS=, CANDIDATES=, NAIVE=, SEED=)
 bench-notify: $(STAMP)
-	@$(PY) -m jobs.bench_notify --users $(or $(USERS),100000) --candidates-per-user $(or $(CANDIDATES),5) \
+	@$(PY) -m benchmarks.notify --users $(or $(USERS),100000) --candidates-per-user $(or $(CANDIDATES),5) \
 		--naive-sample $(or $(NAIVE),3000) --seed $(or $(SEED),42)
 
 ## bench-recs: top-N users/s (blocked scorer vs Surprise's FAQ recipe vs bare GEMM), publish rows/s vs to_sql (USERS=, ITEMS=, RECIPE=)
 bench-recs: $(STAMP)
-	@$(PY) -m jobs.bench_recs --users $(or $(USERS),100000) --items $(or $(ITEMS),10000) \
+	@$(PY) -m benchmarks.recs --users $(or $(USERS),100000) --items $(or $(ITEMS),10000) \
 		--recipe-users $(or $(RECIPE),100)
 
 ## bench-item-models: seconds and peak memory of fitting EASE, item-kNN and SVD at 10^4 and 10^5 items (ITEMS="10000 100000")
 bench-item-models: $(STAMP)
-	@$(PY) -m jobs.bench_item_models --items $(or $(ITEMS),10000 100000)
+	@$(PY) -m benchmarks.item_models --items $(or $(ITEMS),10000 100000)
 
 ## bench-stages: seconds, events/s and peak memory (driver + Spark JVM) of profiles, segments, training and scoring (EVENTS="1000000 10000000")
 bench-stages: $(STAMP)
-	@$(PY) -m jobs.bench_stages --events $(or $(EVENTS),1000000 10000000)
+	@$(PY) -m benchmarks.stages --events $(or $(EVENTS),1000000 10000000)
 
 ## bench-stream: the real-time path's file-landing -> decision latency (p50/p95/max) at sustained rates (RATES="1000 10000", SECONDS=60, TRIGGER=1)
 bench-stream: $(STAMP)
-	@$(PY) -m jobs.stream.bench --rate $(or $(RATES),1000 10000) --seconds $(or $(SECONDS),60) \
+	@$(PY) -m benchmarks.stream --rate $(or $(RATES),1000 10000) --seconds $(or $(SECONDS),60) \
 		--trigger-seconds $(or $(TRIGGER),1)
 
 ## stream: the real-time trigger job in the foreground against the embedded database (TRIGGER=seconds)
@@ -79,7 +89,7 @@ stream: $(STAMP) db
 ## evaluate: run a public rating file (user item rating timestamp) through the recommendation code
 evaluate: $(STAMP)
 	@test -n "$(RATINGS)" || { echo 'usage: make evaluate RATINGS=path/to/u.data [K=10] [SEED=42]'; exit 2; }
-	@$(PY) -m jobs.evaluate_ratings "$(RATINGS)" --k $(or $(K),10) --seed $(or $(SEED),42)
+	@$(PY) -m evaluation.ratings "$(RATINGS)" --k $(or $(K),10) --seed $(or $(SEED),42)
 
 ## lint: ruff check and ruff format --check
 lint: $(STAMP)

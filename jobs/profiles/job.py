@@ -2,7 +2,7 @@
 
 Writes ``push.user_profiles`` and ``push.segments`` for one ``as_of`` date, replacing what an
 earlier run for that date wrote. Two steps, so that each can be timed on its own
-(``jobs.bench_stages``): ``build_profiles`` computes and caches the profiles, and
+(``benchmarks.stages``): ``build_profiles`` computes and caches the profiles, and
 ``segment_and_store`` fits the segments and writes both tables.
 
 CLI: ``python -m jobs.profiles.job --as-of 2026-11-25T00:00:00Z``.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from jobs import bench_stages
+from benchmarks import stages as bench_stages
 
 
 def test_benchmark_times_every_stage_with_consistent_counts(spark, empty_db, tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from jobs import evaluate_ratings
+from evaluation import ratings as evaluate_ratings
 from jobs.recs.item_models import ItemKnnParams, fit_item_knn
 from jobs.recs.ratings import random_split
 from tests.support.ratings import grouped_interactions, write_ratings

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from evaluation.planted_recovery import affinity_recovery, run_pipeline, segment_recovery, taste_share, top_n_lists
 from jobs.generate.synthetic import GeneratorConfig
-from jobs.planted_recovery import affinity_recovery, run_pipeline, segment_recovery, taste_share, top_n_lists
 from jobs.recs.als import AlsParams, train_als
 from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, with_sampled_negatives

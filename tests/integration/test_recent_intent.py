@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from evaluation.planted_recovery import clean_landing
 from jobs.core.db import fetch_frame
 from jobs.generate.synthetic import GeneratorConfig, generate
 from jobs.notify.triggers import recent_interactions, store_interactions
-from jobs.planted_recovery import clean_landing
 from jobs.profiles.intent import INTENT_WINDOWS_HOURS, recent_intent, refresh_recent_intent
 
 COLUMNS = ["user_id", "window_hours", "item_id", "last_viewed_at", "last_carted_at"]

@@ -1,4 +1,4 @@
-"""``jobs.evaluate_ratings`` on a MovieLens-shaped file with planted low-rank tastes."""
+"""``evaluation.ratings`` on a MovieLens-shaped file with planted low-rank tastes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from jobs import evaluate_ratings
+from evaluation import ratings as evaluate_ratings
 from jobs.recs.ratings import random_split
 from tests.support.ratings import write_ratings
 

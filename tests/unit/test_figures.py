@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from jobs.core.figures import machine, record
+from benchmarks.figures import machine, record
 
 
 def test_record_prints_one_json_line_and_appends_it_with_commit_and_machine(tmp_path, capsys):

@@ -19,7 +19,7 @@ second over the run is then its throughput ceiling.
 Each rate runs in a fresh sandbox (``.local/bench-stream``: its own PostgreSQL cluster,
 folders and checkpoint). The last line printed is the whole result as JSON.
 
-CLI: ``python -m jobs.stream.bench --rate 1000 10000 --seconds 60 [--trigger-seconds 1] [--files-per-second 2]``.
+CLI: ``python -m benchmarks.stream --rate 1000 10000 --seconds 60 [--trigger-seconds 1] [--files-per-second 2]``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.figures import record
 from jobs.core.config import PROJECT_ROOT
-from jobs.core.figures import record
 
 SANDBOX = PROJECT_ROOT / ".local" / "bench-stream"
 # Issue 8: an abandoned cart's file reaches its decision row within 15 s (p95) at 1,000 events/s on 2 cores.

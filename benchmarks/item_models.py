@@ -16,7 +16,7 @@ the same run is ``gram``: the bare sparse product X'X of the users x items matri
 core every item model needs; each family's seconds are also given as a ratio to it, and its
 memory as the excess over the yardstick child's.
 
-``python -m jobs.bench_item_models --items 10000 100000`` (``make bench-item-models``).
+``python -m benchmarks.item_models --items 10000 100000`` (``make bench-item-models``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from jobs.core.figures import Report, record
+from benchmarks.figures import Report, record
 
 
 def synthetic_positives(items: int, users: int, per_user: int, seed: int) -> pd.DataFrame:

@@ -23,7 +23,7 @@ its RMSE is Surprise's own). ``selected`` is the zoo's choice, whose lists are t
 The last line of output is one JSON object: ``{split: {model: {metric: value}}}`` (evaluation)
 or the chosen model, its validation record and its tuning and fit seconds (lists).
 
-``python -m jobs.evaluate_ratings PATH [--recommend-out LISTS] [--validation random|chrono]
+``python -m evaluation.ratings PATH [--recommend-out LISTS] [--validation random|chrono]
 [--sep TAB|COMMA|COLONS] [--k 10] [--seed 42] [--spark] [--als]``
 """
 

@@ -28,7 +28,7 @@ object with all of them. Without ``--database-url`` it runs in its own sandbox (
 bench-stages``, embedded PostgreSQL); either way it EMPTIES every ``push.*`` table and the
 sandbox's lake first.
 
-``python -m jobs.bench_stages --events 1000000 10000000`` (``make bench-stages``).
+``python -m benchmarks.stages --events 1000000 10000000`` (``make bench-stages``).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from datetime import UTC, datetime
 import psutil
 from sqlalchemy import text
 
+from benchmarks.figures import Report, record
 from jobs.core.config import PROJECT_ROOT, to_sqlalchemy_url
-from jobs.core.figures import Report, record
 from jobs.core.localdb import start_sandbox
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)

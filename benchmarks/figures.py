@@ -27,7 +27,7 @@ class Report:
         return value
 
 
-RESULTS_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "results.jsonl"
+RESULTS_FILE = Path(__file__).resolve().parent / "results.jsonl"
 
 
 def machine() -> dict:

@@ -7,7 +7,7 @@ the project's DAGs in a fresh interpreter). As a yardstick measured in the same 
 single-threaded Python reads and ``json.loads`` every landing line; the cleaning stage is
 reported as a ratio to it.
 
-``python -m jobs.bench --users 2000 --items 1000 --days 14`` (``make bench``).
+``python -m benchmarks.daily_dag --users 2000 --items 1000 --days 14`` (``make bench``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.figures import record
 from jobs.core.config import PROJECT_ROOT
-from jobs.core.figures import record
 from jobs.generate.synthetic import add_scale_arguments
 
 

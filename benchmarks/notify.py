@@ -25,12 +25,12 @@ object with all of them, the scale and the machine's CPU count. Targets are prin
 the measured values; a miss never changes the exit status.
 
 Without ``--database-url`` the benchmark uses its own embedded cluster under ``.local/bench``
-(the one ``jobs.bench`` uses), with PostgreSQL's default durability (fsync and synchronous
+(the one ``benchmarks.daily_dag`` uses), with PostgreSQL's default durability (fsync and synchronous
 commits on), as in production: the naive loop pays one durable commit per candidate, as it
 would there. With it, it runs against that database. Either way it EMPTIES
 every ``push.*`` table first: point it only at a sandbox.
 
-``python -m jobs.bench_notify --users 100000 --candidates-per-user 5 --naive-sample 3000``
+``python -m benchmarks.notify --users 100000 --candidates-per-user 5 --naive-sample 3000``
 (``make bench-notify USERS=...``).
 """
 
@@ -49,8 +49,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy import text
 
+from benchmarks.figures import Report, record
 from jobs.core.config import Settings, resolve_database_url, to_sqlalchemy_url
-from jobs.core.figures import Report, record
 from jobs.core.localdb import start_sandbox
 
 # Targets the figures are reported against (never asserted).

@@ -16,9 +16,9 @@
 Each figure is printed as it is measured (``label value unit``), targets next to the measured
 values (a miss never changes the exit status), and a last line holds all figures as JSON.
 Without ``--database-url`` it uses the embedded cluster under ``.local/bench`` (the one of
-``jobs.bench``); it writes model run ``bench-recs`` and drops the tables it created.
+``benchmarks.daily_dag``); it writes model run ``bench-recs`` and drops the tables it created.
 
-``python -m jobs.bench_recs --users 100000 --items 10000`` (``make bench-recs USERS=... ITEMS=...``).
+``python -m benchmarks.recs --users 100000 --items 10000`` (``make bench-recs USERS=... ITEMS=...``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
+from benchmarks.figures import Report, record
 from jobs.core.config import to_sqlalchemy_url
-from jobs.core.figures import Report, record
 from jobs.core.localdb import start_sandbox
 
 TARGET_VS_RECIPE = 200.0

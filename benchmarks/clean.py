@@ -16,7 +16,7 @@ so the two timings are for the same work. Printed: events/s of each, the Spark/p
 ratio, and how each one's time grows from the smaller to the larger size (10x the events:
 10x the time is linear).
 
-``python -m jobs.bench_clean --events 1000000 10000000`` (``make bench-clean``).
+``python -m benchmarks.clean --events 1000000 10000000`` (``make bench-clean``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.figures import record
 from jobs.core import schema
-from jobs.core.figures import record
 from jobs.generate.bulk import bulk_events
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)

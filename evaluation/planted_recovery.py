@@ -15,7 +15,7 @@ and the evaluation metrics) and measures, against the planted truth:
   pipeline's default), ``als`` (Spark implicit ALS) and ``popularity`` on a per-user
   chronological hold-out.
 
-``python -m jobs.planted_recovery [--users 400] [--items 240] [--days 14] [--groups 4] [--seed 42]``
+``python -m evaluation.planted_recovery [--users 400] [--items 240] [--days 14] [--groups 4] [--seed 42]``
 prints one JSON object.
 """
 

@@ -1,0 +1,1 @@
+"""Evaluation harnesses beside the product: public rating files, and recovery of planted tastes."""
