@@ -9,7 +9,7 @@ import json
 
 from sqlalchemy import text
 
-from jobs import bench_notify
+from benchmarks import notify as bench_notify
 from jobs.notify.policy import REASON_CODES
 
 ENGINE_KEYS = {"label", "at", "batch_size", "run_key", "seconds", "users", "decisions", "decisions_per_second"}
