@@ -140,7 +140,7 @@ def batch_source_files(checkpoint: Path, batch_id: int) -> list[str]:
             if line.startswith("{"):
                 entry = json.loads(line)
                 if entry.get("batchId") == n and "path" in entry:
-                    files.add(str(file_path(entry["path"])))
+                    files.add(_local_or_uri(entry["path"]))
     return sorted(files)
 
 
@@ -156,12 +156,23 @@ def _file_log_offset(checkpoint: Path, batch_id: int) -> int | None:
         return None
 
 
+def _local_or_uri(path: str) -> str:
+    """A local path for ``file:`` URIs and plain paths; any other URI as it is."""
+    return str(file_path(path)) if path.startswith("file:") or "://" not in path else path
+
+
 def unread_files(listed: list[str], with_lines: list[str]) -> list[FileProblem]:
-    """The listed files that gave no line and cannot be read (an empty file reads, and gives none)."""
-    seen = {str(file_path(path)) for path in with_lines}
+    """The listed local files that gave no line and cannot be read (an empty file reads, and gives none).
+
+    Files on a remote file system (``s3a://``, ``hdfs://``) are not probed from the driver: the
+    batch cleaner of their landing hour finds and records them.
+    """
+    seen = {_local_or_uri(path) for path in with_lines}
     problems = []
     for path in listed:
-        if path not in seen and (problem := read_problem(path, landing_hour_of(path))) is not None:
+        if "://" in path or path in seen:
+            continue
+        if (problem := read_problem(path, landing_hour_of(path))) is not None:
             problems.append(problem)
     return problems
 

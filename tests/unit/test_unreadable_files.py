@@ -84,5 +84,7 @@ def test_only_files_without_lines_are_probed_and_landing_hours_come_from_the_fol
     [problem] = unread_files(listed, ["file://" + str(folder / "read.jsonl")])
 
     assert problem.path == str(folder / "cut.jsonl.gz")
+    # A file on a remote file system is not probed from the driver.
+    assert unread_files(["s3a://bucket/events/date=2026-11-24/hour=10/x.jsonl.gz"], []) == []
     assert problem.landing_hour == HOUR
     assert landing_hour_of(str(folder / "x.jsonl")) == HOUR
