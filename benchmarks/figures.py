@@ -30,6 +30,11 @@ class Report:
 RESULTS_FILE = Path(__file__).resolve().parent / "results.jsonl"
 
 
+def results_file() -> Path:
+    """Where runs are recorded: ``PUSH_BENCH_RESULTS`` (the tests point it elsewhere), else ``RESULTS_FILE``."""
+    return Path(os.environ.get("PUSH_BENCH_RESULTS") or RESULTS_FILE)
+
+
 def machine() -> dict:
     """What the figures were measured on: they mean little without it."""
     memory = None
@@ -49,14 +54,21 @@ def _commit() -> tuple[str | None, bool]:
     root = RESULTS_FILE.parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+        # The results file itself does not count: every run changes it.
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":!benchmarks/results.jsonl"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None, False
     return commit.stdout.strip(), bool(status.stdout.strip())
 
 
-def record(benchmark: str, result: dict, results_file: Path = RESULTS_FILE) -> dict:
-    """Print the run's one JSON line, and append it with commit and machine to ``benchmarks/results.jsonl``."""
+def record(benchmark: str, result: dict, results_path: Path | None = None) -> dict:
+    """Print the run's one JSON line, and append it with commit and machine to :func:`results_file`."""
     print(json.dumps(result, default=str), flush=True)
     commit, dirty = _commit()
     entry = {
@@ -67,7 +79,8 @@ def record(benchmark: str, result: dict, results_file: Path = RESULTS_FILE) -> d
         "machine": machine(),
         "result": result,
     }
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    with results_file.open("a") as out:
+    path = results_path or results_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
         out.write(json.dumps(entry, default=str) + "\n")
     return entry

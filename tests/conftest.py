@@ -33,6 +33,8 @@ def pytest_configure(config):
             "PUSH_SPARK_SHUFFLE_PARTITIONS": "4",
             "PUSH_KMEANS_K_MAX": "4",
             "PUSH_SVD_EPOCHS": "20",
+            # Benchmarks run by tests record their runs here, not in benchmarks/results.jsonl.
+            "PUSH_BENCH_RESULTS": str(local / "bench-results.jsonl"),
         }
     )
     os.environ.pop("PUSH_DATABASE_URL", None)

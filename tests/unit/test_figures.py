@@ -10,8 +10,8 @@ from benchmarks.figures import machine, record
 def test_record_prints_one_json_line_and_appends_it_with_commit_and_machine(tmp_path, capsys):
     results = tmp_path / "results.jsonl"
 
-    record("bench-x", {"rate": 1.5, "at": tmp_path}, results_file=results)
-    record("bench-x", {"rate": 2.5}, results_file=results)
+    record("bench-x", {"rate": 1.5, "at": tmp_path}, results_path=results)
+    record("bench-x", {"rate": 2.5}, results_path=results)
 
     printed = capsys.readouterr().out.strip().splitlines()
     assert json.loads(printed[0]) == {"rate": 1.5, "at": str(tmp_path)}
