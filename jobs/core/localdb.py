@@ -51,11 +51,17 @@ def find_pg_bin() -> Path:
     )
 
 
-def _server_user_can_run(install: Path) -> bool:
+def _server_user_can_enter(path: Path) -> bool:
+    """Whether the user the server runs as (when invoked as root) can reach and enter or run ``path``."""
     if os.geteuid() != 0:
         return True
-    probe = ["runuser", "-u", UNPRIVILEGED_USER, "--", _TEST, "-x", str(install / "bin" / "postgres")]
-    return subprocess.run(probe, check=False).returncode == 0
+    return (
+        subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", _TEST, "-x", str(path)], check=False).returncode == 0
+    )
+
+
+def _server_user_can_run(install: Path) -> bool:
+    return _server_user_can_enter(install / "bin" / "postgres")
 
 
 def _free_port() -> int:
@@ -116,15 +122,9 @@ class EmbeddedPostgres:
             args = ["runuser", "-u", UNPRIVILEGED_USER, "--", *args]
         return subprocess.run(args, check=check, text=True, **kwargs)
 
-    def _reachable_by_server_user(self, folder: Path) -> bool:
-        if not self._as_root():
-            return True
-        probe = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", _TEST, "-x", str(folder)], check=False)
-        return probe.returncode == 0
-
     def _choose_data_dir(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if self._reachable_by_server_user(self.state_dir):
+        if _server_user_can_enter(self.state_dir):
             return self.state_dir / "data"
         # The project folder is private to root (e.g. under /root): keep the data in the temp
         # dir, named after the project folder so that each clone gets its own cluster.
