@@ -20,7 +20,7 @@ install: $(STAMP)
 
 ## demo: embedded PostgreSQL + synthetic data + Airflow running the real DAGs, then a summary
 demo: $(STAMP)
-	@$(PY) -m jobs.demo
+	@$(PY) -m devenv.demo
 
 ## test: unit, DAG-integrity and integration tests on real PostgreSQL, Spark and Airflow
 test: $(STAMP)
@@ -91,30 +91,33 @@ evaluate: $(STAMP)
 	@test -n "$(RATINGS)" || { echo 'usage: make evaluate RATINGS=path/to/u.data [K=10] [SEED=42]'; exit 2; }
 	@$(PY) -m evaluation.ratings "$(RATINGS)" --k $(or $(K),10) --seed $(or $(SEED),42)
 
-## lint: ruff check and ruff format --check
+## lint: ruff check, ruff format --check, import contracts and sqlfluff
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/lint-imports --no-cache
+	@$(VENV)/bin/sqlfluff lint sql --processes 2
 
-## fix: ruff's fixes and formatting, applied
+## fix: ruff and sqlfluff fixes and formatting, applied
 fix: $(STAMP)
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+	@$(VENV)/bin/sqlfluff fix sql --processes 2
 
 ## db: start the embedded PostgreSQL (migrated)
 db: $(STAMP)
-	@$(PY) -m jobs.core.localdb start
+	@$(PY) -m devenv.localdb start
 
 ## psql: interactive psql on the pipeline database, or one query with Q="SELECT ..."
 psql: $(STAMP)
-	@$(PY) -m jobs.core.localdb psql $(if $(Q),"$(Q)",)
+	@$(PY) -m devenv.localdb psql $(if $(Q),"$(Q)",)
 
 ## down: stop Airflow started by `make airflow`, the embedded PostgreSQL and a `make up` deployment
 down:
-	@if [ -x $(PY) ]; then $(PY) -m jobs.core.airflow_env --stop; $(PY) -m jobs.core.localdb stop; fi
+	@if [ -x $(PY) ]; then $(PY) -m devenv.airflow_env --stop; $(PY) -m devenv.localdb stop; fi
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker/compose.yaml down; fi
 
 ## airflow: the Airflow UI (airflow standalone) on 127.0.0.1:8080 against the same config
 airflow: $(STAMP) db
-	@$(PY) -m jobs.core.airflow_env airflow standalone
+	@$(PY) -m devenv.airflow_env airflow standalone
 
 ## up: PostgreSQL + Airflow + Spark in docker compose (needs a Docker engine)
 up:

@@ -1,7 +1,7 @@
 """Benchmark: cleaning throughput at 10^6 and 10^7 events, Spark job vs the same rules in pandas.
 
 For each size, one day of landing files (JSON Lines, 24 hours x ``--files-per-hour`` files)
-is generated with numpy (``jobs.generate.bulk``), including bad lines (truncated JSON, wrong types, unknown event
+is generated with numpy (``simulation.bulk``), including bad lines (truncated JSON, wrong types, unknown event
 types, events in the future) and re-delivered duplicates (the same line again in a later
 file). Then, in the same run:
 
@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from benchmarks.figures import record
 from jobs.core import schema
-from jobs.generate.bulk import bulk_events
+from simulation.bulk import bulk_events
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 # The fields each landing line carries (no dwell time or notification id in this data set).
@@ -190,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
+    from devenv.localdb import start_sandbox
     from jobs.core.db import apply_migrations, make_engine
-    from jobs.core.localdb import start_sandbox
 
     url = start_sandbox("bench-clean")
     apply_migrations(make_engine(url))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.figures import record
 from jobs.core.config import PROJECT_ROOT
-from jobs.generate.synthetic import add_scale_arguments
+from simulation.synthetic import add_scale_arguments
 
 
 def _timed(label: str, results: dict, fn, *args):
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scale_arguments(parser, users=2000, items=1000, days=14)
     args = parser.parse_args(argv)
+    from devenv.localdb import start_sandbox
     from jobs.core.db import apply_migrations, make_engine
-    from jobs.core.localdb import start_sandbox
 
     results: dict[str, float] = {}
     # A sandbox of its own: every run starts from a new database and empty folders.
@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs.core.config import Settings
     from jobs.core.spark import get_spark
-    from jobs.generate.synthetic import GeneratorConfig, generate
     from jobs.ingest.clean import clean_window
     from jobs.ingest.reference import load_reference
     from jobs.ingest.validate import validate_clean_window
@@ -76,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.notify.relay import relay_pending
     from jobs.profiles.job import run_profiles
     from jobs.recs.job import publish_recommendations, train_and_evaluate
+    from simulation.synthetic import GeneratorConfig, generate
 
     settings = Settings.from_env()
     as_of = datetime(2026, 11, 25, tzinfo=UTC)

@@ -50,8 +50,8 @@ import numpy as np
 from sqlalchemy import text
 
 from benchmarks.figures import Report, record
+from devenv.localdb import start_sandbox
 from jobs.core.config import Settings, resolve_database_url, to_sqlalchemy_url
-from jobs.core.localdb import start_sandbox
 
 # Targets the figures are reported against (never asserted).
 TARGET_DECISIONS_PER_SECOND = 50_000

@@ -34,8 +34,8 @@ import pandas as pd
 from sqlalchemy import text
 
 from benchmarks.figures import Report, record
+from devenv.localdb import start_sandbox
 from jobs.core.config import to_sqlalchemy_url
-from jobs.core.localdb import start_sandbox
 
 TARGET_VS_RECIPE = 200.0
 TARGET_VS_BARE = 0.5

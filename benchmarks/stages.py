@@ -1,7 +1,7 @@
 """Benchmark: seconds and peak memory of profiles, segments, training and scoring at 10^6 and 10^7 events.
 
 For each size (``--events``), a clean lake of ``--days`` days is written directly in the
-cleaner's partitioned Parquet layout by the vectorised generator (``jobs.generate.bulk``,
+cleaner's partitioned Parquet layout by the vectorised generator (``simulation.bulk``,
 run in a child process so its memory is not counted below), with users = events /
 ``--events-per-user`` and items = events / ``--events-per-item``, plus the users, items and
 campaigns snapshots, which ``load_reference`` loads as the daily DAG does. A Spark count of the
@@ -48,8 +48,8 @@ import psutil
 from sqlalchemy import text
 
 from benchmarks.figures import Report, record
+from devenv.localdb import start_sandbox
 from jobs.core.config import PROJECT_ROOT, to_sqlalchemy_url
-from jobs.core.localdb import start_sandbox
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
 STAGES = ("profiles", "segments", "training", "scoring")
@@ -127,7 +127,7 @@ def generate(settings, events: int, users: int, items: int, days: int, seed: int
     command = [
         sys.executable,
         "-m",
-        "jobs.generate.bulk",
+        "simulation.bulk",
         *("--events", str(events), "--users", str(users), "--items", str(items), "--days", str(days)),
         *("--end", AS_OF.date().isoformat(), "--seed", str(seed)),
         *("--landing-dir", str(settings.landing_dir), "--clean-dir", str(settings.clean_dir)),
@@ -160,8 +160,9 @@ def _force_promotion(url: str, as_of: datetime) -> dict:
 def run_scale(spark, settings, url: str, events: int, args, report: Report) -> dict:
     """Generate one size, then time the four stages on it; return its figures."""
     from jobs.core.db import make_engine, truncate_pipeline_tables
+    from jobs.ingest.lake import lookback_events
     from jobs.ingest.reference import load_reference
-    from jobs.profiles.job import build_profiles, lookback_events, segment_and_store
+    from jobs.profiles.job import build_profiles, segment_and_store
     from jobs.recs.job import publish_recommendations, train_and_evaluate
 
     truncate_pipeline_tables(make_engine(url))

@@ -140,9 +140,9 @@ def run_rate(args: argparse.Namespace, rate: int) -> dict:
     """One sandboxed run at ``rate`` events/s: a fresh database, landing folder and checkpoint."""
     from sqlalchemy import text
 
+    from devenv.localdb import EmbeddedPostgres, start_sandbox
     from jobs.core.config import Settings
     from jobs.core.db import apply_migrations, make_engine
-    from jobs.core.localdb import EmbeddedPostgres, start_sandbox
     from jobs.ingest.reference import load_reference
 
     url = start_sandbox(SANDBOX.name)

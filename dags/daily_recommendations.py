@@ -22,18 +22,11 @@ from __future__ import annotations
 
 import logging
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, fail_fast, logical_time
+from dags.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, fail_fast, run_context
 
 log = logging.getLogger(__name__)
-
-
-def _settings_and_time():
-    from jobs.core.config import Settings
-
-    context = get_current_context()
-    return Settings.from_env(), logical_time(context), context["params"]
 
 
 @dag(
@@ -52,65 +45,56 @@ def _settings_and_time():
 def daily_recommendations():
     @task
     def load_reference() -> dict:
-        from jobs.ingest.reference import load_reference as load
+        from jobs.ingest.tasks import load_reference as load
 
-        settings, as_of, _ = _settings_and_time()
-        return load(settings, as_of)
+        run = run_context()
+        return load(run.settings, run.at)
 
     @task
     def clean_events() -> dict:
-        from datetime import timedelta
+        from jobs.ingest.tasks import clean
 
-        from jobs.core.spark import get_spark
-        from jobs.ingest.clean import clean_window
-
-        settings, as_of, params = _settings_and_time()
+        run = run_context()
         with fail_fast():
-            result = clean_window(get_spark(settings), settings, as_of - timedelta(days=params["clean_days"]), as_of)
-        return result.counts()
+            return clean(run.settings, *run.window(days=run.params["clean_days"]))
 
     @task
     def validate_events() -> dict:
-        from datetime import timedelta
+        from jobs.ingest.tasks import validate
 
-        from jobs.ingest.validate import validate_clean_window
-
-        settings, as_of, params = _settings_and_time()
+        run = run_context()
         with fail_fast():
-            outcomes = validate_clean_window(settings, as_of - timedelta(days=params["clean_days"]), as_of)
-        return {o.suite: {"evaluated": o.evaluated, "docs": str(o.docs_path)} for o in outcomes}
+            return validate(run.settings, *run.window(days=run.params["clean_days"]))
 
     @task
     def build_profiles() -> dict:
-        from jobs.core.spark import get_spark
-        from jobs.profiles.job import run_profiles
+        from jobs.profiles.tasks import build_profiles as build
 
-        settings, as_of, _ = _settings_and_time()
-        return run_profiles(get_spark(settings), settings, as_of)
+        run = run_context()
+        return build(run.settings, run.at)
 
     @task
     def train_and_evaluate() -> dict:
-        from jobs.core.spark import get_spark
-        from jobs.recs.job import train_and_evaluate as train
+        from jobs.recs.tasks import train_and_evaluate as train
 
-        settings, as_of, _ = _settings_and_time()
-        return train(get_spark(settings), settings, as_of)
+        run = run_context()
+        return train(run.settings, run.at)
 
     @task(outlets=[RECOMMENDATIONS])
     def publish_recommendations() -> dict:
-        from jobs.recs.job import publish_recommendations as publish
+        from jobs.recs.tasks import publish_recommendations as publish
 
-        settings, as_of, _ = _settings_and_time()
-        return publish(settings, as_of)
+        run = run_context()
+        return publish(run.settings, run.at)
 
     @task
     def report() -> str:
-        from jobs.report.job import report_path_for, write_report
+        from jobs.report.tasks import write_daily_report
 
-        settings, as_of, _ = _settings_and_time()
-        path = write_report(settings, report_path_for(settings, as_of), until=as_of)
+        run = run_context()
+        path = write_daily_report(run.settings, run.at)
         log.info("Evaluation report written: %s", path)
-        return str(path)
+        return path
 
     (
         load_reference()

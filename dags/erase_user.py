@@ -17,9 +17,9 @@ metadata: `make erase-user USER=...` does the same without an Airflow run.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from jobs.orchestration import DEFAULT_ARGS, START_DATE, TAGS, logical_time
+from dags.orchestration import DEFAULT_ARGS, START_DATE, TAGS, run_context
 
 
 @dag(
@@ -36,11 +36,10 @@ from jobs.orchestration import DEFAULT_ARGS, START_DATE, TAGS, logical_time
 def erase_user():
     @task
     def erase_user_everywhere() -> dict:
-        from jobs.core.config import Settings
-        from jobs.privacy.erase import erase_user as erase
+        from jobs.privacy.tasks import erase_user as erase
 
-        context = get_current_context()
-        return erase(Settings.from_env(), context["params"]["user_id"], logical_time(context))
+        run = run_context()
+        return erase(run.settings, run.params["user_id"], run.at)
 
     erase_user_everywhere()
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
 
-from jobs.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, fail_fast, logical_time
+from dags.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, fail_fast, run_context
 
 
 @dag(
@@ -38,49 +38,40 @@ from jobs.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, fai
 def hourly_events():
     @task
     def clean_hour() -> dict:
-        from jobs.core.config import Settings
-        from jobs.core.spark import get_spark
-        from jobs.ingest.clean import clean_window
+        from jobs.ingest.tasks import clean
 
-        settings, end = Settings.from_env(), logical_time(get_current_context())
+        run = run_context()
         with fail_fast():
-            result = clean_window(get_spark(settings), settings, end - timedelta(hours=1), end)
-        return result.counts()
+            return clean(run.settings, *run.window(hours=1))
 
     @task(outlets=[CLEAN_EVENTS])
     def validate_hour() -> dict:
-        from jobs.core.config import Settings
-        from jobs.ingest.validate import validate_clean_window
+        from jobs.ingest.tasks import validate
 
-        settings, end = Settings.from_env(), logical_time(get_current_context())
+        run = run_context()
         with fail_fast():
-            outcomes = validate_clean_window(settings, end - timedelta(hours=1), end)
-        return {o.suite: {"evaluated": o.evaluated, "docs": str(o.docs_path)} for o in outcomes}
+            return validate(run.settings, *run.window(hours=1))
 
     @task
     def detect_triggers() -> dict:
-        from jobs.core.config import Settings
-        from jobs.core.spark import get_spark
-        from jobs.notify.triggers import detect_triggers as detect
+        from jobs.notify.tasks import detect_triggers as detect
 
-        settings, end = Settings.from_env(), logical_time(get_current_context())
-        return detect(get_spark(settings), settings, end)
+        run = run_context()
+        return detect(run.settings, run.at)
 
     @task
     def refresh_recent_intent() -> dict:
-        from jobs.core.config import Settings
-        from jobs.profiles.intent import run_recent_intent
+        from jobs.profiles.tasks import run_recent_intent
 
-        return run_recent_intent(Settings.from_env(), logical_time(get_current_context()))
+        run = run_context()
+        return run_recent_intent(run.settings, run.at)
 
     @task
     def collect_feedback() -> dict:
-        from jobs.core.config import Settings
-        from jobs.core.spark import get_spark
-        from jobs.notify.feedback import run_feedback
+        from jobs.notify.tasks import collect_feedback as collect
 
-        settings, end = Settings.from_env(), logical_time(get_current_context())
-        return run_feedback(get_spark(settings), settings, end - timedelta(hours=1), end)
+        run = run_context()
+        return collect(run.settings, *run.window(hours=1))
 
     clean_hour() >> validate_hour() >> detect_triggers() >> refresh_recent_intent() >> collect_feedback()
 

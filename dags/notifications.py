@@ -23,9 +23,9 @@ demos). Re-running a run decides nothing twice and sends nothing twice.
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, logical_time
+from dags.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, planning_horizon, run_context
 
 
 @dag(
@@ -51,33 +51,28 @@ from jobs.orchestration import DEFAULT_ARGS, RECOMMENDATIONS, START_DATE, TAGS, 
 def notifications():
     @task
     def plan_notifications() -> dict:
-        from jobs.core.config import Settings
-        from jobs.notify.plan import plan_notifications as plan
-        from jobs.orchestration import planning_horizon
+        from jobs.notify.tasks import plan_notifications as plan
 
-        context = get_current_context()
-        params = context["params"]
+        run = run_context()
         return plan(
-            Settings.from_env(),
-            logical_time(context),
-            planning_horizon(context),
-            campaign_id=params["campaign_id"],
-            dry_run=params["dry_run"],
+            run.settings,
+            run.at,
+            planning_horizon(run),
+            campaign_id=run.params["campaign_id"],
+            dry_run=run.params["dry_run"],
         )
 
     @task
     def relay_notifications(plan: dict) -> dict:
         from datetime import timedelta
 
-        from jobs.core.config import Settings
-        from jobs.notify.relay import relay_pending
+        from jobs.notify.tasks import relay_pending
 
-        context = get_current_context()
         if plan["dry_run"]:
             return {"skipped": "dry run"}
-        at = logical_time(context)
-        until = at + timedelta(hours=context["params"]["relay_ahead_hours"])
-        return relay_pending(Settings.from_env(), until=until, as_of=at)
+        run = run_context()
+        until = run.at + timedelta(hours=run.params["relay_ahead_hours"])
+        return relay_pending(run.settings, until=until, as_of=run.at)
 
     relay_notifications(plan_notifications())
 

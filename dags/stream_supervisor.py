@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from jobs.orchestration import DEFAULT_ARGS, START_DATE, TAGS
+from dags.orchestration import DEFAULT_ARGS, START_DATE, TAGS
 
 
 @dag(
@@ -36,7 +36,7 @@ def stream_supervisor():
     @task
     def ensure_stream_running() -> dict:
         from jobs.core.config import Settings
-        from jobs.stream.supervisor import ensure_running
+        from jobs.stream.tasks import ensure_running
 
         return ensure_running(Settings.from_env())
 
@@ -45,7 +45,7 @@ def stream_supervisor():
         from airflow.sdk.exceptions import AirflowException
 
         from jobs.core.config import Settings
-        from jobs.stream.supervisor import check_health
+        from jobs.stream.tasks import check_health
 
         report = check_health(Settings.from_env())
         if not report.healthy:

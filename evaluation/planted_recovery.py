@@ -33,11 +33,12 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from devenv.toolchain import ensure_java
 from jobs.core.config import Settings
 from jobs.core.spark import get_spark
-from jobs.generate.synthetic import GeneratorConfig, generate
-from jobs.ingest.clean import CLEAN_COLUMNS, drop_duplicates, flag_bots, landing_files, parse_and_validate, read_landing
+from jobs.ingest.landing import landing_files, read_landing
 from jobs.ingest.reference import read_items, read_users
+from jobs.ingest.rules import LineRules, clean_rows
 from jobs.profiles.build import build_user_profiles
 from jobs.profiles.segments import adjusted_rand_index, fit_segments
 from jobs.recs.als import AlsParams, train_als
@@ -45,6 +46,7 @@ from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
 from jobs.recs.topn import assemble_top_n, score_top_candidates
 from jobs.recs.train import FactorModel, SvdParams, factor_model, train_svd
+from simulation.synthetic import GeneratorConfig, generate
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,10 @@ def read_truth(landing_dir: Path) -> pd.DataFrame:
     )
 
 
-def clean_landing(spark: SparkSession, landing_dir: Path, start: datetime, end: datetime, bot_rate: int) -> DataFrame:
-    """The cleaning job's transforms on the landing hours in [start, end), without writing anything."""
-    checked = parse_and_validate(read_landing(spark, landing_files(landing_dir, start, end)))
-    screened = flag_bots(drop_duplicates(checked.where("reason IS NULL")), bot_rate)
-    return screened.where("reason IS NULL").select(*CLEAN_COLUMNS)
+def clean_landing(spark: SparkSession, settings: Settings, start: datetime, end: datetime) -> DataFrame:
+    """The cleaning rules on the landing hours in [start, end) of ``settings.landing_dir``, writing nothing."""
+    raw = read_landing(spark, landing_files(settings.landing_dir, start, end))
+    return clean_rows(raw, LineRules.from_settings(settings)).clean
 
 
 def run_pipeline(
@@ -87,7 +88,7 @@ def run_pipeline(
     summary = generate(config, settings.landing_dir)
     start = datetime.fromisoformat(summary["window_start"])
     as_of = datetime.fromisoformat(summary["window_end"])
-    events = clean_landing(spark, settings.landing_dir, start, as_of, settings.bot_events_per_minute).cache()
+    events = clean_landing(spark, settings, start, as_of).cache()
     items = read_items(spark, settings).cache()
     profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, settings.half_life_days).cache()
     # Unpersisted on every way out: a later read of the same snapshot path in this process would
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     config = GeneratorConfig(
         users=args.users, items=args.items, days=args.days, seed=args.seed, taste_groups=args.groups
     )
+    ensure_java()
     with tempfile.TemporaryDirectory(prefix="planted-") as folder:
         settings = replace(Settings.from_env(), landing_dir=Path(folder), seed=args.seed)
         print(json.dumps(measure(get_spark(settings), settings, config)))

@@ -228,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spark = None
     if args.spark or args.als:
+        from devenv.toolchain import ensure_java
         from jobs.core.spark import get_spark
 
+        ensure_java()
         spark = get_spark()
     if args.recommend_out is None:
         print(json.dumps(evaluate_file(args.path, args.sep, args.k, args.seed, spark, args.als)))

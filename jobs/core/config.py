@@ -3,7 +3,7 @@
 Every knob is read from an environment variable (prefix ``PUSH_``) with a default that runs the
 embedded demo. The database URL comes, in order, from ``PUSH_DATABASE_URL``, from the Airflow
 connection ``push_db`` given as ``AIRFLOW_CONN_PUSH_DB``, and finally from the embedded
-PostgreSQL cluster that ``jobs.core.localdb`` starts under ``.local/``. The Spark master URL
+PostgreSQL cluster that ``devenv.localdb`` starts under ``.local/``. The Spark master URL
 comes likewise from ``PUSH_SPARK_MASTER``, then the Airflow connection ``spark_default``
 (``AIRFLOW_CONN_SPARK_DEFAULT``), then ``local[2]``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -40,7 +41,7 @@ def _env_map(name: str, default: str, cast):
         raise ValueError(f"PUSH_{name} must look like 'push:3,email:1', got {_env(name, default)!r}") from error
 
 
-def _local_dir() -> Path:
+def default_local_dir() -> Path:
     return Path(_env("LOCAL_DIR", str(PROJECT_ROOT / ".local")))
 
 
@@ -57,18 +58,29 @@ def resolve_database_url() -> str:
     explicit = os.environ.get("PUSH_DATABASE_URL") or os.environ.get("AIRFLOW_CONN_PUSH_DB")
     if explicit:
         return to_sqlalchemy_url(explicit)
-    # Imported here: localdb imports this module for the local paths.
-    from jobs.core.localdb import EmbeddedPostgres
-
-    embedded = EmbeddedPostgres.default()
-    url = embedded.url_if_running()
+    url = _running_embedded_url()
     if url is None:
         raise RuntimeError(
             "No database configured: set PUSH_DATABASE_URL (or the Airflow connection "
             "AIRFLOW_CONN_PUSH_DB), or start the embedded one with "
-            "'python -m jobs.core.localdb start' (make demo does this)."
+            "'python -m devenv.localdb start' (make db; make demo does this)."
         )
     return url
+
+
+def embedded_database_state() -> Path:
+    """Where the embedded cluster of the local environment (``devenv.localdb``) records its port
+    and URL while it runs. A file, not an import: the product knows nothing of the dev tools."""
+    return default_local_dir() / "pg" / "state.json"
+
+
+def _running_embedded_url() -> str | None:
+    try:
+        state = json.loads(embedded_database_state().read_text())
+        with socket.create_connection(("127.0.0.1", int(state["port"])), timeout=1):
+            return state["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def spark_master_from_connection(value: str) -> str:
@@ -109,13 +121,13 @@ def resolve_spark_master() -> str:
 class Settings:
     """Pipeline settings. Build with :meth:`Settings.from_env`; override fields in tests."""
 
-    local_dir: Path = field(default_factory=_local_dir)
-    landing_dir: Path = field(default_factory=lambda: Path(_env("LANDING_DIR", str(_local_dir() / "landing"))))
+    local_dir: Path = field(default_factory=default_local_dir)
+    landing_dir: Path = field(default_factory=lambda: Path(_env("LANDING_DIR", str(default_local_dir() / "landing"))))
     # Where the behaviour-event files are read from, when not ``<landing_dir>/events``: any URL
     # Spark's Hadoop file systems can list (file://, s3a://, gs://, abfs://, hdfs://).
     events_url: str = field(default_factory=lambda: _env("EVENTS_URL", ""))
-    lake_dir: Path = field(default_factory=lambda: Path(_env("LAKE_DIR", str(_local_dir() / "lake"))))
-    outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(_local_dir() / "outbox"))))
+    lake_dir: Path = field(default_factory=lambda: Path(_env("LAKE_DIR", str(default_local_dir() / "lake"))))
+    outbox_dir: Path = field(default_factory=lambda: Path(_env("OUTBOX_DIR", str(default_local_dir() / "outbox"))))
     spark_master: str = field(default_factory=resolve_spark_master)
     spark_driver_memory: str = field(default_factory=lambda: _env("SPARK_DRIVER_MEMORY", "2g"))
     # Cleaning: a run fails when more than this share of its rows is quarantined.

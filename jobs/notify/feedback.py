@@ -31,7 +31,7 @@ from jobs.core.config import Settings
 from jobs.core.db import copy_frame, load_query, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc, utc_columns
-from jobs.ingest.clean import read_clean
+from jobs.ingest.lake import read_clean
 from jobs.notify.policy import DEFAULT_RATE
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,11 @@ def refresh_derived(settings: Settings, as_of: datetime) -> dict:
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         conn.execute(
-            text(load_query("refresh_message_outcomes")), {"since": since, "as_of": as_of, "attribution": attribution}
+            text(load_query("notify/refresh_message_outcomes")),
+            {"since": since, "as_of": as_of, "attribution": attribution},
         )
         conn.execute(
-            text(load_query("refresh_send_time_estimates")),
+            text(load_query("notify/refresh_send_time_estimates")),
             {
                 "as_of": as_of,
                 "attribution": attribution,
@@ -88,7 +89,7 @@ def refresh_derived(settings: Settings, as_of: datetime) -> dict:
             },
         )
         conn.execute(
-            text(load_query("refresh_fatigue")),
+            text(load_query("notify/refresh_fatigue")),
             {"as_of": as_of, "attribution": attribution, "fatigue_after": settings.fatigue_after},
         )
         counts = conn.execute(

@@ -6,7 +6,7 @@ on that user's own rows, so the split changes no decision). Each worker, on its 
 session, collects its users' candidates into a temp table, fixes each user's send moment, then
 decides batch after batch of users. Each batch is one transaction of two statements: the first
 locks the users' rows in ``push.notify_user_state`` (in user order, so racing planners cannot
-deadlock and cannot both pass a cap); the second (``sql/queries/notification_policy.sql``)
+deadlock and cannot both pass a cap); the second (``sql/queries/notify/notification_policy.sql``)
 applies the whole policy and, through data-modifying CTEs, writes every decision and every
 accepted outbox row. Consent is read inside that transaction, so an opt-out committed before it
 is honoured; one committed later is caught by the relay.
@@ -40,20 +40,7 @@ from jobs.notify import policy
 
 log = logging.getLogger(__name__)
 
-_TEMP_TABLES = """
-DROP TABLE IF EXISTS plan_candidates, plan_users;
-CREATE TEMP TABLE plan_candidates (
-    user_id text NOT NULL, candidate_key text NOT NULL, source text NOT NULL, kind text NOT NULL, campaign_id text,
-    item_id text, category text, transactional boolean NOT NULL, allowed_channels text[], idempotency_key text NOT NULL,
-    natural_at timestamptz NOT NULL, not_before timestamptz, expires_at timestamptz NOT NULL,
-    expected_value double precision NOT NULL,
-    reason text, discount_text text, old_price text
-);
-CREATE TEMP TABLE plan_users (
-    user_id text PRIMARY KEY, n bigint NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
-    in_holdout boolean NOT NULL
-);
-"""
+_TEMP_TABLES = load_query("notify/plan_temp_tables")
 
 # Per sort or hash of the planning statements: batch-sized inputs then stay in memory instead of
 # spilling to temporary files (the server default, 4MB, is a few thousand candidates).
@@ -61,15 +48,7 @@ _WORK_MEM = "64MB"
 
 # Locks the batch's state rows in user order (racing planners queue behind each other instead of
 # deadlocking). Only a count goes back to the client.
-_LOCK_BATCH = """
-SELECT count(*) FROM (
-    SELECT 1 FROM push.notify_user_state s
-    JOIN plan_users p ON p.user_id = s.user_id
-    WHERE p.n >= :low AND p.n < :high
-    ORDER BY s.user_id
-    FOR UPDATE OF s
-) AS locked
-"""
+_LOCK_BATCH = load_query("notify/plan_lock_batch")
 
 
 def run_key_for(at: datetime, horizon_hours: int = 1, campaign_id: str | None = None, prefix: str = "notify") -> str:
@@ -93,7 +72,7 @@ def collect_candidates(
     if unknown:
         raise ValueError(f"unknown candidate kinds {sorted(unknown)}; known: {policy.CANDIDATE_KINDS}")
     result = conn.execute(
-        text(load_query("notification_candidates")),
+        text(load_query("notify/notification_candidates")),
         {
             "at": at,
             "horizon_end": at + timedelta(hours=horizon_hours),
@@ -132,7 +111,7 @@ def _decide_batch(conn: Connection, params: dict, run_key: str, at: datetime, ba
     conn.execute(text("SET LOCAL enable_nestloop = off"))
     conn.execute(text("SET LOCAL enable_mergejoin = off"))
     bounds = {**params, "low": low, "high": high, "first_user": first_user, "last_user": last_user}
-    rows = conn.execute(text(load_query("notification_policy")), {**bounds, "run_key": run_key, "at": at}).all()
+    rows = conn.execute(text(load_query("notify/notification_policy")), {**bounds, "run_key": run_key, "at": at}).all()
     return Counter(dict(rows))
 
 
@@ -268,7 +247,7 @@ def _plan_shard(engine, run: _PlanRun, shard: tuple[str | None, str | None]) -> 
                 conn, run.settings, run.at, run.horizon_hours, run.campaign_id, run.kinds, run.users, shard
             )
             collected = time.monotonic()
-            conn.execute(text(load_query("notification_moments")), {**params, "run_key": run.run_key})
+            conn.execute(text(load_query("notify/notification_moments")), {**params, "run_key": run.run_key})
             conn.execute(text("CREATE UNIQUE INDEX ON plan_users (n)"))
             conn.execute(text("ANALYZE plan_users"))
             batches = _batches(conn, run.batch_size)

@@ -1,6 +1,6 @@
 """The notification policy: its reason codes, its order and its parameters.
 
-The rules themselves run in PostgreSQL (``sql/queries/notification_policy.sql`` and the
+The rules themselves run in PostgreSQL (``sql/queries/notify/notification_policy.sql`` and the
 ``push.*`` functions of migration 0003), set-based over a batch of users whose state rows are
 locked, so that every decision and the outbox row it produces commit together. This module is
 the one place that turns :class:`~jobs.core.config.Settings` into the parameters of those rules.

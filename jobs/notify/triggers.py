@@ -29,11 +29,12 @@ from pyspark.sql import functions as F
 from sqlalchemy import Connection, text
 
 from jobs.core.config import Settings
-from jobs.core.db import copy_frame, make_engine
+from jobs.core.db import copy_frame, load_query, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc, utc_columns
-from jobs.ingest.clean import read_clean
+from jobs.ingest.lake import read_clean
 from jobs.ingest.reference import read_items
+from jobs.profiles.interactions import recent_interactions
 
 log = logging.getLogger(__name__)
 
@@ -142,47 +143,7 @@ def browse_intent(
     )
 
 
-def recent_interactions(events: DataFrame) -> DataFrame:
-    """Per (user, item): when the user last viewed (or clicked), carted and bought it."""
-    kind = F.col("event_type")
-    return (
-        events.where(F.col("item_id").isNotNull())
-        .groupBy("user_id", "item_id")
-        .agg(
-            F.max(F.when(kind.isin("view", "click"), F.col("ts"))).alias("last_viewed_at"),
-            F.max(F.when(kind == "add_to_cart", F.col("ts"))).alias("last_carted_at"),
-            F.max(F.when(kind == "purchase", F.col("ts"))).alias("last_purchased_at"),
-        )
-    )
-
-
-def recent_interactions_frame(events: pd.DataFrame) -> pd.DataFrame:
-    """:func:`recent_interactions` on a small pandas frame (a collected stream micro-batch).
-
-    Same rows as the Spark version (a unit test holds them equal), without another Spark job.
-    """
-    with_item = events[events["item_id"].notna()]
-    kind, ts = with_item["event_type"], with_item["ts"]
-    latest = pd.DataFrame(
-        {
-            "user_id": with_item["user_id"],
-            "item_id": with_item["item_id"],
-            "last_viewed_at": ts.where(kind.isin(["view", "click"])),
-            "last_carted_at": ts.where(kind == "add_to_cart"),
-            "last_purchased_at": ts.where(kind == "purchase"),
-        }
-    )
-    return latest.groupby(["user_id", "item_id"], as_index=False, dropna=False).max()
-
-
-_STORE_TRIGGERS = """
-INSERT INTO push.triggers (trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at,
-                           origin, cancelled_at)
-SELECT trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at, origin, cancelled_at
-FROM trigger_stage
-ON CONFLICT (trigger_key) DO UPDATE
-SET cancelled_at = coalesce(push.triggers.cancelled_at, EXCLUDED.cancelled_at)
-"""
+_STORE_TRIGGERS = load_query("notify/store_triggers")
 
 # A trigger cancelled (the user bought or removed the item) after its message was queued: the
 # message is dropped before the relay reaches it (a deferred or retried one would otherwise go).
@@ -193,33 +154,10 @@ FROM trigger_stage s
 WHERE s.cancelled_at IS NOT NULL AND l.status = 'pending' AND l.candidate_key = 'trigger:' || s.trigger_key
 """
 
-_STORE_INTERACTIONS = """
-INSERT INTO push.recent_interactions (user_id, item_id, last_viewed_at, last_carted_at, last_purchased_at)
-SELECT user_id, item_id, last_viewed_at, last_carted_at, last_purchased_at FROM interaction_stage
-ON CONFLICT (user_id, item_id) DO UPDATE
-SET last_viewed_at = greatest(push.recent_interactions.last_viewed_at, EXCLUDED.last_viewed_at),
-    last_carted_at = greatest(push.recent_interactions.last_carted_at, EXCLUDED.last_carted_at),
-    last_purchased_at = greatest(push.recent_interactions.last_purchased_at, EXCLUDED.last_purchased_at)
-"""
+_STORE_INTERACTIONS = load_query("notify/store_interactions")
 
 # Item triggers: catalogue changes in (since, until] reach users interested in the item.
-ITEM_TRIGGERS_SQL = """
-INSERT INTO push.triggers (trigger_key, user_id, trigger_type, item_id, category, detected_at, fire_at, expires_at,
-                           origin, context)
-SELECT push.idempotency_key(ri.user_id, c.change, c.item_id || '@' || to_char(c.detected_at AT TIME ZONE 'UTC',
-                            'YYYY-MM-DD"T"HH24:MI:SS')),
-       ri.user_id, c.change, c.item_id, i.category, c.detected_at, c.detected_at,
-       c.detected_at + CAST(:expiry AS interval), 'batch',
-       jsonb_build_object('old_price', to_char(c.old_price, 'FM999999990.00'))
-FROM push.item_changes c
-JOIN push.recent_interactions ri ON ri.item_id = c.item_id
-JOIN push.items i ON i.item_id = c.item_id
-WHERE c.detected_at > :since AND c.detected_at <= :until
-  AND greatest(ri.last_viewed_at, ri.last_carted_at) >= c.detected_at - CAST(:interest AS interval)
-  AND greatest(ri.last_viewed_at, ri.last_carted_at) < c.detected_at
-  AND (ri.last_purchased_at IS NULL OR ri.last_purchased_at < greatest(ri.last_viewed_at, ri.last_carted_at))
-ON CONFLICT (trigger_key) DO NOTHING
-"""
+ITEM_TRIGGERS_SQL = load_query("notify/item_triggers")
 
 
 def store_triggers(conn: Connection, triggers: pd.DataFrame, interactions: pd.DataFrame) -> None:

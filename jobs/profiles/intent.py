@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import load_query, make_engine
 from jobs.core.timeutil import parse_utc
-from jobs.notify.triggers import recent_interactions
+from jobs.profiles.interactions import recent_interactions
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def refresh_recent_intent(
 ) -> dict[int, int]:
     """Replace ``push.recent_intent`` with the intent at ``until``; return rows per window."""
     conn.execute(text("DELETE FROM push.recent_intent"))
-    conn.execute(text(load_query("refresh_recent_intent")), {"until": until, "windows": list(windows_hours)})
+    conn.execute(text(load_query("profiles/refresh_recent_intent")), {"until": until, "windows": list(windows_hours)})
     rows = conn.execute(text("SELECT window_hours, count(*) FROM push.recent_intent GROUP BY 1 ORDER BY 1")).all()
     return {int(hours): int(count) for hours, count in rows}
 

@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from sqlalchemy import text
@@ -23,17 +23,12 @@ from jobs.core.config import Settings
 from jobs.core.db import copy_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
-from jobs.ingest.clean import read_clean
+from jobs.ingest.lake import lookback_events
 from jobs.ingest.reference import read_items, read_users
 from jobs.profiles.build import build_user_profiles
 from jobs.profiles.segments import describe_segments, fit_segments
 
 log = logging.getLogger(__name__)
-
-
-def lookback_events(spark: SparkSession, settings: Settings, as_of: datetime) -> DataFrame:
-    """Clean events that landed in the ``lookback_days`` before ``as_of``."""
-    return read_clean(spark, settings, as_of - timedelta(days=settings.lookback_days), as_of)
 
 
 @dataclass(frozen=True)

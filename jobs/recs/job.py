@@ -34,7 +34,7 @@ from jobs.core.config import Settings
 from jobs.core.db import copy_text, copy_text_field, fetch_frame, make_engine
 from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
-from jobs.profiles.job import lookback_events
+from jobs.ingest.lake import lookback_events
 from jobs.recs.als import AlsParams
 from jobs.recs.evaluate import evaluate_popularity
 from jobs.recs.item_models import EaseParams, ItemKnnParams

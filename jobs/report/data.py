@@ -28,7 +28,7 @@ class ReportData:
 
 
 def _frame(conn, name: str, params: dict) -> pd.DataFrame:
-    result = conn.execute(text(load_query(name)), params)
+    result = conn.execute(text(load_query(f"report/{name}")), params)
     return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
 

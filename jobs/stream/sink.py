@@ -34,9 +34,10 @@ from pyspark.sql.streaming import StreamingQueryListener
 from sqlalchemy import Connection, text
 
 from jobs.core.config import Settings
-from jobs.core.db import copy_rows, make_engine
+from jobs.core.db import copy_rows, load_query, make_engine
 from jobs.core.timeutil import utc_columns
-from jobs.ingest.clean import FileProblem, bot_users, file_path, read_problem
+from jobs.ingest.landing import FileProblem, file_path, read_problem
+from jobs.ingest.rules import bot_users
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
 from jobs.notify.triggers import (
@@ -45,10 +46,10 @@ from jobs.notify.triggers import (
     browse_intent_key,
     cart_abandonment_key,
     item_trigger_params,
-    recent_interactions_frame,
     store_triggers,
 )
 from jobs.privacy.suppression import ERASED_REASON, erased_among, line_subjects
+from jobs.profiles.interactions import recent_interactions_frame
 from jobs.stream.transforms import OUTPUT_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,7 @@ SELECT window_start, landing_hour, source_file, line_no, reason, raw, raw_bytes,
 ON CONFLICT (source_file, line_no) WHERE stream_batch IS NOT NULL DO NOTHING
 """
 
-_INSERT_BATCH = """
-INSERT INTO push.stream_batches (query_id, batch_id, run_key, logical_at, watermark, input_rows, clean_rows,
-    quarantined_rows, duplicate_rows, late_rows, by_reason, files, source_files, first_landed_at, last_landed_at,
-    triggers, trigger_keys, trigger_users, started_at, stored_at, files_quarantined, quarantined_files)
-VALUES (:query_id, :batch_id, :run_key, :logical_at, :watermark, :input_rows, :clean_rows, :quarantined_rows,
-    :duplicate_rows, :late_rows, CAST(:by_reason AS jsonb), :files, :source_files, :first_landed_at, :last_landed_at,
-    :triggers, :trigger_keys, :trigger_users, :started_at, clock_timestamp(), :files_quarantined, :quarantined_files)
-"""
+_INSERT_BATCH = load_query("stream/insert_batch")
 
 # A file the stream could not read, recorded as the batch cleaner records it. The batch cleaner
 # of its landing hour later replaces the row with its own finding (with the readable prefix of

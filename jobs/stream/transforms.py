@@ -3,7 +3,7 @@
 The query has one sink, so everything the micro-batch writer needs travels in one frame with a
 ``kind`` column:
 
-- ``line``: every input line after :func:`jobs.ingest.clean.parse_and_validate` (the batch
+- ``line``: every input line after :func:`jobs.ingest.rules.parse_and_validate` (the batch
   cleaner's rules), valid or not, with its raw text (and exact bytes where the text cannot
   hold them, as the batch quarantine keeps them), file, line number and landing time;
 - ``event``: the first delivery of each valid ``event_id`` within the watermark
@@ -30,7 +30,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
 from jobs.core import schema
-from jobs.ingest.clean import parse_and_validate, quarantine_text
+from jobs.ingest.rules import parse_and_validate, quarantine_text
 
 KINDS = ("line", "event", "cart", "browse")
 # Raw lines as the stream reads them: the batch reader's columns plus the landing time.

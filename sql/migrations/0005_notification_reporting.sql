@@ -2,8 +2,8 @@
 -- UTC day and decision, send hours, delivery health and dead letters, with the conversion lift
 -- of the treatment arm over the control group. Counts are 0 and ratios NULL (never a division
 -- error) where there is nothing to count. No view exposes an address: push.users is joined only
--- for the timezone. This file runs through the driver's parameter formatting, so it must not
--- contain a percent sign, not even in a comment.
+-- for the timezone. The current definitions of these views and functions are in sql/views and
+-- sql/functions.
 
 -- Conversion lift of treatment over control, with 95 percent confidence intervals:
 --   p1 = treatment conversions / treatment users, p2 likewise for control;

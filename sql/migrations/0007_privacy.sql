@@ -1,7 +1,6 @@
 -- Privacy and access: keyed-hash pseudonyms for analysts, an erasure suppression list, analyst
 -- views that carry only pseudonyms, and the read-only role push_analyst. The HMAC key
 -- (PUSH_PSEUDONYM_KEY) never enters the database: pseudonyms are computed by the loaders.
--- This file runs through the driver's parameter formatting: no percent sign, not even here.
 
 -- The pseudonym of every loaded user (HMAC-SHA256 of the user id, 32 hex digits), written by
 -- the users loader with the snapshot. Analysts see user_key, never user_id.

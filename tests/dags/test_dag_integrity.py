@@ -62,3 +62,29 @@ def test_parsing_touches_no_database_and_starts_no_spark():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == str(len(EXPECTED))
+
+
+def _imported_modules(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "dags").glob("*.py")), ids=lambda p: p.name)
+def test_dag_files_reach_the_stages_only_through_their_tasks_modules(path):
+    """Each stage's ``jobs.<stage>.tasks`` is the one place its DAG-facing functions live."""
+    stray = {
+        module
+        for module in _imported_modules(path)
+        if module.startswith("jobs.")
+        and not module.startswith("jobs.core.")
+        and not (module.count(".") == 2 and module.endswith(".tasks"))
+    }
+    assert not stray, f"{path.name} imports {sorted(stray)}: call the stage's tasks module instead"

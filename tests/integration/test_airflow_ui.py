@@ -1,7 +1,7 @@
 """The Airflow UI in a real browser: log in, see the project's DAGs, trigger the daily DAG, watch it succeed.
 
 Airflow's API server, scheduler and DAG processor run as separate processes (each in its own
-process group, always stopped) on a free 127.0.0.1 port, configured by ``jobs.core.airflow_env``
+process group, always stopped) on a free 127.0.0.1 port, configured by ``devenv.airflow_env``
 like ``make airflow``, against the test PostgreSQL. A small synthetic data set is generated
 first. Headless Chromium (Debian's package) logs in through the simple auth manager's form,
 triggers ``daily_recommendations`` from its page, and the run is followed through the UI until
@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from jobs.core.airflow_env import ui_login
+from devenv.airflow_env import ui_login
 from jobs.core.db import truncate_pipeline_tables
-from jobs.generate.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate
 from tests.support.browser import artifact
 
 DAG_ID = "daily_recommendations"

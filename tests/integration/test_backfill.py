@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
-from jobs.generate.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 
 DATES = [datetime(2026, 11, 23, tzinfo=UTC) + timedelta(days=n) for n in range(2)]

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from jobs.ingest.clean import BadInputShareExceeded, clean_window, read_clean
+from jobs.ingest.clean import BadInputShareExceeded, clean_window
+from jobs.ingest.lake import read_clean
 from tests.support.events import make_event, write_landing
 
 START = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -194,7 +195,7 @@ def test_a_failed_window_writes_nothing_to_the_lake(spark, settings, landing):
 def test_the_first_delivery_of_each_event_wins(spark):
     from datetime import date
 
-    from jobs.ingest.clean import drop_duplicates
+    from jobs.ingest.rules import drop_duplicates
 
     # (event_id, landing date, landing hour, file, line, marker): the marker tells copies apart.
     rows = [

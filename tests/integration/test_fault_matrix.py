@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from devenv.localdb import EmbeddedPostgres
 from jobs.core.db import apply_migrations, make_engine
 from jobs.core.errors import explain_failure
-from jobs.core.localdb import EmbeddedPostgres
 from jobs.ingest.clean import clean_window
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending

@@ -20,7 +20,10 @@ from sqlalchemy import text
 
 from jobs.core.db import copy_rows, copy_text, copy_text_field
 from jobs.core.errors import PermanentDataError, explain_failure
-from jobs.ingest.clean import CLEAN_COLUMNS, READ_ERRORS, clean_window, parse_and_validate, read_clean, read_landing
+from jobs.ingest.clean import clean_window
+from jobs.ingest.lake import read_clean
+from jobs.ingest.landing import READ_ERRORS, read_landing
+from jobs.ingest.rules import CLEAN_COLUMNS, parse_and_validate
 from jobs.ingest.validate import raw_batch
 from tests.support.events import make_event
 from tests.support.hostile_corpus import write_corpus

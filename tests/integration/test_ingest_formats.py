@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from jobs.ingest.clean import clean_window, read_clean, read_clean_by_event_time
+from jobs.ingest.clean import clean_window
+from jobs.ingest.lake import read_clean, read_clean_by_event_time
 from tests.support.events import make_event
 
 START = datetime(2026, 11, 24, 10, tzinfo=UTC)

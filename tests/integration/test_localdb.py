@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from devenv.localdb import UNPRIVILEGED_USER, EmbeddedPostgres
 from jobs.core.db import make_engine
-from jobs.core.localdb import UNPRIVILEGED_USER, EmbeddedPostgres
 from tests.support import scratch_root
 
 SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")

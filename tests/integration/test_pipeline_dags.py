@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
-from jobs.generate.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 from tests.support.hostile_corpus import write_corpus
 
@@ -149,7 +149,7 @@ def test_every_user_has_exactly_n_valid_recommendations(pipeline, engine, settin
 
 
 def test_bought_items_are_never_recommended(pipeline, engine, spark, settings):
-    from jobs.ingest.clean import read_clean
+    from jobs.ingest.lake import read_clean
 
     bought = {
         (r.user_id, r.item_id)

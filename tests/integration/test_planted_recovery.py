@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from evaluation.planted_recovery import affinity_recovery, run_pipeline, segment_recovery, taste_share, top_n_lists
-from jobs.generate.synthetic import GeneratorConfig
 from jobs.recs.als import AlsParams, train_als
 from jobs.recs.evaluate import evaluate_factor_model, evaluate_popularity
 from jobs.recs.ratings import chronological_split, with_sampled_negatives
 from jobs.recs.train import SvdParams, factor_model, train_svd
+from simulation.synthetic import GeneratorConfig
 
 CONFIG = GeneratorConfig(users=160, items=120, days=14, seed=5, taste_groups=4)
 

@@ -17,9 +17,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from jobs.core.db import truncate_pipeline_tables
-from jobs.generate.synthetic import GeneratorConfig, generate
 from jobs.privacy.erase import find_mentions, parquet_files_with
 from jobs.privacy.pseudonym import pseudonym
+from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 
 AS_OF = datetime(2026, 11, 19, tzinfo=UTC)

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import text
 
-import jobs.ingest.clean as clean_module
+import jobs.ingest.rules as rules_module
 from jobs.core.db import truncate_pipeline_tables
-from jobs.generate.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 from tests.support.servers import MailHandler, smtp_server
 
@@ -25,7 +25,7 @@ def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, en
         settings.landing_dir,
     )
     # Simulate a cleaner bug: duplicates are no longer removed.
-    monkeypatch.setattr(clean_module, "drop_duplicates", lambda frame: frame)
+    monkeypatch.setattr(rules_module, "drop_duplicates", lambda frame: frame)
 
     # Operators are e-mailed through a real SMTP server when a task fails.
     handler = MailHandler()

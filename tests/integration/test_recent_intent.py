@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from evaluation.planted_recovery import clean_landing
 from jobs.core.db import fetch_frame
-from jobs.generate.synthetic import GeneratorConfig, generate
-from jobs.notify.triggers import recent_interactions, store_interactions
+from jobs.ingest.landing import landing_files, read_landing
+from jobs.ingest.rules import LineRules, clean_rows
+from jobs.notify.triggers import store_interactions
 from jobs.profiles.intent import INTENT_WINDOWS_HOURS, recent_intent, refresh_recent_intent
+from jobs.profiles.interactions import recent_interactions
+from simulation.synthetic import GeneratorConfig, generate
 
 COLUMNS = ["user_id", "window_hours", "item_id", "last_viewed_at", "last_carted_at"]
 HOURS = 6
@@ -34,7 +36,8 @@ def events(spark, settings, tmp_path_factory):
     summary = generate(GeneratorConfig(users=150, items=60, days=2, seed=9), local.landing_dir)
     start, end = (datetime.fromisoformat(summary[k]) for k in ("window_start", "window_end"))
     landed = F.to_timestamp(F.format_string("%s %02d:00:00", F.col("landing_date").cast("string"), "landing_hour"))
-    frame = clean_landing(spark, local.landing_dir, start, end, settings.bot_events_per_minute)
+    raw = read_landing(spark, landing_files(local.landing_dir, start, end))
+    frame = clean_rows(raw, LineRules.from_settings(local)).clean
     return frame.withColumn("landed_at", landed).cache(), end
 
 

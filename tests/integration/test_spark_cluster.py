@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
-from jobs.generate.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 from tests.support.daily_dag_run import run_daily_dag
 from tests.support.spark_standalone import standalone_cluster

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 from pyspark.sql import functions as F
 
-from jobs.ingest.clean import bot_users, flag_bots
-from jobs.notify.triggers import recent_interactions, recent_interactions_frame
+from jobs.ingest.rules import bot_users, flag_bots
+from jobs.profiles.interactions import recent_interactions, recent_interactions_frame
 
 T = datetime(2026, 11, 24, 10, 0, 0)
 COLUMNS = ("event_id", "user_id", "event_type", "item_id", "ts")

@@ -22,7 +22,7 @@ STACK = """
 import json
 from sqlalchemy import text
 from jobs.core.db import make_engine
-from jobs.core.localdb import EmbeddedPostgres, find_pg_bin
+from devenv.localdb import EmbeddedPostgres, find_pg_bin
 from jobs.core.spark import get_spark
 
 cluster = EmbeddedPostgres.default()

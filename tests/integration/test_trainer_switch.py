@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from jobs.generate.synthetic import GeneratorConfig, generate
 from jobs.ingest.clean import clean_window
 from jobs.ingest.reference import load_reference
 from jobs.recs.job import publish_recommendations, train_and_evaluate
+from simulation.synthetic import GeneratorConfig, generate
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
 

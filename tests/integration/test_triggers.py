@@ -13,7 +13,8 @@ from jobs.core.db import copy_rows
 from jobs.ingest.clean import clean_window
 from jobs.ingest.reference import load_reference
 from jobs.notify.plan import plan_notifications
-from jobs.notify.triggers import browse_intent, cart_abandonment, detect_triggers, recent_interactions
+from jobs.notify.triggers import browse_intent, cart_abandonment, detect_triggers
+from jobs.profiles.interactions import recent_interactions
 from tests.support.events import make_event, write_landing
 
 T = datetime(2026, 11, 24, 10, tzinfo=UTC)

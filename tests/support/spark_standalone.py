@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyspark
 
-from jobs.core.toolchain import ensure_java
+from devenv.toolchain import ensure_java
 
 
 @dataclass(frozen=True)

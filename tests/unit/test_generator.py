@@ -1,6 +1,6 @@
 import json
 
-from jobs.generate.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate
 
 
 def _tree(root):

@@ -6,7 +6,7 @@ import gzip
 import json
 from datetime import UTC, datetime
 
-from jobs.ingest.clean import file_path, read_problem
+from jobs.ingest.landing import file_path, read_problem
 from jobs.stream.sink import batch_source_files, landing_hour_of, unread_files
 
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
