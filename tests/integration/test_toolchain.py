@@ -23,8 +23,10 @@ import json
 from sqlalchemy import text
 from jobs.core.db import make_engine
 from devenv.localdb import EmbeddedPostgres, find_pg_bin
+from devenv.toolchain import ensure_java
 from jobs.core.spark import get_spark
 
+ensure_java()  # as the make targets do: the product itself only looks at JAVA_HOME and PATH
 cluster = EmbeddedPostgres.default()
 try:
     url = cluster.start()
