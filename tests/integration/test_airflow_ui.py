@@ -31,6 +31,8 @@ from jobs.core.db import truncate_pipeline_tables
 from simulation.synthetic import GeneratorConfig, generate
 from tests.support.browser import artifact
 
+pytestmark = pytest.mark.slow
+
 DAG_ID = "daily_recommendations"
 PROJECT_DAGS = ("daily_recommendations", "hourly_events", "notifications", "stream_supervisor")
 SERVICES = (["api-server", "--workers", "1"], ["scheduler"], ["dag-processor"])

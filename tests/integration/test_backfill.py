@@ -10,11 +10,14 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
 from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
+
+pytestmark = pytest.mark.slow
 
 DATES = [datetime(2026, 11, 23, tzinfo=UTC) + timedelta(days=n) for n in range(2)]
 RESULT_TABLES = {

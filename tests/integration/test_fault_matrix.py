@@ -36,6 +36,8 @@ from tests.support.notify_data import add_items, add_users, publish
 from tests.support.outbox import message_row, seed_outbox, user_row
 from tests.support.servers import SECRET, FakeGateway, MailHandler, free_port, smtp_server
 
+pytestmark = pytest.mark.slow
+
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 PLAN_AT = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

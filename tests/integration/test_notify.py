@@ -238,6 +238,7 @@ def _trigger_rows(users, tag, at):
     return [(f"{tag}-{u}", u, "i1", at) for u in users]
 
 
+@pytest.mark.slow
 def test_racing_senders_never_exceed_the_cap_and_lose_nothing(empty_db, policy_settings):
     users = [f"r{n:04d}" for n in range(1000)]
     add_users(empty_db, users)

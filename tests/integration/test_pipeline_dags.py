@@ -22,6 +22,8 @@ from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 from tests.support.hostile_corpus import write_corpus
 
+pytestmark = pytest.mark.slow
+
 LOGICAL = datetime(2026, 11, 25, tzinfo=UTC)
 # Plan the next 24 hours of send moments and deliver them (a manual run plans one hour).
 NOTIFY_CONF = {"horizon_hours": 24, "relay_ahead_hours": 24}

@@ -20,6 +20,8 @@ from jobs.recs.ratings import chronological_split, with_sampled_negatives
 from jobs.recs.train import SvdParams, factor_model, train_svd
 from simulation.synthetic import GeneratorConfig
 
+pytestmark = pytest.mark.slow
+
 CONFIG = GeneratorConfig(users=160, items=120, days=14, seed=5, taste_groups=4)
 
 

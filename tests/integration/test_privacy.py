@@ -22,6 +22,8 @@ from jobs.privacy.pseudonym import pseudonym
 from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 
+pytestmark = pytest.mark.slow
+
 AS_OF = datetime(2026, 11, 19, tzinfo=UTC)
 DAYS = 2
 PII_COLUMNS = ("email", "phone", "push_token", "webhook_url")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import text
 
 import jobs.ingest.rules as rules_module
@@ -12,6 +13,8 @@ from jobs.core.db import truncate_pipeline_tables
 from simulation.synthetic import GeneratorConfig, generate
 from tests.support import ROOT
 from tests.support.servers import MailHandler, smtp_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, engine, airflow_db, spark, monkeypatch):

@@ -26,6 +26,8 @@ from tests.support import ROOT
 from tests.support.daily_dag_run import run_daily_dag
 from tests.support.spark_standalone import standalone_cluster
 
+pytestmark = pytest.mark.slow
+
 LOGICAL = datetime(2026, 11, 21, tzinfo=UTC)
 DAYS = 2
 # Everything the daily DAG writes to PostgreSQL (the artifact path names the lake, so it differs).

@@ -28,6 +28,8 @@ from jobs.stream.options import StreamOptions, live_dir
 from tests.support import ROOT
 from tests.support.events import make_event
 
+pytestmark = pytest.mark.slow
+
 T = datetime(2026, 11, 24, 10, tzinfo=UTC)
 USERS_HEADER = "user_id,email,phone,push_token,timezone,locale,signup_date,consent_email,consent_sms,consent_push,consent_webhook\n"
 OPTIONS = StreamOptions(trigger_seconds=0.5, watermark_seconds=600, max_files_per_trigger=50, state_partitions=1)

@@ -8,12 +8,15 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from jobs.ingest.clean import clean_window
 from jobs.ingest.reference import load_reference
 from jobs.recs.job import publish_recommendations, train_and_evaluate
 from simulation.synthetic import GeneratorConfig, generate
+
+pytestmark = pytest.mark.slow
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
 
