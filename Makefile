@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 Q ?=
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: help install demo test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-coldstart bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -42,6 +42,7 @@ bench: $(STAMP)
 	@$(MAKE) --no-print-directory bench-notify USERS=10000 NAIVE=1000
 	@$(MAKE) --no-print-directory bench-recs USERS=10000 ITEMS=2000 RECIPE=50
 	@$(MAKE) --no-print-directory bench-item-models ITEMS=10000
+	@$(MAKE) --no-print-directory bench-coldstart
 	@$(MAKE) --no-print-directory bench-stages EVENTS="100000 1000000"
 	@$(MAKE) --no-print-directory bench-stream RATES=1000 SECONDS=30
 
@@ -52,6 +53,7 @@ bench-large: $(STAMP)
 	@$(MAKE) --no-print-directory bench-notify
 	@$(MAKE) --no-print-directory bench-recs
 	@$(MAKE) --no-print-directory bench-item-models
+	@$(MAKE) --no-print-directory bench-coldstart USERS=3000 ITEMS=2000
 	@$(MAKE) --no-print-directory bench-stages
 	@$(MAKE) --no-print-directory bench-stream
 
@@ -68,6 +70,10 @@ bench-notify: $(STAMP)
 bench-recs: $(STAMP)
 	@$(PY) -m benchmarks.recs --users $(or $(USERS),100000) --items $(or $(ITEMS),10000) \
 		--recipe-users $(or $(RECIPE),100)
+
+## bench-coldstart: new items, new users and fold-in vs their yardsticks on a planted-taste world (USERS=, ITEMS=)
+bench-coldstart: $(STAMP)
+	@$(PY) -m benchmarks.coldstart --users $(or $(USERS),600) --items $(or $(ITEMS),400)
 
 ## bench-item-models: seconds and peak memory of fitting EASE, item-kNN and SVD at 10^4 and 10^5 items (ITEMS="10000 100000")
 bench-item-models: $(STAMP)

@@ -20,10 +20,25 @@ to ``popularity`` and plain rating-trained Surprise SVD (``surprise_svd``, Surpr
 its RMSE is Surprise's own). ``selected`` is the zoo's choice, whose lists are the ones
 ``--recommend-out`` writes for the same training part.
 
+**New items, new users, today's events** (with ``--recommend-out``; ``jobs.recs.coldstart``):
+
+- ``--items FILE``: CSV with a header, ``item_id`` then attribute columns (``|`` separates the
+  values of a multi-valued cell; numeric columns are binned). Items of FILE that PATH never
+  mentions are new: they are ranked by item-to-item columns predicted from their attributes.
+- ``--users FILE``: CSV with a header, ``user_id`` then attribute columns. Every user of FILE
+  gets a list; one with no line in PATH gets the demographic prior (similar users' items,
+  mixed with popularity).
+- ``--candidates FILE``: one item id a line; every list holds only these items.
+- ``--recent FILE``: events after PATH, in PATH's format. The model is not refitted: users'
+  vectors are folded in, their lists reflect these events and exclude their items.
+
+Every weight these use is chosen on a validation split of PATH alone.
+
 The last line of output is one JSON object: ``{split: {model: {metric: value}}}`` (evaluation)
-or the chosen model, its validation record and its tuning and fit seconds (lists).
+or the chosen model, its validation record, training seconds and fold-in seconds (lists).
 
 ``python -m evaluation.ratings PATH [--recommend-out LISTS] [--validation random|chrono]
+[--items FILE] [--users FILE] [--candidates FILE] [--recent FILE]
 [--sep TAB|COMMA|COLONS] [--k 10] [--seed 42] [--spark] [--als]``
 """
 
@@ -34,12 +49,22 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 
+from jobs.recs.attributes import AttributeTable, encode_attributes, read_attribute_file
+from jobs.recs.coldstart import (
+    HybridItemScorer,
+    fit_attribute_columns,
+    fit_demographic_prior,
+    tune_new_items,
+    tune_new_users,
+)
 from jobs.recs.evaluate import (
     beyond_accuracy,
     evaluate_factor_model,
@@ -47,13 +72,16 @@ from jobs.recs.evaluate import (
     items_by_user,
     ranking_metrics,
 )
+from jobs.recs.item_models import EaseParams, fit_ease
 from jobs.recs.ratings import chronological_split, random_split
+from jobs.recs.scoring import top_items
 from jobs.recs.train import SvdParams, factor_model, train_svd
 from jobs.recs.zoo import (
     FittedModel,
     ZooConfig,
     evaluate_fitted,
     fit_candidates,
+    fold_in,
     item_universe,
     ranked_lists,
     select_models,
@@ -145,6 +173,124 @@ def recommend(
     return {user: [item for item, _ in lists[user]] for user in users}, chosen, record, fitted
 
 
+@dataclass
+class Context:
+    """What a caller may add to the training file (every part optional)."""
+
+    items: AttributeTable | None = None
+    users: AttributeTable | None = None
+    candidates: list[str] | None = None
+    recent: pd.DataFrame | None = None
+
+
+def recommend_in_context(
+    train: pd.DataFrame, config: ZooConfig, context: Context, spark: SparkSession | None = None
+) -> tuple[dict[str, list[str]], dict]:
+    """Top-k lists for every known user, new items and new users included, recent events folded in.
+
+    Training (tuning, fitting, the cold-start weights) reads ``train`` alone; ``context.recent``
+    only moves users' states after it, through ``zoo.fold_in``.
+    """
+    started = time.monotonic()
+    k, seed = config.k, config.seed
+    catalogue = sorted(train["item_id"].unique())
+    selection = select_models(train, catalogue, config, spark)
+    fitted = fit_candidates(selection, train, catalogue, spark)
+    chosen = fitted[selection.chosen]
+    record: dict = {"model": chosen.spec.label, "spec": chosen.spec.to_dict(), "selection": selection.record}
+    counts = train.loc[train["rating"] > 0, "item_id"].value_counts()
+    cold = base = None
+    if context.items is not None:
+        if "ease" in fitted:
+            base = fitted["ease"].model
+            ease = EaseParams(**fitted["ease"].spec.params)
+        elif len(catalogue) <= config.ease.max_items:
+            ease = config.ease
+            base = fit_ease(train, ease)
+        else:
+            ease = None
+        item_params, record["new_items"] = tune_new_items(train, context.items, ease, k, seed)
+        history_ids = base.item_ids if base is not None else np.array(catalogue, dtype=object)
+        cold = fit_attribute_columns(base, history_ids, counts, context.items, item_params)
+    if context.users is not None:
+        user_params, record["new_users"] = tune_new_users(train, context.users, k, seed)
+    record["training_seconds"] = round(time.monotonic() - started, 2)
+
+    started = time.monotonic()
+    history = train
+    if context.recent is not None and not context.recent.empty:
+        history = pd.concat([train, context.recent], ignore_index=True)
+        history = history.drop_duplicates(["user_id", "item_id"], keep="last")
+        chosen = fold_in(chosen, history, sorted(context.recent["user_id"].unique()), seed)
+    record["fold_in_seconds"] = round(time.monotonic() - started, 3)
+
+    known_items = set(catalogue)
+    universe = np.array(
+        context.candidates
+        if context.candidates is not None
+        else sorted(known_items | set(context.items.ids if context.items is not None else ())),
+        dtype=object,
+    )
+    new_items = [item for item in universe if item not in known_items]
+    seen = items_by_user(history)
+    active = sorted(history.loc[history["rating"] > 0, "user_id"].unique())
+    if new_items and cold is not None:
+        scorer = HybridItemScorer(cold, base, context.items, counts, history, universe)
+        ranked = top_items(scorer, active, seen, set(), k)
+    else:
+        items = np.array(sorted(known_items | set(universe)), dtype=object)
+        ranked = ranked_lists(chosen, history, items, active, seen, set(items) - set(universe), k)
+    lists = {user: [item for item, _ in top] for user, top in ranked.items()}
+
+    everyone = sorted(set(active) | set(context.users.ids if context.users is not None else ()))
+    if context.users is not None:
+        unserved = [user for user in everyone if not lists.get(user) and user in set(context.users.ids)]
+        if unserved:
+            prior = fit_demographic_prior(
+                train, context.users, universe, user_params["neighbours"], user_params["weight"]
+            )
+            scores = prior.scores(context.users.rows(unserved))
+            for row, user in enumerate(unserved):
+                order = np.argsort(-scores[row], kind="stable")
+                lists[user] = [item for item in universe[order] if item not in seen.get(user, ())][:k]
+    fallback = _popularity_fallback(train, universe, cold, context.items)
+    for user in everyone:
+        top = lists.get(user, [])
+        if len(top) < k:
+            taken = set(top) | set(seen.get(user, ()))
+            top = top + [item for item in fallback if item not in taken][: k - len(top)]
+        lists[user] = top
+    record |= {"new_item_count": len(new_items), "new_user_count": len(set(everyone) - set(train["user_id"]))}
+    return lists, record
+
+
+def _popularity_fallback(train, universe, cold, items: AttributeTable | None) -> list[str]:
+    """The universe by interactions, new items by their attribute popularity, then by id."""
+    counts = train.loc[train["rating"] > 0, "item_id"].value_counts()
+    guess = {}
+    if cold is not None and items is not None:
+        predicted = np.asarray(items.rows(universe)[:, cold.features] @ cold.popularity).ravel()
+        guess = dict(zip(universe, predicted, strict=True))
+    return sorted(universe, key=lambda item: (-counts.get(item, 0), -guess.get(item, 0.0), item))
+
+
+def read_context(args: argparse.Namespace) -> Context:
+    """The optional files of the command line, read and checked."""
+    items = users = candidates = recent = None
+    if args.items:
+        items = encode_attributes(read_attribute_file(args.items, "item_id"), "item_id")
+    if args.users:
+        users = encode_attributes(read_attribute_file(args.users, "user_id"), "user_id")
+    if args.candidates:
+        lines = [line.strip() for line in args.candidates.read_text(encoding="utf-8").splitlines()]
+        candidates = list(dict.fromkeys(line for line in lines if line))
+        if not candidates:
+            raise ValueError(f"{args.candidates} holds no item id")
+    if args.recent:
+        recent = load_file(args.recent, args.sep)
+    return Context(items, users, candidates, recent)
+
+
 def write_lists(lists: dict[str, list[str]], path: Path) -> int:
     """``user<TAB>item<TAB>rank`` lines, users in order, ranks from 1; returns the line count."""
     lines = [f"{user}\t{item}\t{rank}\n" for user, top in lists.items() for rank, item in enumerate(top, start=1)]
@@ -220,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--recommend-out", type=Path, help="write every user's top-k of PATH (the training file)")
     parser.add_argument("--validation", choices=["random", "chrono"], default="random", help="with --recommend-out")
+    parser.add_argument("--items", type=Path, help="item attributes CSV (item_id, columns...); with --recommend-out")
+    parser.add_argument("--users", type=Path, help="user attributes CSV (user_id, columns...); with --recommend-out")
+    parser.add_argument("--candidates", type=Path, help="one item id a line: lists hold only these")
+    parser.add_argument("--recent", type=Path, help="events after PATH, same format: folded in, not retrained")
     parser.add_argument("--sep", type=str.upper, choices=sorted(SEPARATORS), help="default: detected")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
@@ -233,13 +383,19 @@ def main(argv: list[str] | None = None) -> int:
 
         ensure_java()
         spark = get_spark()
+    context_given = any((args.items, args.users, args.candidates, args.recent))
     if args.recommend_out is None:
+        if context_given:
+            parser.error("--items, --users, --candidates and --recent go with --recommend-out")
         print(json.dumps(evaluate_file(args.path, args.sep, args.k, args.seed, spark, args.als)))
         return 0
     train = load_file(args.path, args.sep)
     config = zoo_config(args.k, args.seed, args.validation, args.spark, args.als)
     started = time.monotonic()
-    lists, _, record, _ = recommend(train, config, spark)
+    if context_given:
+        lists, record = recommend_in_context(train, config, read_context(args), spark)
+    else:
+        lists, _, record, _ = recommend(train, config, spark)
     lines = write_lists(lists, args.recommend_out)
     record |= {"users": len(lists), "lines": lines, "k": args.k, "seconds": round(time.monotonic() - started, 2)}
     print(f"{lines} lines for {len(lists)} users in {args.recommend_out}", file=sys.stderr)

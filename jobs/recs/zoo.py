@@ -30,6 +30,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from jobs.recs.als import AlsParams, train_als
+from jobs.recs.coldstart import fold_in_factors
 from jobs.recs.evaluate import beyond_accuracy, items_by_user, ranking_metrics, rmse_mae
 from jobs.recs.item_models import (
     EaseParams,
@@ -388,3 +389,26 @@ def _load_parts(spec: ModelSpec, directory: Path, files) -> FittedModel:
     if spec.family in ("svd", "als"):
         return FittedModel(spec, load_factor_model(directory / name))
     return FittedModel(spec, load_item_model(directory / name, spec.params))
+
+
+def fold_in(fitted: FittedModel, history: pd.DataFrame, users: Sequence[str], seed: int) -> FittedModel:
+    """``fitted`` brought up to ``history`` for ``users`` without retraining.
+
+    Factor models re-solve those users' vectors with the item factors fixed
+    (``coldstart.fold_in_factors``); item-to-item models need nothing, since their scores read
+    the user's current row from the history they are given; a blend folds in each part.
+    """
+    if fitted.spec.family == BLEND:
+        return replace(fitted, parts=[fold_in(part, history, users, seed) for part in fitted.parts])
+    if isinstance(fitted.model, FactorModel):
+        params = fitted.spec.params
+        model = fold_in_factors(
+            fitted.model,
+            history,
+            users,
+            negative_ratio=float(params.get("negative_ratio", 1.0)),
+            reg=float(params.get("reg_all", params.get("reg_param", 0.05))),
+            seed=seed,
+        )
+        return replace(fitted, model=model)
+    return fitted
