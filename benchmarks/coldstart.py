@@ -29,6 +29,7 @@ import pandas as pd
 from benchmarks.figures import Report, record
 from evaluation.ratings import Context, recommend_in_context, zoo_config
 from jobs.recs.attributes import encode_attributes
+from jobs.recs.coldstart import ItemColdParams, fit_attribute_columns
 from jobs.recs.evaluate import items_by_user, ranking_metrics
 from simulation.attributed import WorldConfig, make_world
 
@@ -38,6 +39,15 @@ RECENT_EVENTS = 5
 def _score(lists: dict, test: pd.DataFrame, k: int, universe: int) -> dict:
     metrics = ranking_metrics(lists, items_by_user(test), k, universe)
     return {"p": round(metrics[f"precision@{k}"], 4), "ndcg": round(metrics[f"ndcg@{k}"], 4)}
+
+
+def _attribute_popularity(train: pd.DataFrame, attributes, candidates: np.ndarray, k: int) -> list[str]:
+    """The yardstick: candidates by their popularity predicted from attributes alone (the same for all)."""
+    counts = train["item_id"].value_counts()
+    history = np.array(sorted(counts.index), dtype=object)
+    cold = fit_attribute_columns(None, history, counts, attributes, ItemColdParams())
+    predicted = np.asarray(attributes.rows(candidates)[:, cold.features] @ cold.popularity).ravel()
+    return [candidates[n] for n in np.argsort(-predicted, kind="stable")[:k]]
 
 
 def new_items(world, k: int, seed: int, report: Report) -> dict:
@@ -51,17 +61,20 @@ def new_items(world, k: int, seed: int, report: Report) -> dict:
     context = Context(items=attributes, candidates=candidates)
     lists, record_ = recommend_in_context(train, zoo_config(k, seed, "random", False, False), context)
     shuffled = {u: list(rng.permutation(candidates)[:k]) for u in test["user_id"].unique()}
+    popular = _attribute_popularity(train, attributes, np.array(candidates, dtype=object), k)
     chosen = record_["new_items"]["chosen"]
     by_weight = {t["popularity_weight"]: t["ndcg"] for t in record_["new_items"]["trials"]
                  if t["lambda_scale"] == chosen["lambda_scale"]}  # fmt: skip
     out = {
         "random": _score(shuffled, test, k, len(candidates)),
+        "attribute_popularity": _score({u: popular for u in test["user_id"].unique()}, test, k, len(candidates)),
         "hybrid": _score(lists, test, k, len(candidates)),
         "validation_ndcg_attribute_popularity": by_weight[1.0],
         "validation_ndcg_columns_only": by_weight[0.0],
         "chosen": chosen,
     }
     report("new items: random", out["random"])
+    report("new items: attribute popularity", out["attribute_popularity"])
     report("new items: attribute columns + popularity", out["hybrid"], note=f"chosen {chosen}")
     return out
 

@@ -119,6 +119,7 @@ def planted():
 def test_new_items_are_ranked_well_above_random_from_their_attributes(planted):
     result = planted["new_items"]
     assert result["hybrid"]["ndcg"] > 1.5 * result["random"]["ndcg"]
+    assert result["hybrid"]["ndcg"] > result["attribute_popularity"]["ndcg"]
 
 
 def test_new_users_get_at_least_popularity_and_every_user_a_list(planted):
