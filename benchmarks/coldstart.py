@@ -67,7 +67,7 @@ def new_items(world, k: int, seed: int, report: Report) -> dict:
                  if t["lambda_scale"] == chosen["lambda_scale"]}  # fmt: skip
     out = {
         "random": _score(shuffled, test, k, len(candidates)),
-        "attribute_popularity": _score({u: popular for u in test["user_id"].unique()}, test, k, len(candidates)),
+        "attribute_popularity": _score(dict.fromkeys(test["user_id"].unique(), popular), test, k, len(candidates)),
         "hybrid": _score(lists, test, k, len(candidates)),
         "validation_ndcg_attribute_popularity": by_weight[1.0],
         "validation_ndcg_columns_only": by_weight[0.0],

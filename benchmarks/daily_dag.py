@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": results,
         "stages_total_seconds": round(stages, 2),
         "clean_events_per_second": round(cleaned.input_rows / results["clean_events"]),
-        "yardstick_lines_per_second": round(lines / results["yardstick_python_json"]),
+        "yardstick_lines_per_second": round(lines / max(results["yardstick_python_json"], 1e-6)),
         "clean_vs_yardstick_time_ratio": round(results["clean_events"] / results["yardstick_python_json"], 2),
         "ndcg@k": model["metrics"].get(f"ndcg@{settings.eval_k}"),
         "baseline_ndcg@k": model["baseline"].get(f"ndcg@{settings.eval_k}"),

@@ -42,10 +42,27 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC -XX:-DontCompileHugeMethods")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
+    for key, value in extra_spark_conf(os.environ.get("PUSH_SPARK_CONF", "")).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     log.info("Spark %s started on %s", session.version, settings.spark_master)
     return session
+
+
+def extra_spark_conf(text: str) -> dict[str, str]:
+    """``PUSH_SPARK_CONF``: whitespace-separated ``key=value`` Spark settings, applied last.
+
+    For what the pipeline does not set itself (a cluster's memory overhead, an event log), or
+    to override what it does. An entry without ``=`` is an error, not silently dropped.
+    """
+    conf = {}
+    for entry in text.split():
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise ValueError(f"PUSH_SPARK_CONF entries are key=value, got {entry!r}")
+        conf[key] = value
+    return conf
 
 
 def require_java() -> None:

@@ -37,3 +37,12 @@ def test_push_spark_master_wins_over_the_connection_which_wins_over_local(monkey
     assert Settings.from_env().spark_master == "spark://spark-master:7077"
     monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT")
     assert resolve_spark_master() == "local[2]"
+
+
+def test_extra_spark_conf_is_key_value_pairs_and_rejects_anything_else():
+    from jobs.core.spark import extra_spark_conf
+
+    assert extra_spark_conf("") == {}
+    assert extra_spark_conf(" spark.a=1\tspark.b=x=y ") == {"spark.a": "1", "spark.b": "x=y"}
+    with pytest.raises(ValueError, match="key=value"):
+        extra_spark_conf("spark.a=1 oops")
