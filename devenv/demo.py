@@ -103,6 +103,29 @@ def print_query(conn, title: str, sql: str) -> None:
         print(" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
+# Items added to the catalogue on the last day, with no event yet.
+NEW_ARRIVALS = 8
+
+
+def print_new_arrivals(conn, landing) -> None:
+    """Where the catalogue's new arrivals (no event yet) went on their first day, against the planted tastes."""
+    arrivals = {item["item_id"]: item for item in json.loads((landing / "truth" / "new_items.json").read_text())}
+    tastes = {t["user_id"]: t for t in json.loads((landing / "truth" / "user_tastes.json").read_text())}
+    rows = conn.execute(
+        text("SELECT user_id, item_id, reason FROM analytics.current_recommendations WHERE source = 'new_item'")
+    ).all()
+    rows = [r for r in rows if r.item_id in arrivals and r.user_id in tastes]
+    matched = sum(arrivals[r.item_id]["category"] in tastes[r.user_id]["favourite_categories"] for r in rows)
+    share = f"{matched / len(rows):.0%}" if rows else "-"
+    print(
+        f"  new arrivals: {len({r.item_id for r in rows})} of {len(arrivals)} items with no event yet reached"
+        f" {len(rows)} users on their first day; {share} of them have the item's category among their two"
+        " planted favourites (at random: 25%)"
+    )
+    if rows:
+        print(f"  e.g. {rows[0].user_id} <- {rows[0].item_id}: {rows[0].reason}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scale_arguments(parser)
@@ -122,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     print("2/4 synthetic data")
     summary = generate(
         GeneratorConfig(
-            users=args.users, items=args.items, days=args.days, seed=args.seed, end_date=args.date - timedelta(days=1)
+            users=args.users,
+            items=args.items,
+            days=args.days,
+            seed=args.seed,
+            end_date=args.date - timedelta(days=1),
+            new_items=NEW_ARRIVALS,
         ),
         settings.landing_dir,
     )
@@ -155,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {recs} recommendations for {users} users; {sent} of {outbox} outbox messages delivered to "
             f"{settings.outbox_dir}"
         )
+        print_new_arrivals(conn, settings.landing_dir)
         for title, sql in EXAMPLE_QUERIES.items():
             print_query(conn, title, sql)
     print(f"\nDone in {time.monotonic() - started:.0f} s. The database is still running:")

@@ -87,6 +87,9 @@ class GeneratorConfig:
     primary_share: float = 0.85
     # Planted groups of users sharing favourite categories and price band (0 = independent tastes).
     taste_groups: int = 0
+    # Items added to the catalogue on the last day, with no event yet (new arrivals); listed in
+    # ``truth/new_items.json``. Their categories and brands are those the planted tastes favour.
+    new_items: int = 0
 
 
 def make_items(rng: np.random.Generator, count: int) -> list[dict]:
@@ -106,6 +109,30 @@ def make_items(rng: np.random.Generator, count: int) -> list[dict]:
             }
         )
     return items
+
+
+def make_new_items(config: GeneratorConfig, first: int) -> list[dict]:
+    """New arrivals: in stock, categories in turn, a brand the category already has, no events.
+
+    Drawn from a generator of their own, so a data set with new items has exactly the events
+    and the other items of the same data set without them.
+    """
+    rng = np.random.default_rng([config.seed, 1])
+    arrivals = []
+    for n in range(config.new_items):
+        category = CATEGORIES[n % len(CATEGORIES)]
+        brand = f"{category[:3]}-brand-{int(rng.integers(0, 5))}"
+        arrivals.append(
+            {
+                "item_id": f"i{first + n:05d}",
+                "title": f"New {brand.title()} {NOUNS[category]} {first + n}",
+                "category": category,
+                "brand": brand,
+                "price": round(float(CATEGORY_BASE_PRICE[category] * rng.lognormal(0.0, 0.5)), 2),
+                "in_stock": True,
+            }
+        )
+    return arrivals
 
 
 def group_favourites(group: int) -> list[str]:
@@ -317,12 +344,14 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
                 if window_start <= start < window_end - timedelta(minutes=30):
                     _session(rng, writer, taste, user, by_category, start, tz)
     events = writer.write(out, window_start, window_end)
-    write_csv(out / "reference" / "items.csv", items)
+    arrivals = make_new_items(config, len(items))
+    write_csv(out / "reference" / "items.csv", items + arrivals)
     write_csv(out / "reference" / "users.csv", users)
     write_csv(out / "reference" / "campaigns.csv", make_campaigns(config.end_date))
     truth = out / "truth" / "user_tastes.json"
     truth.parent.mkdir(parents=True, exist_ok=True)
     truth.write_text(json.dumps([asdict(t) for t in tastes], indent=1))
+    (truth.parent / "new_items.json").write_text(json.dumps(arrivals, indent=1))
     return {
         "users": len(users),
         "items": len(items),

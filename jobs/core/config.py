@@ -169,6 +169,8 @@ class Settings:
     tuning_users: int = field(default_factory=lambda: _env_int("TUNING_USERS", 20_000))
     seed: int = field(default_factory=lambda: _env_int("SEED", 42))
     max_per_category: int = field(default_factory=lambda: _env_int("MAX_PER_CATEGORY", 4))
+    # Places in a user's list that items with no interactions yet may take (0: none).
+    new_item_slots: int = field(default_factory=lambda: _env_int("NEW_ITEM_SLOTS", 1))
     # A new model is promoted unless its NDCG@k is worse than the live model's by more than this.
     promotion_tolerance: float = field(default_factory=lambda: _env_float("PROMOTION_TOLERANCE", 0.05))
     # Factor model of the zoo: "svd" (Surprise, one machine) or "als" (Spark MLlib implicit ALS, scales out).

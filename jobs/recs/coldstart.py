@@ -24,7 +24,7 @@ the data a caller evaluates on.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -206,6 +206,61 @@ def tune_new_items(
         "seconds": round(time.monotonic() - started, 2),
     }
     return params, record
+
+
+def save_item_cold(cold: AttributeColumns, base: ItemModel | None, path) -> str:
+    """Store the new-item model (and the EASE weights its warm columns come from) in one ``.npz``."""
+    arrays = {
+        "history_ids": cold.history_ids.astype(str),
+        "projection": cold.projection,
+        "popularity": cold.popularity,
+        "features": cold.features,
+        "params": np.array([cold.params.lambda_scale, cold.params.popularity_weight, cold.params.shrink]),
+    }
+    if base is not None:
+        arrays["base_weights"] = np.asarray(base.weights, dtype=np.float32)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def load_item_cold(path) -> tuple[AttributeColumns, ItemModel | None]:
+    with np.load(path, allow_pickle=False) as data:
+        history_ids = data["history_ids"].astype(object)
+        lambda_scale, weight, shrink = (float(v) for v in data["params"])
+        cold = AttributeColumns(
+            history_ids,
+            data["projection"],
+            data["popularity"],
+            data["features"],
+            ItemColdParams(lambda_scale, weight, shrink),
+        )
+        base = ItemModel("ease", history_ids, data["base_weights"]) if "base_weights" in data else None
+    return cold, base
+
+
+def new_item_picks(
+    scorer: HybridItemScorer,
+    users: Sequence[str],
+    new_items: set[str],
+    excluded: Mapping[str, Iterable[str]],
+    n: int,
+    slots: int,
+) -> dict[str, list[tuple[str, int, float]]]:
+    """Per user, the new items that make their hybrid top ``n`` (at most ``slots``): (item, rank, score).
+
+    The hybrid ranks warm and new items on one scale, so a new item is shown only to users for
+    whom it beats all but ``n - 1`` of the items they could be shown; ``rank`` is its 0-based
+    place in that list.
+    """
+    if slots <= 0 or not new_items:
+        return {}
+    ranked = top_items(scorer, users, excluded, set(), n)
+    picks = {}
+    for user, top in ranked.items():
+        chosen = [(item, rank, score) for rank, (item, score) in enumerate(top) if item in new_items][:slots]
+        if chosen:
+            picks[user] = chosen
+    return picks
 
 
 @dataclass

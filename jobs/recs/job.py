@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 from sqlalchemy import text
@@ -36,8 +37,17 @@ from jobs.core.spark import get_spark
 from jobs.core.timeutil import parse_utc
 from jobs.ingest.lake import lookback_events
 from jobs.recs.als import AlsParams
+from jobs.recs.attributes import AttributeTable, encode_attributes
+from jobs.recs.coldstart import (
+    HybridItemScorer,
+    fit_attribute_columns,
+    load_item_cold,
+    new_item_picks,
+    save_item_cold,
+    tune_new_items,
+)
 from jobs.recs.evaluate import evaluate_popularity
-from jobs.recs.item_models import EaseParams, ItemKnnParams
+from jobs.recs.item_models import EaseParams, ItemKnnParams, fit_ease
 from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
 from jobs.recs.topn import Recommendation, assemble_top_n
 from jobs.recs.train import SvdParams, tune_svd
@@ -121,6 +131,40 @@ def _ratings_path(settings: Settings, run_id: str):
     return settings.models_dir / run_id / "ratings.parquet"
 
 
+def _new_items_path(settings: Settings, run_id: str):
+    return settings.models_dir / run_id / "new-items.npz"
+
+
+# The catalogue's attributes the new-item model learns from (price is cut into bands).
+ITEM_ATTRIBUTES = ("category", "brand", "price")
+
+
+def catalogue_attributes(items: pd.DataFrame) -> AttributeTable:
+    columns = ["item_id", *[c for c in ITEM_ATTRIBUTES if c in items.columns]]
+    frame = items[columns].astype(object).where(items[columns].notna(), "").astype(str)
+    return encode_attributes(frame, "item_id")
+
+
+def fit_new_item_model(
+    train: pd.DataFrame, ratings: pd.DataFrame, attributes: AttributeTable, config: ZooConfig, path
+) -> dict:
+    """The new-item model: weights chosen on ``train`` (warm items playing new ones), fitted on ``ratings``.
+
+    EASE provides the columns the attributes are regressed on when the catalogue fits its size
+    limit; above it, the content profile (no base) is used.
+    """
+    item_count = ratings.loc[ratings["rating"] > 0, "item_id"].nunique()
+    ease = config.ease if item_count <= config.ease.max_items else None
+    params, record = tune_new_items(train, attributes, ease, config.k, config.seed)
+    base = fit_ease(ratings, ease) if ease is not None else None
+    positives = ratings[ratings["rating"] > 0]
+    history_ids = base.item_ids if base is not None else np.array(sorted(positives["item_id"].unique()), dtype=object)
+    cold = fit_attribute_columns(base, history_ids, positives["item_id"].value_counts(), attributes, params)
+    save_item_cold(cold, base, path)
+    record.pop("trials", None)
+    return record
+
+
 def evaluate_candidates(
     train: pd.DataFrame,
     test: pd.DataFrame,
@@ -189,7 +233,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     ratings = ratings.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
-        items = fetch_frame(conn, "SELECT item_id, category FROM push.items ORDER BY item_id")
+        items = fetch_frame(conn, "SELECT item_id, category, brand, price FROM push.items ORDER BY item_id")
         current = conn.execute(
             text("SELECT metrics FROM push.model_runs WHERE promoted AND as_of < :d ORDER BY as_of DESC LIMIT 1"),
             {"d": as_of.date()},
@@ -207,6 +251,12 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     final = fit_spec(spec, ratings, catalogue, spark)
     params_record["final_fit_seconds"] = round(time.monotonic() - started, 2)
     artifact = store_fitted(final, settings.models_dir / run_id)
+    if settings.new_item_slots > 0:
+        started = time.monotonic()
+        params_record["new_items"] = fit_new_item_model(
+            train, ratings, catalogue_attributes(items), config, _new_items_path(settings, run_id)
+        )
+        params_record["new_items"]["fit_seconds"] = round(time.monotonic() - started, 2)
     # Seconds go to the log, not to the table: a re-run of the date must leave the row identical.
     timings = _pop_seconds(params_record)
     ratings.to_parquet(_ratings_path(settings, run_id), index=False)
@@ -298,7 +348,9 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
             return {"run_id": run_id, "published": False, "users": 0}
         popularity_only = not run.promoted
         users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
-        items = fetch_frame(conn, "SELECT item_id, title, category, in_stock FROM push.items ORDER BY item_id")
+        items = fetch_frame(
+            conn, "SELECT item_id, title, category, brand, price, in_stock FROM push.items ORDER BY item_id"
+        )
         segments = fetch_frame(
             conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()}
         )
@@ -332,6 +384,11 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         if popularity_only
         else ranked_lists(fitted, ratings, universe, users, bought, unavailable, settings.top_n * 4)
     )
+    fresh = (
+        {}
+        if popularity_only
+        else _new_item_lists(settings, run_id, ratings, items, users, bought, unavailable, category_of)
+    )
     recommendations = assemble_top_n(
         users,
         candidates,
@@ -345,6 +402,7 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         settings.top_n,
         settings.max_per_category,
         model_source=LEGACY_SOURCES.get(run.algorithm, run.algorithm),
+        new_items=fresh,
     )
     live = write_recommendations(engine, run_id, as_of.date(), recommendations)
     by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
@@ -359,6 +417,45 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     }
     log.info("published: %s", summary)
     return summary
+
+
+def _new_item_lists(settings, run_id, ratings, items, users, bought, unavailable, category_of) -> dict:
+    """Items with no interactions in the window that the new-item model puts in users' top N.
+
+    The hybrid scores warm and new items on one scale (``coldstart.HybridItemScorer``); a new
+    item takes a place only where it beats all but N - 1 of the user's available items. The
+    reason names the category, and the brand when the user bought or viewed it.
+    """
+    path = _new_items_path(settings, run_id)
+    available = items.loc[items["in_stock"] & ~items["item_id"].isin(unavailable), "item_id"]
+    new = set(available) - set(ratings["item_id"])
+    if settings.new_item_slots <= 0 or not new or not path.exists():
+        return {}
+    cold, base = load_item_cold(path)
+    positives = ratings[ratings["rating"] > 0]
+    universe = np.array(sorted(set(available)), dtype=object)
+    scorer = HybridItemScorer(
+        cold, base, catalogue_attributes(items), positives["item_id"].value_counts(), positives, universe
+    )
+    seen = ratings.groupby("user_id")["item_id"].agg(set).to_dict()
+    active = [user for user in users if user in seen]
+    picks = new_item_picks(scorer, active, new, seen, settings.top_n, settings.new_item_slots)
+    brand_of = dict(zip(items["item_id"], items["brand"], strict=True))
+    liked = ratings.assign(brand=ratings["item_id"].map(brand_of)).groupby("user_id")["brand"].agg(set).to_dict()
+    bought_brands = {user: {brand_of.get(item) for item in got} for user, got in bought.items()}
+    out = {}
+    for user, chosen in picks.items():
+        rows = []
+        for item, place, score in chosen:
+            reason = f"new in {category_of.get(item, 'the shop')}"
+            brand = brand_of.get(item)
+            if brand and brand in bought_brands.get(user, set()):
+                reason += ", a brand you bought"
+            elif brand and brand in liked.get(user, set()):
+                reason += ", a brand you viewed"
+            rows.append((item, place, float(score), reason))
+        out[user] = rows
+    return out
 
 
 PUBLISHED_COLUMNS = ["user_id", "rank", "item_id", "score", "source", "reason"]

@@ -187,15 +187,22 @@ def assemble_top_n(
     n: int,
     max_per_category: int,
     model_source: str = "svd",
+    new_items: Mapping[str, list[tuple[str, int, float, str]]] | None = None,
 ) -> list[Recommendation]:
     """Exactly ``n`` recommendations per user: model first, then segment, then global popularity.
 
     ``model_source`` labels the model's rows (the trainer: ``svd`` or ``als``); the fallbacks are
-    ``segment_popular`` and ``popular``.
+    ``segment_popular`` and ``popular``. ``new_items`` (item, place, score, reason) per user are
+    items with no interactions yet that the cold-start model put in the user's list: each takes
+    its place (source ``new_item``) and the model's items move down.
     """
     out: list[Recommendation] = []
+    new_items = new_items or {}
     for user in users:
-        picked = diversify(model_lists.get(user, []), category_of, n, max_per_category)
+        fresh = new_items.get(user, [])
+        fresh_ids = {item for item, *_ in fresh}
+        ranked = [(item, score) for item, score in model_lists.get(user, []) if item not in fresh_ids]
+        picked = diversify(ranked, category_of, n - len(fresh), max_per_category)
         rows = []
         for item, score in picked:
             # Explain with the user's strongest other item of the same category.
@@ -203,6 +210,8 @@ def assemble_top_n(
             anchor = next((a for a in anchors if a != item and a in title_of), None)
             reason = f"because you viewed {title_of[anchor]}" if anchor else "picked for your taste"
             rows.append((item, score, model_source, reason))
+        for item, place, score, reason in sorted(fresh, key=lambda pick: pick[1]):
+            rows.insert(min(place, len(rows)), (item, score, "new_item", reason))
         taken = {item for item, *_ in rows} | excluded.get(user, set())
         fallbacks = [
             ("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),

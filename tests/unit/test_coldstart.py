@@ -149,3 +149,36 @@ def test_a_candidate_file_of_new_items_only_gets_lists_from_attributes(tmp_path,
     assert set(lists["user_id"]) == set(train["user_id"])
     # Personal, not one popularity order for everybody.
     assert lists[lists["rank"] == "1"]["item_id"].nunique() > 1
+
+
+def test_a_new_item_enters_the_lists_of_users_whose_items_share_its_attributes(tmp_path):
+    from jobs.recs.coldstart import (
+        HybridItemScorer,
+        ItemColdParams,
+        fit_attribute_columns,
+        load_item_cold,
+        new_item_picks,
+        save_item_cold,
+    )
+    from jobs.recs.item_models import EaseParams, fit_ease
+
+    world = make_world(WorldConfig(users=200, items=120, seed=4))
+    new = "i0000"
+    train = world.ratings[world.ratings["item_id"] != new]
+    attributes = encode_attributes(world.items, "item_id")
+    base = fit_ease(train, EaseParams())
+    counts = train["item_id"].value_counts()
+    cold = fit_attribute_columns(base, base.item_ids, counts, attributes, ItemColdParams(popularity_weight=0.0))
+    cold, base = load_item_cold(save_item_cold(cold, base, tmp_path / "cold.npz"))
+    universe = np.array(sorted(world.items["item_id"]), dtype=object)
+    scorer = HybridItemScorer(cold, base, attributes, counts, train, universe)
+    seen = train.groupby("user_id")["item_id"].agg(set).to_dict()
+    picks = new_item_picks(scorer, sorted(seen), {new}, seen, 10, 1)
+    chosen = set(picks)
+    assert 0 < len(chosen) < len(seen)  # some users, not everyone
+    assert all(rows == [(new, rows[0][1], rows[0][2])] and rows[0][1] < 10 for rows in picks.values())
+    # The users it reached are the ones who took it in the held-back truth, far above the rest.
+    took = set(world.ratings.loc[world.ratings["item_id"] == new, "user_id"])
+    reached_rate = len(chosen & took) / len(chosen)
+    others_rate = len(took - chosen) / max(len(set(seen) - chosen), 1)
+    assert reached_rate > 2 * others_rate

@@ -150,3 +150,23 @@ def test_exactly_n_per_user_none_bought_none_unavailable_with_a_real_model():
     assert {r.source for r in by_user["cold1"]} == {"segment_popular"}
     assert by_user["cold2"][0].source == "popular"
     assert sum(r.source == "svd" for r in recs) > len(recs) // 2
+
+
+def test_a_new_item_takes_its_place_and_the_models_items_move_down():
+    recs = assemble_top_n(
+        users=["u1"],
+        model_lists={"u1": [("a", 3.0), ("b", 2.0), ("c", 1.0)]},
+        segment_of={},
+        segment_popular={},
+        global_popular=["a", "b", "c", "d"],
+        excluded={},
+        category_of=dict.fromkeys("abcdn", "x"),
+        reason_items={},
+        title_of={},
+        n=3,
+        max_per_category=3,
+        new_items={"u1": [("n", 1, 0.9, "new in x")]},
+    )
+    assert [(r.item_id, r.source) for r in recs] == [("a", "svd"), ("n", "new_item"), ("b", "svd")]
+    assert recs[1].reason == "new in x"
+    assert [r.rank for r in recs] == [1, 2, 3]
