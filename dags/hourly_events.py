@@ -8,7 +8,9 @@ suite stops the run before anything downstream; success updates the `clean_event
 Then **detect_triggers** finds abandoned carts, browse bursts, price drops and items back in
 stock (`push.triggers`, keyed so a trigger exists once), **refresh_recent_intent** rebuilds
 each user's recent intent (viewed or carted in the last hour / 24 h, not bought:
-`push.recent_intent`) from the interactions detect_triggers just merged, and **collect_feedback** stores
+`push.recent_intent`) from the interactions detect_triggers just merged, **refresh_recommendations**
+folds the events since the live model was trained into the lists of the users who acted (items
+they bought or carted leave their lists at once), and **collect_feedback** stores
 notification opens, clicks and purchases and refreshes outcomes, send-time estimates and
 fatigue caps. The hourly `notifications` run picks the triggers up.
 Re-running an hour overwrites exactly that hour's clean partition and leaves triggers and
@@ -67,13 +69,27 @@ def hourly_events():
         return run_recent_intent(run.settings, run.at)
 
     @task
+    def refresh_recommendations() -> dict:
+        from jobs.recs.tasks import refresh_recommendations as refresh
+
+        run = run_context()
+        return refresh(run.settings, run.at)
+
+    @task
     def collect_feedback() -> dict:
         from jobs.notify.tasks import collect_feedback as collect
 
         run = run_context()
         return collect(run.settings, *run.window(hours=1))
 
-    clean_hour() >> validate_hour() >> detect_triggers() >> refresh_recent_intent() >> collect_feedback()
+    (
+        clean_hour()
+        >> validate_hour()
+        >> detect_triggers()
+        >> refresh_recent_intent()
+        >> refresh_recommendations()
+        >> collect_feedback()
+    )
 
 
 hourly_events_dag = hourly_events()

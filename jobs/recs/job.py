@@ -22,7 +22,7 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -127,7 +127,7 @@ def zoo_config(settings: Settings, train: pd.DataFrame, catalogue: list[str]) ->
     return config, record
 
 
-def _ratings_path(settings: Settings, run_id: str):
+def ratings_path(settings: Settings, run_id: str):
     return settings.models_dir / run_id / "ratings.parquet"
 
 
@@ -259,7 +259,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
         params_record["new_items"]["fit_seconds"] = round(time.monotonic() - started, 2)
     # Seconds go to the log, not to the table: a re-run of the date must leave the row identical.
     timings = _pop_seconds(params_record)
-    ratings.to_parquet(_ratings_path(settings, run_id), index=False)
+    ratings.to_parquet(ratings_path(settings, run_id), index=False)
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -354,12 +354,48 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         segments = fetch_frame(
             conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()}
         )
-    ratings = pd.read_parquet(_ratings_path(settings, run_id))
+    ratings = pd.read_parquet(ratings_path(settings, run_id))
     if popularity_only:
         log.info("model run %s was refused with no model promoted before: publishing popularity", run_id)
     fitted = None if popularity_only else load_fitted(run.artifact_path)
 
+    recommendations = build_lists(settings, run_id, fitted, run.algorithm, ratings, items, segments, users)
+    live = write_recommendations(engine, run_id, as_of.date(), recommendations)
+    by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
+    summary = {
+        "run_id": run_id,
+        "published": True,
+        "model": not popularity_only,
+        "live": live,
+        "users": len(users),
+        "rows": len(recommendations),
+        "by_source": by_source,
+    }
+    log.info("published: %s", summary)
+    return summary
+
+
+def build_lists(
+    settings: Settings,
+    run_id: str,
+    fitted: FittedModel | None,
+    algorithm: str,
+    ratings: pd.DataFrame,
+    items: pd.DataFrame,
+    segments: pd.DataFrame,
+    users: Sequence[str],
+    carted: Mapping[str, set[str]] | None = None,
+) -> list[Recommendation]:
+    """Exactly N recommendations for each of ``users`` from ``fitted`` (None: popularity only).
+
+    Bought items (and ``carted`` ones: a refresh's just-carted items) are excluded; out-of-stock
+    and unknown items never appear; new arrivals take their places (``_new_item_lists``); then
+    segment and global popularity fill up.
+    """
+    ratings = ratings.copy()
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
+    for user, items_carted in (carted or {}).items():
+        bought[user] = bought.get(user, set()) | set(items_carted)
     # Out of stock, or unknown to the catalogue (seen in events only): never recommended. The
     # popularity lists below keep catalogue items only, so only the model's items need checking.
     unavailable = set(items.loc[~items["in_stock"], "item_id"])
@@ -381,15 +417,15 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
 
     candidates = (
         {}
-        if popularity_only
+        if fitted is None
         else ranked_lists(fitted, ratings, universe, users, bought, unavailable, settings.top_n * 4)
     )
     fresh = (
         {}
-        if popularity_only
+        if fitted is None
         else _new_item_lists(settings, run_id, ratings, items, users, bought, unavailable, category_of)
     )
-    recommendations = assemble_top_n(
+    return assemble_top_n(
         users,
         candidates,
         segment_of,
@@ -401,22 +437,9 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         title_of,
         settings.top_n,
         settings.max_per_category,
-        model_source=LEGACY_SOURCES.get(run.algorithm, run.algorithm),
+        model_source=LEGACY_SOURCES.get(algorithm, algorithm),
         new_items=fresh,
     )
-    live = write_recommendations(engine, run_id, as_of.date(), recommendations)
-    by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
-    summary = {
-        "run_id": run_id,
-        "published": True,
-        "model": not popularity_only,
-        "live": live,
-        "users": len(users),
-        "rows": len(recommendations),
-        "by_source": by_source,
-    }
-    log.info("published: %s", summary)
-    return summary
 
 
 def _new_item_lists(settings, run_id, ratings, items, users, bought, unavailable, category_of) -> dict:

@@ -9,9 +9,16 @@ from jobs.core.spark import get_spark
 from jobs.recs import job
 from jobs.recs.job import publish_recommendations
 
-__all__ = ["publish_recommendations", "train_and_evaluate"]
+__all__ = ["publish_recommendations", "refresh_recommendations", "train_and_evaluate"]
 
 
 def train_and_evaluate(settings: Settings, as_of: datetime) -> dict:
     """Train the model zoo on the lookback window, evaluate it on the held-out days, gate it."""
     return job.train_and_evaluate(get_spark(settings), settings, as_of)
+
+
+def refresh_recommendations(settings: Settings, at: datetime) -> dict:
+    """Fold the events since the live model's training into the lists of the users who acted."""
+    from jobs.recs import refresh
+
+    return refresh.refresh_recommendations(get_spark(settings), settings, at)

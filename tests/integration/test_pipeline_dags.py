@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -57,8 +57,8 @@ def _dag(dag_id):
     return bag.dags[dag_id]
 
 
-def _run(dag_id: str, conf: dict | None = None) -> str:
-    run = _dag(dag_id).test(logical_date=LOGICAL, run_conf=conf)
+def _run(dag_id: str, conf: dict | None = None, logical_date: datetime = LOGICAL) -> str:
+    run = _dag(dag_id).test(logical_date=logical_date, run_conf=conf)
     return str(run.state)
 
 
@@ -270,3 +270,58 @@ def test_rerunning_the_same_date_changes_nothing_and_sends_nothing(pipeline, eng
         changed = [(old, new) for old, new in zip(rows, after[name], strict=False) if old != new]
         assert after[name] == rows, f"{name} changed, e.g. {changed[:2]}"
     assert sorted(p.name for p in settings.outbox_dir.rglob("*.json")) == files_before
+
+
+def test_a_session_after_training_changes_the_users_list_within_the_hour(pipeline, engine, settings, spark):
+    """Runs last: it adds an hour of events after the daily run's date and runs the hourly DAG."""
+    from jobs.ingest.lake import read_clean
+    from tests.support.events import make_event, write_landing
+
+    truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    items = pd.read_csv(settings.landing_dir / "reference" / "items.csv", dtype={"item_id": str})
+
+    def lists() -> dict[str, list[str]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT user_id, item_id FROM analytics.current_recommendations ORDER BY user_id, rank")
+            ).all()
+        out: dict[str, list[str]] = {}
+        for row in rows:
+            out.setdefault(row.user_id, []).append(row.item_id)
+        return out
+
+    before = lists()
+    user = next(u for u in sorted(before) if u in truth and not truth[u]["is_bot"])
+    category_of = dict(zip(items["item_id"], items["category"], strict=True))
+    other = next(c for c in sorted(set(items["category"])) if c not in truth[user]["favourite_categories"])
+    pool = [i for i in items.loc[items["category"] == other, "item_id"] if i not in before[user]][:6]
+    bought = before[user][0]
+    price_of = dict(zip(items["item_id"], items["price"], strict=True))
+    events = [
+        make_event(
+            event_id=f"session-{n}",
+            user_id=user,
+            event_type=kind,
+            item_id=item,
+            price=price_of[item],
+            session_id="today",
+            ts=f"2026-11-25T00:{10 + n:02d}:00+00:00",
+        )  # fmt: skip
+        for n, (kind, item) in enumerate(
+            [("view", i) for i in pool[:5] for _ in range(2)] + [("add_to_cart", pool[5]), ("purchase", bought)]
+        )
+    ]
+    write_landing(settings.landing_dir, 0, "session.jsonl", events, day="2026-11-25")
+
+    assert _run("hourly_events", logical_date=LOGICAL + timedelta(hours=1)) == "success"
+    after = lists()
+    assert len(after[user]) == settings.top_n
+    assert bought not in after[user]  # just bought: gone at once
+    assert pool[5] not in after[user]  # just carted: gone at once
+    in_other = sum(category_of[i] == other for i in after[user])
+    assert in_other > sum(category_of[i] == other for i in before[user])
+    # Only users with events in that hour changed.
+    acted = {r.user_id for r in read_clean(spark, settings, LOGICAL, LOGICAL + timedelta(hours=1)).collect()}
+    changed = {u for u in before if after.get(u) != before[u]}
+    assert user in changed
+    assert changed <= acted
