@@ -306,7 +306,7 @@ def test_a_session_after_training_changes_the_users_list_within_the_hour(pipelin
             price=price_of[item],
             session_id="today",
             ts=f"2026-11-25T00:{10 + n:02d}:00+00:00",
-        )  # fmt: skip
+        )
         for n, (kind, item) in enumerate(
             [("view", i) for i in pool[:5] for _ in range(2)] + [("add_to_cart", pool[5]), ("purchase", bought)]
         )
