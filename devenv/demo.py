@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -65,12 +65,14 @@ def ensure_database() -> str:
     return settings.database_url
 
 
-def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None, log_dir) -> float:
+def run_dag(
+    env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None, log_dir, log_name: str = ""
+) -> float:
     """``airflow dags test`` one DAG; its log goes to a file, a failure prints the tail."""
     command = ["airflow", "dags", "test", dag_id, logical_date]
     if conf:
         command += ["-c", json.dumps(conf)]
-    log_path = log_dir / f"{dag_id}.log"
+    log_path = log_dir / f"{log_name or dag_id}.log"
     started = time.monotonic()
     with log_path.open("w") as log_file:
         result = subprocess.run(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False)
@@ -101,6 +103,53 @@ def print_query(conn, title: str, sql: str) -> None:
     print("-+-".join("-" * w for w in widths))
     for row in rows:
         print(" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def demo_session(env, settings, day: date, log_dir) -> dict:
+    """A shopper browses a category they never favoured in the first hour of ``day``; the hourly run folds it in."""
+    from simulation.session import write_session
+
+    url = settings.database_url
+    tastes = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    with make_engine(url).connect() as conn:
+        user = next(
+            u
+            for (u,) in conn.execute(text("SELECT DISTINCT user_id FROM analytics.current_recommendations ORDER BY 1"))
+            if u in tastes and not tastes[u]["is_bot"]
+        )
+        before = _list_of(conn, user)
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    session = write_session(
+        settings.landing_dir, user, [item for item, _ in before], tastes[user]["favourite_categories"], start
+    )
+    hour = (start + timedelta(hours=1)).isoformat()
+    run_dag(env, "hourly_events", hour, None, log_dir, "hourly_events-session")
+    return {"session": session, "before": before}
+
+
+def _list_of(conn, user: str) -> list[tuple[str, str]]:
+    return [
+        (row.item_id, row.category)
+        for row in conn.execute(
+            text("SELECT item_id, category FROM analytics.current_recommendations WHERE user_id = :u ORDER BY rank"),
+            {"u": user},
+        )
+    ]
+
+
+def print_session(conn, run: dict) -> None:
+    session, before = run["session"], run["before"]
+    after = _list_of(conn, session.user_id)
+
+    def show(rows):
+        return ", ".join(f"{item} ({category})" for item, category in rows[:5]) + ", ..."
+
+    print(
+        f"  a session within the hour: {session.user_id} viewed {len(session.browsed)} {session.category} items,"
+        f" carted {session.carted} and bought {session.bought}; the next hourly run refreshed their list"
+    )
+    print(f"    before: {show(before)}")
+    print(f"    after:  {show(after)}")
 
 
 # Items added to the catalogue on the last day, with no event yet.
@@ -169,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dag(env, "hourly_events", logical, None, log_dir)
     run_dag(env, "notifications", logical, {"horizon_hours": 24, "relay_ahead_hours": 24}, log_dir)
 
+    session = demo_session(env, settings, args.date, log_dir)
+
     print("4/4 results")
     with make_engine(url).connect() as conn:
         users, recs, sent, outbox = conn.execute(
@@ -184,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{settings.outbox_dir}"
         )
         print_new_arrivals(conn, settings.landing_dir)
+        print_session(conn, session)
         for title, sql in EXAMPLE_QUERIES.items():
             print_query(conn, title, sql)
     print(f"\nDone in {time.monotonic() - started:.0f} s. The database is still running:")

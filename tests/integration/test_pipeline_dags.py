@@ -275,53 +275,35 @@ def test_rerunning_the_same_date_changes_nothing_and_sends_nothing(pipeline, eng
 def test_a_session_after_training_changes_the_users_list_within_the_hour(pipeline, engine, settings, spark):
     """Runs last: it adds an hour of events after the daily run's date and runs the hourly DAG."""
     from jobs.ingest.lake import read_clean
-    from tests.support.events import make_event, write_landing
+    from simulation.session import write_session
 
     truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
     items = pd.read_csv(settings.landing_dir / "reference" / "items.csv", dtype={"item_id": str})
-
-    def lists() -> dict[str, list[str]]:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT user_id, item_id FROM analytics.current_recommendations ORDER BY user_id, rank")
-            ).all()
-        out: dict[str, list[str]] = {}
-        for row in rows:
-            out.setdefault(row.user_id, []).append(row.item_id)
-        return out
-
-    before = lists()
-    user = next(u for u in sorted(before) if u in truth and not truth[u]["is_bot"])
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
-    other = next(c for c in sorted(set(items["category"])) if c not in truth[user]["favourite_categories"])
-    pool = [i for i in items.loc[items["category"] == other, "item_id"] if i not in before[user]][:6]
-    bought = before[user][0]
-    price_of = dict(zip(items["item_id"], items["price"], strict=True))
-    events = [
-        make_event(
-            event_id=f"session-{n}",
-            user_id=user,
-            event_type=kind,
-            item_id=item,
-            price=price_of[item],
-            session_id="today",
-            ts=f"2026-11-25T00:{10 + n:02d}:00+00:00",
-        )
-        for n, (kind, item) in enumerate(
-            [("view", i) for i in pool[:5] for _ in range(2)] + [("add_to_cart", pool[5]), ("purchase", bought)]
-        )
-    ]
-    write_landing(settings.landing_dir, 0, "session.jsonl", events, day="2026-11-25")
+    before = _lists(engine)
+    user = next(u for u in sorted(before) if u in truth and not truth[u]["is_bot"])
+    session = write_session(settings.landing_dir, user, before[user], truth[user]["favourite_categories"], LOGICAL)
 
     assert _run("hourly_events", logical_date=LOGICAL + timedelta(hours=1)) == "success"
-    after = lists()
+    after = _lists(engine)
     assert len(after[user]) == settings.top_n
-    assert bought not in after[user]  # just bought: gone at once
-    assert pool[5] not in after[user]  # just carted: gone at once
-    in_other = sum(category_of[i] == other for i in after[user])
-    assert in_other > sum(category_of[i] == other for i in before[user])
+    assert session.bought not in after[user]  # just bought: gone at once
+    assert session.carted not in after[user]  # just carted: gone at once
+    in_category = sum(category_of[i] == session.category for i in after[user])
+    assert in_category > sum(category_of[i] == session.category for i in before[user])
     # Only users with events in that hour changed.
     acted = {r.user_id for r in read_clean(spark, settings, LOGICAL, LOGICAL + timedelta(hours=1)).collect()}
     changed = {u for u in before if after.get(u) != before[u]}
     assert user in changed
     assert changed <= acted
+
+
+def _lists(engine) -> dict[str, list[str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT user_id, item_id FROM analytics.current_recommendations ORDER BY user_id, rank")
+        ).all()
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        out.setdefault(row.user_id, []).append(row.item_id)
+    return out
