@@ -27,7 +27,7 @@ import csv
 import json
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -90,6 +90,11 @@ class GeneratorConfig:
     # Items added to the catalogue on the last day, with no event yet (new arrivals); listed in
     # ``truth/new_items.json``. Their categories and brands are those the planted tastes favour.
     new_items: int = 0
+    # Users who signed up on the last day and have no event yet (new users), with demographics
+    # and planted tastes like everyone else's.
+    new_users: int = 0
+    # Chance that a user's demographics follow their primary favourite category (else random).
+    demographic_signal: float = 0.7
 
 
 def make_items(rng: np.random.Generator, count: int) -> list[dict]:
@@ -109,6 +114,21 @@ def make_items(rng: np.random.Generator, count: int) -> list[dict]:
             }
         )
     return items
+
+
+AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55+"]
+REGIONS = ["north", "south", "east", "west", "centre"]
+
+
+def add_demographics(rng: np.random.Generator, users: list[dict], tastes: list[PlantedTaste], config) -> None:
+    """Age band, gender, region and profiling consent; they hint at the primary favourite category."""
+    for user, taste in zip(users, tastes, strict=True):
+        primary = CATEGORIES.index(taste.favourite_categories[0])
+        if rng.random() < config.demographic_signal:
+            age, gender, region = AGE_BANDS[primary % 5], "fm"[primary % 2], REGIONS[(primary * 3 + primary // 5) % 5]
+        else:
+            age, gender, region = AGE_BANDS[rng.integers(5)], "fm"[rng.integers(2)], REGIONS[rng.integers(5)]
+        user.update(age_band=age, gender=gender, region=region, consent_profiling=bool(rng.random() < 0.8))
 
 
 def make_new_items(config: GeneratorConfig, first: int) -> list[dict]:
@@ -305,6 +325,15 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     rng = np.random.default_rng(config.seed)
     items = make_items(rng, config.items)
     users, tastes = make_users(rng, config.users, config.end_date, config.bot_share, config.taste_groups)
+    # Drawn from generators of their own, so that the events and the other users stay the same.
+    newcomers, newcomer_tastes = make_users(
+        np.random.default_rng([config.seed, 2]), config.new_users, config.end_date, 0.0, config.taste_groups
+    )
+    for n, user in enumerate(newcomers):
+        user.update(user_id=f"n{n:05d}", email=f"n{n:05d}@example.com", phone=f"+1556{n:07d}")
+        user["signup_date"] = config.end_date.isoformat()
+        newcomer_tastes[n] = replace(newcomer_tastes[n], user_id=user["user_id"])
+    add_demographics(np.random.default_rng([config.seed, 3]), users + newcomers, tastes + newcomer_tastes, config)
     by_category: dict[str, list[dict]] = defaultdict(list)
     for item in items:
         by_category[item["category"]].append(item)
@@ -346,11 +375,11 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     events = writer.write(out, window_start, window_end)
     arrivals = make_new_items(config, len(items))
     write_csv(out / "reference" / "items.csv", items + arrivals)
-    write_csv(out / "reference" / "users.csv", users)
+    write_csv(out / "reference" / "users.csv", users + newcomers)
     write_csv(out / "reference" / "campaigns.csv", make_campaigns(config.end_date))
     truth = out / "truth" / "user_tastes.json"
     truth.parent.mkdir(parents=True, exist_ok=True)
-    truth.write_text(json.dumps([asdict(t) for t in tastes], indent=1))
+    truth.write_text(json.dumps([asdict(t) for t in tastes + newcomer_tastes], indent=1))
     (truth.parent / "new_items.json").write_text(json.dumps(arrivals, indent=1))
     return {
         "users": len(users),

@@ -41,10 +41,12 @@ from jobs.recs.attributes import AttributeTable, encode_attributes
 from jobs.recs.coldstart import (
     HybridItemScorer,
     fit_attribute_columns,
+    fit_demographic_prior,
     load_item_cold,
     new_item_picks,
     save_item_cold,
     tune_new_items,
+    tune_new_users,
 )
 from jobs.recs.evaluate import evaluate_popularity
 from jobs.recs.item_models import EaseParams, ItemKnnParams, fit_ease
@@ -251,6 +253,10 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     final = fit_spec(spec, ratings, catalogue, spark)
     params_record["final_fit_seconds"] = round(time.monotonic() - started, 2)
     artifact = store_fitted(final, settings.models_dir / run_id)
+    profiled = _profiled_users(engine)
+    if not profiled.empty:
+        # Numbers only: the validation record never holds a user's demographics.
+        _, params_record["new_users"] = tune_new_users(train, user_attributes(profiled), config.k, config.seed)
     if settings.new_item_slots > 0:
         started = time.monotonic()
         params_record["new_items"] = fit_new_item_model(
@@ -337,7 +343,8 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
     with engine.connect() as conn:
         run = conn.execute(
             text(
-                "SELECT promoted, popularity_fallback, artifact_path, algorithm FROM push.model_runs WHERE run_id = :r"
+                "SELECT promoted, popularity_fallback, artifact_path, algorithm, params FROM push.model_runs"
+                " WHERE run_id = :r"
             ),
             {"r": run_id},
         ).one_or_none()
@@ -359,7 +366,8 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
         log.info("model run %s was refused with no model promoted before: publishing popularity", run_id)
     fitted = None if popularity_only else load_fitted(run.artifact_path)
 
-    recommendations = build_lists(settings, run_id, fitted, run.algorithm, ratings, items, segments, users)
+    prior = _demographic_lists(engine, run.params.get("new_users"), ratings, items, users, settings.top_n * 2)
+    recommendations = build_lists(settings, run_id, fitted, run.algorithm, ratings, items, segments, users, prior=prior)
     live = write_recommendations(engine, run_id, as_of.date(), recommendations)
     by_source = pd.Series([r.source for r in recommendations]).value_counts().to_dict()
     summary = {
@@ -385,12 +393,14 @@ def build_lists(
     segments: pd.DataFrame,
     users: Sequence[str],
     carted: Mapping[str, set[str]] | None = None,
+    prior: Mapping[str, list[str]] | None = None,
 ) -> list[Recommendation]:
     """Exactly N recommendations for each of ``users`` from ``fitted`` (None: popularity only).
 
     Bought items (and ``carted`` ones: a refresh's just-carted items) are excluded; out-of-stock
     and unknown items never appear; new arrivals take their places (``_new_item_lists``); then
-    segment and global popularity fill up.
+    segment and global popularity fill up; before them, a new user's ``prior`` (the demographic
+    prior's list, for users who consented to profiling).
     """
     ratings = ratings.copy()
     bought = ratings[ratings["bought"]].groupby("user_id")["item_id"].agg(set).to_dict()
@@ -439,7 +449,47 @@ def build_lists(
         settings.max_per_category,
         model_source=LEGACY_SOURCES.get(algorithm, algorithm),
         new_items=fresh,
+        prior_lists=prior,
     )
+
+
+# Users whose demographics may be used: they consented to profiling and gave at least one.
+_PROFILED_USERS = (
+    "SELECT user_id, coalesce(age_band, '') AS age_band, coalesce(gender, '') AS gender,"
+    " coalesce(region, '') AS region FROM push.users"
+    " WHERE consent_profiling AND num_nonnulls(age_band, gender, region) > 0 ORDER BY user_id"
+)
+
+
+def _profiled_users(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return fetch_frame(conn, _PROFILED_USERS)
+
+
+def user_attributes(profiled: pd.DataFrame) -> AttributeTable:
+    return encode_attributes(profiled[["user_id", "age_band", "gender", "region"]], "user_id")
+
+
+def _demographic_lists(engine, record: dict | None, ratings, items, users, size: int) -> dict[str, list[str]]:
+    """For consenting users with no interaction in the window: similar users' items, mixed with popularity.
+
+    Uses the neighbours and weight the training run chose (``params.new_users``); weight 0 (no
+    help found on validation) or no record publishes nothing here, so popularity fills the list.
+    """
+    chosen = (record or {}).get("chosen") or {}
+    if not chosen.get("weight"):
+        return {}
+    profiled = _profiled_users(engine)
+    active = set(ratings["user_id"])
+    cold = [user for user in profiled["user_id"] if user not in active and user in set(users)]
+    if not cold:
+        return {}
+    attributes = user_attributes(profiled)
+    available = np.array(sorted(items.loc[items["in_stock"], "item_id"]), dtype=object)
+    prior = fit_demographic_prior(ratings, attributes, available, int(chosen["neighbours"]), float(chosen["weight"]))
+    scores = prior.scores(attributes.rows(cold))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :size]
+    return {user: available[order[row]].tolist() for row, user in enumerate(cold)}
 
 
 def _new_item_lists(settings, run_id, ratings, items, users, bought, unavailable, category_of) -> dict:

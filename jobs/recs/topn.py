@@ -188,13 +188,15 @@ def assemble_top_n(
     max_per_category: int,
     model_source: str = "svd",
     new_items: Mapping[str, list[tuple[str, int, float, str]]] | None = None,
+    prior_lists: Mapping[str, list[str]] | None = None,
 ) -> list[Recommendation]:
     """Exactly ``n`` recommendations per user: model first, then segment, then global popularity.
 
     ``model_source`` labels the model's rows (the trainer: ``svd`` or ``als``); the fallbacks are
     ``segment_popular`` and ``popular``. ``new_items`` (item, place, score, reason) per user are
     items with no interactions yet that the cold-start model put in the user's list: each takes
-    its place (source ``new_item``) and the model's items move down.
+    its place (source ``new_item``) and the model's items move down. ``prior_lists`` (a new
+    user's demographic prior) come first among the fallbacks (source ``demographic``).
     """
     out: list[Recommendation] = []
     new_items = new_items or {}
@@ -214,6 +216,7 @@ def assemble_top_n(
             rows.insert(min(place, len(rows)), (item, score, "new_item", reason))
         taken = {item for item, *_ in rows} | excluded.get(user, set())
         fallbacks = [
+            ("demographic", (prior_lists or {}).get(user, []), "liked by shoppers like you"),
             ("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),
             ("popular", global_popular, "popular right now"),
         ]

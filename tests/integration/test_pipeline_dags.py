@@ -28,6 +28,9 @@ LOGICAL = datetime(2026, 11, 25, tzinfo=UTC)
 # Plan the next 24 hours of send moments and deliver them (a manual run plans one hour).
 NOTIFY_CONF = {"horizon_hours": 24, "relay_ahead_hours": 24}
 DAYS = 5
+USERS = 150
+# Users who signed up on the last day: demographics, no event.
+NEW_USERS = 12
 SNAPSHOT_QUERIES = {
     "ingest_runs": "SELECT * FROM push.ingest_runs ORDER BY 1, 2",
     "quarantine": "SELECT * FROM push.quarantine ORDER BY source_file, line_no",
@@ -78,14 +81,17 @@ def pipeline(settings, engine, airflow_db, spark):
     shutil.rmtree(settings.lake_dir, ignore_errors=True)
     shutil.rmtree(settings.outbox_dir, ignore_errors=True)
     summary = generate(
-        GeneratorConfig(users=150, items=120, days=DAYS, seed=11, end_date=date(2026, 11, 24), new_items=8),
+        GeneratorConfig(
+            users=USERS, items=120, days=DAYS, seed=11, end_date=date(2026, 11, 24), new_items=8, new_users=NEW_USERS
+        ),
         settings.landing_dir,
     )
     reference = settings.landing_dir / "reference"
     corpus = write_corpus(
         settings.landing_dir,
         datetime(2026, 11, 23, 10, tzinfo=UTC),
-        pd.read_csv(reference / "users.csv", dtype=str)["user_id"].tolist(),
+        # New users stay without events too.
+        pd.read_csv(reference / "users.csv", dtype=str).query("signup_date != '2026-11-24'")["user_id"].tolist(),
         # New arrivals stay without events: the corpus's valid lines use the other items.
         sorted(set(pd.read_csv(reference / "items.csv", dtype=str)["item_id"]) - new_items(settings.landing_dir)),
     )
@@ -150,7 +156,7 @@ def test_every_user_has_exactly_n_valid_recommendations(pipeline, engine, settin
                 "SELECT count(*) FROM analytics.current_recommendations r JOIN push.items i USING (item_id) WHERE NOT i.in_stock"
             )
         ).scalar_one()
-    assert len(per_user) == 150
+    assert len(per_user) == USERS + NEW_USERS
     assert {row.n for row in per_user} == {settings.top_n}
     assert {row.distinct_items for row in per_user} == {settings.top_n}
     assert out_of_stock == 0
@@ -217,11 +223,33 @@ def test_new_items_reach_users_of_their_category_on_their_first_day(pipeline, en
     # At most one new item per list (PUSH_NEW_ITEM_SLOTS), and not to everybody.
     per_user = pd.Series([r.user_id for r in shown]).value_counts()
     assert per_user.max() <= settings.new_item_slots
-    assert len(per_user) < 150
+    assert len(per_user) < USERS
     humans = [r for r in shown if r.user_id in truth and not truth[r.user_id]["is_bot"]]
     matched = sum(arrivals[r.item_id]["category"] in truth[r.user_id]["favourite_categories"] for r in humans)
     # Two favourite categories of eight: a new item shown at random matches a quarter of the time.
     assert matched / len(humans) > 0.6
+
+
+def test_new_users_get_their_demographic_neighbours_items_only_with_consent(pipeline, engine, settings):
+    truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT r.user_id, r.category, r.source, u.consent_profiling FROM analytics.current_recommendations r"
+                " JOIN push.users u USING (user_id) WHERE u.signup_date = '2026-11-24' AND r.user_id LIKE 'n%'"
+            )
+        ).all()
+    assert {r.user_id for r in rows} == {u for u in truth if u.startswith("n")}
+    consenting = [r for r in rows if r.consent_profiling]
+    others = [r for r in rows if not r.consent_profiling]
+    assert consenting
+    # Without consent to profiling: the non-personal list only.
+    assert {r.source for r in others} <= {"popular"}
+    assert {r.source for r in consenting} <= {"demographic", "popular"}
+    personal = [r for r in consenting if r.source == "demographic"]
+    assert personal
+    in_taste = sum(r.category in truth[r.user_id]["favourite_categories"] for r in personal)
+    assert in_taste / len(personal) > 0.4  # at random: 0.25
 
 
 def test_notification_policy_holds(pipeline, engine, settings):

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 AS_OF = datetime(2026, 11, 19, tzinfo=UTC)
 DAYS = 2
-PII_COLUMNS = ("email", "phone", "push_token", "webhook_url")
+PII_COLUMNS = ("email", "phone", "push_token", "webhook_url", "age_band", "gender", "region")
 INSUFFICIENT_PRIVILEGE = "42501"
 
 

@@ -71,7 +71,7 @@ def test_als_run_is_recorded_gated_and_published(settings, empty_db, spark):
     assert published["published"]
     assert published["model"]
     assert _per_user_counts(empty_db, summary["run_id"], settings.top_n) == (0, published["users"])
-    assert set(published["by_source"]) <= {"als", "segment_popular", "popular"}
+    assert set(published["by_source"]) <= {"als", "new_item", "demographic", "segment_popular", "popular"}
     assert published["by_source"]["als"] > 0
 
 
@@ -91,7 +91,8 @@ def test_a_refused_first_model_publishes_popularity_and_a_later_refusal_keeps_th
     published = publish_recommendations(strict, first)
     assert published["published"]
     assert not published["model"]
-    assert set(published["by_source"]) <= {"segment_popular", "popular"}
+    # No model: popularity, and the demographic prior for new users who consented to profiling.
+    assert set(published["by_source"]) <= {"demographic", "segment_popular", "popular"}
     assert _per_user_counts(empty_db, refused["run_id"], settings.top_n) == (0, published["users"])
     assert _live(empty_db) == refused["run_id"]
 

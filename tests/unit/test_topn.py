@@ -170,3 +170,21 @@ def test_a_new_item_takes_its_place_and_the_models_items_move_down():
     assert [(r.item_id, r.source) for r in recs] == [("a", "svd"), ("n", "new_item"), ("b", "svd")]
     assert recs[1].reason == "new in x"
     assert [r.rank for r in recs] == [1, 2, 3]
+
+
+def test_a_new_users_demographic_list_comes_before_the_popularity_fallbacks():
+    recs = assemble_top_n(
+        users=["new"],
+        model_lists={},
+        segment_of={},
+        segment_popular={},
+        global_popular=["a", "b", "c"],
+        excluded={},
+        category_of=dict.fromkeys("abc", "x"),
+        reason_items={},
+        title_of={},
+        n=3,
+        max_per_category=3,
+        prior_lists={"new": ["c"]},
+    )
+    assert [(r.item_id, r.source) for r in recs] == [("c", "demographic"), ("a", "popular"), ("b", "popular")]
