@@ -105,6 +105,30 @@ def print_query(conn, title: str, sql: str) -> None:
         print(" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
+def print_new_users(conn, landing) -> None:
+    """What users with no event yet got: their demographic neighbours' items (with consent) or popularity."""
+    tastes = {t["user_id"]: t for t in json.loads((landing / "truth" / "user_tastes.json").read_text())}
+    rows = conn.execute(
+        text(
+            "SELECT r.user_id, r.category, r.source FROM analytics.current_recommendations r"
+            " JOIN push.users u USING (user_id) WHERE u.user_id = ANY(:new)"
+        ),
+        {"new": [u for u in tastes if u.startswith("n")]},
+    ).all()
+
+    def in_taste(subset) -> str:
+        hits = sum(r.category in tastes[r.user_id]["favourite_categories"] for r in subset)
+        return f"{hits / len(subset):.0%}" if subset else "-"
+
+    personal = [r for r in rows if r.source == "demographic"]
+    popular = [r for r in rows if r.source == "popular"]
+    print(
+        f"  new users: {len({r.user_id for r in rows})} signed up with no event; {len({r.user_id for r in personal})}"
+        f" who consented to profiling got their demographic neighbours' items ({in_taste(personal)} in their"
+        f" planted favourite categories; popularity rows: {in_taste(popular)})"
+    )
+
+
 def demo_session(env, settings, day: date, log_dir) -> dict:
     """A shopper browses a category they never favoured in the first hour of ``day``; the hourly run folds it in."""
     from simulation.session import write_session
@@ -152,8 +176,9 @@ def print_session(conn, run: dict) -> None:
     print(f"    after:  {show(after)}")
 
 
-# Items added to the catalogue on the last day, with no event yet.
+# Items added to the catalogue on the last day, with no event yet; users who signed up that day.
 NEW_ARRIVALS = 8
+NEW_USERS = 20
 
 
 def print_new_arrivals(conn, landing) -> None:
@@ -200,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             end_date=args.date - timedelta(days=1),
             new_items=NEW_ARRIVALS,
+            new_users=NEW_USERS,
         ),
         settings.landing_dir,
     )
@@ -235,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{settings.outbox_dir}"
         )
         print_new_arrivals(conn, settings.landing_dir)
+        print_new_users(conn, settings.landing_dir)
         print_session(conn, session)
         for title, sql in EXAMPLE_QUERIES.items():
             print_query(conn, title, sql)
