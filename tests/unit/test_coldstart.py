@@ -182,3 +182,19 @@ def test_a_new_item_enters_the_lists_of_users_whose_items_share_its_attributes(t
     reached_rate = len(chosen & took) / len(chosen)
     others_rate = len(took - chosen) / max(len(set(seen) - chosen), 1)
     assert reached_rate > 2 * others_rate
+
+
+def test_the_benchmark_runs_the_same_protocols_on_files_in_the_commands_formats(tmp_path, capsys):
+    from benchmarks import coldstart
+
+    world = make_world(WorldConfig(users=90, items=70, seed=9))
+    world.ratings.to_csv(tmp_path / "r.tsv", sep="\t", header=False, index=False)
+    world.items.to_csv(tmp_path / "items.csv", index=False)
+    world.users.to_csv(tmp_path / "users.csv", index=False)
+    argv = ["--ratings", str(tmp_path / "r.tsv"), "--item-attributes", str(tmp_path / "items.csv"),
+            "--user-attributes", str(tmp_path / "users.csv")]  # fmt: skip
+    assert coldstart.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["data"].endswith("r.tsv")
+    assert result["new_users"]["listed_users"] == result["new_users"]["all_users"] == 90
+    assert set(result["fold_in"]) >= {"stale", "folded", "retrained", "fold_in_seconds"}
