@@ -136,11 +136,14 @@ def demo_session(env, settings, day: date, log_dir) -> dict:
     url = settings.database_url
     tastes = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
     with make_engine(url).connect() as conn:
-        user = next(
-            u
-            for (u,) in conn.execute(text("SELECT DISTINCT user_id FROM analytics.current_recommendations ORDER BY 1"))
-            if u in tastes and not tastes[u]["is_bot"]
+        # A returning shopper: one whose list the model ranked.
+        modelled = conn.execute(
+            text(
+                "SELECT DISTINCT user_id FROM analytics.current_recommendations"
+                " WHERE source NOT IN ('popular', 'segment_popular', 'demographic', 'new_item') ORDER BY 1"
+            )
         )
+        user = next(u for (u,) in modelled if u in tastes and not tastes[u]["is_bot"])
         before = _list_of(conn, user)
     start = datetime.combine(day, datetime.min.time(), UTC)
     session = write_session(
