@@ -142,7 +142,7 @@ class HybridItemScorer:
         self._columns = own * trust[None, :] + predicted * (1 - trust)[None, :]
         attribute_popularity = np.asarray(features @ cold.popularity).ravel()
         popularity = trust * np.log1p(n) + (1 - trust) * attribute_popularity
-        self._popularity = _standardise(popularity.astype(np.float64), axis=0).astype(np.float32)
+        self.popularity = _standardise(popularity.astype(np.float64), axis=0).astype(np.float32)
         self._weight = cold.params.popularity_weight
         users = np.array(sorted(history.loc[history["rating"] > 0, "user_id"].unique()), dtype=object)
         self._users = pd.Index(users)
@@ -154,7 +154,7 @@ class HybridItemScorer:
         known = rows >= 0
         if known.any():
             raw = np.asarray(self._rows[rows[known]] @ self._columns, dtype=np.float64)
-            mixed = (1 - self._weight) * _standardise(raw, axis=1) + self._weight * self._popularity[None, :]
+            mixed = (1 - self._weight) * _standardise(raw, axis=1) + self._weight * self.popularity[None, :]
             out[known] = mixed.astype(np.float32)
         return out
 
@@ -166,12 +166,18 @@ def _held_out(ids: Sequence[str], seed: int) -> set[str]:
 
 
 def tune_new_items(
-    train: pd.DataFrame, attributes: AttributeTable, ease: EaseParams | None, k: int, seed: int
+    train: pd.DataFrame,
+    attributes: AttributeTable,
+    ease: EaseParams | None,
+    k: int,
+    seed: int,
+    max_users: int = 20_000,
 ) -> tuple[ItemColdParams, dict]:
     """Choose the column ridge and the popularity weight: 20 % of warm items play the new ones.
 
-    Their interactions leave the fit part; each user who had one is scored over those items
-    only (as a campaign on new arrivals ranks them) and NDCG@k picks the grid point.
+    Their interactions leave the fit part; each user who had one (at most ``max_users``, a
+    seeded sample) is scored over those items only (as a campaign on new arrivals ranks them)
+    and NDCG@k picks the grid point.
     """
     started = time.monotonic()
     positives = train[train["rating"] > 0]
@@ -186,16 +192,22 @@ def tune_new_items(
     universe = np.array(sorted(new), dtype=object)
     relevant = items_by_user(check)
     users = sorted(relevant)
+    if len(users) > max_users:
+        users = sorted(np.random.default_rng(seed).choice(np.array(users, dtype=object), max_users, replace=False))
     trials = []
     for lambda_scale in COLUMN_LAMBDAS:
+        # One fit and one scoring pass per ridge strength; the popularity weights only re-mix them.
+        cold = fit_attribute_columns(base, history_ids, counts, attributes, ItemColdParams(lambda_scale, 0.0))
+        scorer = HybridItemScorer(cold, base, attributes, counts, fit_part, universe)
+        named: dict[float, dict[str, list[str]]] = {weight: {} for weight in POPULARITY_WEIGHTS}
+        for start in range(0, len(users), 2048):
+            block = users[start : start + 2048]
+            columns = scorer.scores(block).astype(np.float64)
+            for weight in POPULARITY_WEIGHTS:
+                mixed = (1 - weight) * columns + weight * scorer.popularity[None, :]
+                named[weight] |= _top_named(mixed, universe, block, k)
         for weight in POPULARITY_WEIGHTS:
-            params = ItemColdParams(lambda_scale=lambda_scale, popularity_weight=weight)
-            if weight == POPULARITY_WEIGHTS[0]:
-                cold = fit_attribute_columns(base, history_ids, counts, attributes, params)
-            scorer = HybridItemScorer(replace(cold, params=params), base, attributes, counts, fit_part, universe)
-            lists = top_items(scorer, users, {}, set(), k)
-            named = {user: [item for item, _ in top] for user, top in lists.items()}
-            ndcg = ranking_metrics(named, relevant, k, len(universe))[f"ndcg@{k}"]
+            ndcg = ranking_metrics(named[weight], relevant, k, len(universe))[f"ndcg@{k}"]
             trials.append({"lambda_scale": lambda_scale, "popularity_weight": weight, "ndcg": round(ndcg, 6)})
     best = max(trials, key=lambda t: (t["ndcg"], -t["popularity_weight"]))
     params = ItemColdParams(lambda_scale=best["lambda_scale"], popularity_weight=best["popularity_weight"])
