@@ -25,7 +25,7 @@ from sqlalchemy import text
 from devenv.airflow_env import airflow_environment, migrate_metadata
 from jobs.core.config import Settings
 from jobs.core.db import apply_migrations, make_engine
-from simulation.synthetic import GeneratorConfig, add_scale_arguments, generate
+from simulation.synthetic import GeneratorConfig, add_scale_arguments, generate, read_new_items, read_tastes
 
 EXAMPLE_QUERIES = {
     "Live recommendations of one user": (
@@ -107,7 +107,7 @@ def print_query(conn, title: str, sql: str) -> None:
 
 def print_new_users(conn, landing) -> None:
     """What users with no event yet got: their demographic neighbours' items (with consent) or popularity."""
-    tastes = {t["user_id"]: t for t in json.loads((landing / "truth" / "user_tastes.json").read_text())}
+    tastes = read_tastes(landing)
     rows = conn.execute(
         text(
             "SELECT r.user_id, r.category, r.source FROM analytics.current_recommendations r"
@@ -134,7 +134,7 @@ def demo_session(env, settings, day: date, log_dir) -> dict:
     from simulation.session import write_session
 
     url = settings.database_url
-    tastes = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    tastes = read_tastes(settings.landing_dir)
     with make_engine(url).connect() as conn:
         # A returning shopper: one whose list the model ranked.
         modelled = conn.execute(
@@ -186,8 +186,8 @@ NEW_USERS = 20
 
 def print_new_arrivals(conn, landing) -> None:
     """Where the catalogue's new arrivals (no event yet) went on their first day, against the planted tastes."""
-    arrivals = {item["item_id"]: item for item in json.loads((landing / "truth" / "new_items.json").read_text())}
-    tastes = {t["user_id"]: t for t in json.loads((landing / "truth" / "user_tastes.json").read_text())}
+    arrivals = read_new_items(landing)
+    tastes = read_tastes(landing)
     rows = conn.execute(
         text("SELECT user_id, item_id, reason FROM analytics.current_recommendations WHERE source = 'new_item'")
     ).all()

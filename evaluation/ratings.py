@@ -78,6 +78,7 @@ from jobs.recs.scoring import top_items
 from jobs.recs.train import SvdParams, factor_model, train_svd
 from jobs.recs.zoo import (
     FittedModel,
+    Selection,
     ZooConfig,
     evaluate_fitted,
     fit_candidates,
@@ -144,6 +145,16 @@ def validation_split(kind: str, seed: int):
     raise ValueError(f"--validation must be random or chrono, got {kind!r}")
 
 
+def fit_zoo(
+    train: pd.DataFrame, catalogue: list[str], config: ZooConfig, spark: SparkSession | None
+) -> tuple[Selection, dict[str, FittedModel], float]:
+    """The zoo tuned on ``train`` alone, every candidate fitted on it, and the fitting seconds."""
+    selection = select_models(train, catalogue, config, spark)
+    started = time.monotonic()
+    fitted = fit_candidates(selection, train, catalogue, spark)
+    return selection, fitted, time.monotonic() - started
+
+
 def recommend(
     train: pd.DataFrame, config: ZooConfig, spark: SparkSession | None = None
 ) -> tuple[dict[str, list[str]], FittedModel, dict, dict[str, FittedModel]]:
@@ -153,10 +164,7 @@ def recommend(
     candidate fitted on ``train`` (for evaluation).
     """
     catalogue = sorted(train["item_id"].unique())
-    selection = select_models(train, catalogue, config, spark)
-    started = time.monotonic()
-    fitted = fit_candidates(selection, train, catalogue, spark)
-    fit_seconds = time.monotonic() - started
+    selection, fitted, fit_seconds = fit_zoo(train, catalogue, config, spark)
     chosen = fitted[selection.chosen]
     users = sorted(train["user_id"].unique())
     lists = ranked_lists(chosen, train, item_universe(train, catalogue), users, items_by_user(train), set(), config.k)
@@ -194,8 +202,7 @@ def recommend_in_context(
     started = time.monotonic()
     k, seed = config.k, config.seed
     catalogue = sorted(train["item_id"].unique())
-    selection = select_models(train, catalogue, config, spark)
-    fitted = fit_candidates(selection, train, catalogue, spark)
+    selection, fitted, _ = fit_zoo(train, catalogue, config, spark)
     chosen = fitted[selection.chosen]
     record: dict = {"model": chosen.spec.label, "spec": chosen.spec.to_dict(), "selection": selection.record}
     counts = train.loc[train["rating"] > 0, "item_id"].value_counts()
@@ -244,7 +251,8 @@ def recommend_in_context(
 
     everyone = sorted(set(active) | set(context.users.ids if context.users is not None else ()))
     if context.users is not None:
-        unserved = [user for user in everyone if not lists.get(user) and user in set(context.users.ids)]
+        described = set(context.users.ids)
+        unserved = [user for user in everyone if not lists.get(user) and user in described]
         if unserved:
             prior = fit_demographic_prior(
                 train, context.users, universe, user_params["neighbours"], user_params["weight"]

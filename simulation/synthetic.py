@@ -390,6 +390,16 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     }
 
 
+def read_tastes(landing: Path) -> dict[str, dict]:
+    """The planted tastes ``generate`` wrote, by user id."""
+    return {t["user_id"]: t for t in json.loads((landing / "truth" / "user_tastes.json").read_text())}
+
+
+def read_new_items(landing: Path) -> dict[str, dict]:
+    """The new arrivals ``generate`` wrote, by item id."""
+    return {item["item_id"]: item for item in json.loads((landing / "truth" / "new_items.json").read_text())}
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:

@@ -68,6 +68,11 @@ class AttributeColumns:
     params: ItemColdParams
 
 
+def _dense(weights: np.ndarray | sparse.csr_matrix) -> np.ndarray:
+    """An item model's weights as a dense array (EASE's already are; item-kNN's are sparse)."""
+    return weights.toarray() if sparse.issparse(weights) else np.asarray(weights)
+
+
 def _standardise(values: np.ndarray, axis: int) -> np.ndarray:
     mean = values.mean(axis=axis, keepdims=True)
     spread = values.std(axis=axis, keepdims=True)
@@ -95,12 +100,7 @@ def fit_attribute_columns(
     keep = keep[np.argsort(-frequency[keep], kind="stable")][:MAX_FEATURES]
     keep.sort()
     design = design[:, keep]
-    if base is not None:
-        columns = np.asarray(
-            base.weights.toarray() if sparse.issparse(base.weights) else base.weights, dtype=np.float64
-        )
-    else:
-        columns = np.eye(len(history_ids))
+    columns = _dense(base.weights).astype(np.float64) if base is not None else np.eye(len(history_ids))
     # B ~ W X'  =>  W' = (X'X + lambda I)^-1 X' B'
     projection = _ridge(design, columns.T, params.lambda_scale).T.astype(np.float32)
     log_counts = np.log1p(counts.reindex(history_ids).fillna(0).to_numpy(dtype=np.float64))
@@ -130,7 +130,7 @@ class HybridItemScorer:
         )
         own = np.zeros_like(predicted)
         if base is not None:
-            weights = base.weights.toarray() if sparse.issparse(base.weights) else base.weights
+            weights = _dense(base.weights)
             in_base = pd.Index(base.item_ids).get_indexer(item_ids)
             present = in_base >= 0
             own[:, present] = weights[:, in_base[present]]
@@ -230,7 +230,7 @@ def save_item_cold(cold: AttributeColumns, base: ItemModel | None, path) -> str:
         "params": np.array([cold.params.lambda_scale, cold.params.popularity_weight, cold.params.shrink]),
     }
     if base is not None:
-        arrays["base_weights"] = np.asarray(base.weights, dtype=np.float32)
+        arrays["base_weights"] = _dense(base.weights).astype(np.float32)
     np.savez(path, **arrays)
     return str(path)
 

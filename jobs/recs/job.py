@@ -355,12 +355,8 @@ def publish_recommendations(settings: Settings, as_of: datetime) -> dict:
             return {"run_id": run_id, "published": False, "users": 0}
         popularity_only = not run.promoted
         users = fetch_frame(conn, "SELECT user_id FROM push.users ORDER BY user_id")["user_id"].tolist()
-        items = fetch_frame(
-            conn, "SELECT item_id, title, category, brand, price, in_stock FROM push.items ORDER BY item_id"
-        )
-        segments = fetch_frame(
-            conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of.date()}
-        )
+        items = catalogue(conn)
+        segments = segments_of(conn, as_of.date())
     ratings = pd.read_parquet(ratings_path(settings, run_id))
     if popularity_only:
         log.info("model run %s was refused with no model promoted before: publishing popularity", run_id)
@@ -581,6 +577,15 @@ def copy_text_rows(recommendations: Sequence[Recommendation]) -> str:
             for r in recommendations
         ]
     )
+
+
+def catalogue(conn) -> pd.DataFrame:
+    """The catalogue as list building needs it (titles for reasons, brands, stock)."""
+    return fetch_frame(conn, "SELECT item_id, title, category, brand, price, in_stock FROM push.items ORDER BY item_id")
+
+
+def segments_of(conn, as_of: date) -> pd.DataFrame:
+    return fetch_frame(conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": as_of})
 
 
 def _popular(ratings: pd.DataFrame) -> list[str]:

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from jobs.core.config import Settings
 from jobs.core.db import copy_text, fetch_frame, make_engine
 from jobs.ingest.lake import read_clean
-from jobs.recs.job import PUBLISHED_COLUMNS, build_lists, copy_text_rows, ratings_path
+from jobs.recs.job import PUBLISHED_COLUMNS, build_lists, catalogue, copy_text_rows, ratings_path, segments_of
 from jobs.recs.ratings import implicit_ratings
 from jobs.recs.topn import Recommendation
 from jobs.recs.zoo import fold_in, load_fitted
@@ -63,22 +63,22 @@ def refresh_recommendations(spark: SparkSession, settings: Settings, at: datetim
     if at <= since:
         return {"run_id": live.run_id, "refreshed_users": 0, "why": f"no events after the model's {since}"}
     # The landing hours since training: what the model has not seen (late events included).
-    events = read_clean(spark, settings, since, at).where(F.col("ts") < F.lit(at))
-    recent = implicit_ratings(events, at, settings.half_life_days).toPandas()
-    carted_rows = (
-        events.where((F.col("event_type") == "add_to_cart") & F.col("item_id").isNotNull())
-        .select("user_id", "item_id")
-        .distinct()
-        .toPandas()
-    )
+    # Cached: the ratings and the carts both read these hours, the lake once.
+    events = read_clean(spark, settings, since, at).where(F.col("ts") < F.lit(at)).cache()
+    try:
+        recent = implicit_ratings(events, at, settings.half_life_days).toPandas()
+        carted_rows = (
+            events.where((F.col("event_type") == "add_to_cart") & F.col("item_id").isNotNull())
+            .select("user_id", "item_id")
+            .distinct()
+            .toPandas()
+        )
+    finally:
+        events.unpersist()
     with engine.connect() as conn:
         known = set(fetch_frame(conn, "SELECT user_id FROM push.users")["user_id"])
-        items = fetch_frame(
-            conn, "SELECT item_id, title, category, brand, price, in_stock FROM push.items ORDER BY item_id"
-        )
-        segments = fetch_frame(
-            conn, "SELECT user_id, segment FROM push.user_profiles WHERE as_of = :d", {"d": live.as_of}
-        )
+        items = catalogue(conn)
+        segments = segments_of(conn, live.as_of)
     users = sorted(set(recent["user_id"]) & known)
     if not users:
         return {"run_id": live.run_id, "refreshed_users": 0, "why": "no known user acted since the model"}

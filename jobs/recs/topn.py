@@ -200,6 +200,7 @@ def assemble_top_n(
     """
     out: list[Recommendation] = []
     new_items = new_items or {}
+    prior_lists = prior_lists or {}
     for user in users:
         fresh = new_items.get(user, [])
         fresh_ids = {item for item, *_ in fresh}
@@ -216,7 +217,7 @@ def assemble_top_n(
             rows.insert(min(place, len(rows)), (item, score, "new_item", reason))
         taken = {item for item, *_ in rows} | excluded.get(user, set())
         fallbacks = [
-            ("demographic", (prior_lists or {}).get(user, []), "liked by shoppers like you"),
+            ("demographic", prior_lists.get(user, []), "liked by shoppers like you"),
             ("segment_popular", segment_popular.get(segment_of.get(user, -1), []), "popular with shoppers like you"),
             ("popular", global_popular, "popular right now"),
         ]

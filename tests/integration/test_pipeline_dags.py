@@ -9,7 +9,6 @@ must leave every result table identical and send nothing new.
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from jobs.core.db import truncate_pipeline_tables
-from simulation.synthetic import GeneratorConfig, generate
+from simulation.synthetic import GeneratorConfig, generate, read_new_items, read_tastes
 from tests.support import ROOT
 from tests.support.hostile_corpus import write_corpus
 
@@ -65,10 +64,6 @@ def _run(dag_id: str, conf: dict | None = None, logical_date: datetime = LOGICAL
     return str(run.state)
 
 
-def new_items(landing) -> set[str]:
-    return {item["item_id"] for item in json.loads((landing / "truth" / "new_items.json").read_text())}
-
-
 def _snapshot(engine) -> dict:
     with engine.connect() as conn:
         return {name: [tuple(r) for r in conn.execute(text(sql)).all()] for name, sql in SNAPSHOT_QUERIES.items()}
@@ -93,7 +88,9 @@ def pipeline(settings, engine, airflow_db, spark):
         # New users stay without events too.
         pd.read_csv(reference / "users.csv", dtype=str).query("signup_date != '2026-11-24'")["user_id"].tolist(),
         # New arrivals stay without events: the corpus's valid lines use the other items.
-        sorted(set(pd.read_csv(reference / "items.csv", dtype=str)["item_id"]) - new_items(settings.landing_dir)),
+        sorted(
+            set(pd.read_csv(reference / "items.csv", dtype=str)["item_id"]) - set(read_new_items(settings.landing_dir))
+        ),
     )
     states = {
         "daily": _run("daily_recommendations", {"clean_days": DAYS}),
@@ -180,7 +177,7 @@ def test_bought_items_are_never_recommended(pipeline, engine, spark, settings):
 
 
 def test_profiles_recover_planted_tastes(pipeline, engine, settings):
-    truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    truth = read_tastes(settings.landing_dir)
     with engine.connect() as conn:
         profiles = conn.execute(text("SELECT user_id, top_categories FROM push.user_profiles")).all()
         segment_sizes = conn.execute(text("SELECT sum(size) FROM push.segments")).scalar_one()
@@ -194,7 +191,7 @@ def test_profiles_recover_planted_tastes(pipeline, engine, settings):
 
 
 def test_recommendations_lean_towards_planted_categories(pipeline, engine, settings):
-    truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    truth = read_tastes(settings.landing_dir)
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -210,8 +207,8 @@ def test_recommendations_lean_towards_planted_categories(pipeline, engine, setti
 
 def test_new_items_reach_users_of_their_category_on_their_first_day(pipeline, engine, settings):
     landing = settings.landing_dir
-    arrivals = {item["item_id"]: item for item in json.loads((landing / "truth" / "new_items.json").read_text())}
-    truth = {t["user_id"]: t for t in json.loads((landing / "truth" / "user_tastes.json").read_text())}
+    arrivals = read_new_items(landing)
+    truth = read_tastes(landing)
     with engine.connect() as conn:
         rows = conn.execute(
             text("SELECT user_id, item_id, source, reason FROM analytics.current_recommendations"),
@@ -231,7 +228,7 @@ def test_new_items_reach_users_of_their_category_on_their_first_day(pipeline, en
 
 
 def test_new_users_get_their_demographic_neighbours_items_only_with_consent(pipeline, engine, settings):
-    truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    truth = read_tastes(settings.landing_dir)
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -305,7 +302,7 @@ def test_a_session_after_training_changes_the_users_list_within_the_hour(pipelin
     from jobs.ingest.lake import read_clean
     from simulation.session import write_session
 
-    truth = {t["user_id"]: t for t in json.loads((settings.landing_dir / "truth" / "user_tastes.json").read_text())}
+    truth = read_tastes(settings.landing_dir)
     items = pd.read_csv(settings.landing_dir / "reference" / "items.csv", dtype={"item_id": str})
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
     before = _lists(engine)
