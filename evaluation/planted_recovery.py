@@ -103,10 +103,7 @@ def run_pipeline(
             profiles=profiles.select("user_id", "top_categories").toPandas(),
             segments=segments.assignments.toPandas(),
             k=segments.k,
-            ratings=implicit_ratings(events, as_of, settings.half_life_days)
-            .toPandas()
-            .sort_values(["user_id", "item_id"], kind="stable")
-            .reset_index(drop=True),
+            ratings=implicit_ratings(events, as_of, settings.half_life_days),
         )
         segments.assignments.unpersist()
     finally:

@@ -95,6 +95,10 @@ class GeneratorConfig:
     new_users: int = 0
     # Chance that a user's demographics follow their primary favourite category (else random).
     demographic_signal: float = 0.7
+    # How much longer a user looks at an item that suits them: a view's dwell is log-normal
+    # around 3 s x exp(dwell_signal x appeal), appeal in 0..1 being how well the item fits the
+    # user's price level and brand (0 = dwell says nothing).
+    dwell_signal: float = 2.5
 
 
 def make_items(rng: np.random.Generator, count: int) -> list[dict]:
@@ -282,13 +286,15 @@ class _EventWriter:
         return written
 
 
-def _pick_item(rng: np.random.Generator, pool: list[dict], taste: PlantedTaste) -> dict:
+def _pick_item(rng: np.random.Generator, pool: list[dict], taste: PlantedTaste) -> tuple[dict, float]:
+    """An item of ``pool`` drawn by its appeal to ``taste``, and that appeal relative to the best (0..1]."""
     prices = np.array([item["price"] for item in pool])
     target = np.quantile(prices, taste.price_level)
     closeness = np.exp(-np.abs(np.log(prices + 1) - np.log(target + 1)) * 3)
     brand_boost = np.array([2.0 if item["brand"] == taste.favourite_brand else 1.0 for item in pool])
     weights = closeness * brand_boost
-    return pool[int(rng.choice(len(pool), p=weights / weights.sum()))]
+    picked = int(rng.choice(len(pool), p=weights / weights.sum()))
+    return pool[picked], float(weights[picked] / weights.max())
 
 
 def _session(rng, writer, taste, user, by_category, start, tz) -> None:
@@ -305,9 +311,10 @@ def _session(rng, writer, taste, user, by_category, start, tz) -> None:
         writer.add({**base, "event_type": "search", "query": NOUNS[category]}, at, tz)
     for _ in range(int(rng.integers(2, 7))):
         at += timedelta(seconds=int(rng.integers(5, 120)))
-        item = _pick_item(rng, by_category[category], taste)
+        item, appeal = _pick_item(rng, by_category[category], taste)
         item_fields = {"item_id": item["item_id"], "price": item["price"]}
-        writer.add({**base, **item_fields, "event_type": "view", "dwell_ms": int(rng.integers(500, 60000))}, at, tz)
+        dwell = 3000.0 * np.exp(writer.config.dwell_signal * appeal + 0.6 * rng.standard_normal())
+        writer.add({**base, **item_fields, "event_type": "view", "dwell_ms": int(min(dwell, 600_000))}, at, tz)
         if rng.random() < 0.35:
             writer.add({**base, **item_fields, "event_type": "click"}, at + timedelta(seconds=2), tz)
         if rng.random() < 0.05:

@@ -73,6 +73,10 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
         conn.execute(text("CREATE TEMP TABLE previous_items ON COMMIT DROP AS SELECT * FROM push.items"))
         for name, (table, _) in REFERENCE_TABLES.items():
             frame = read_reference(settings.landing_dir, name)
+            if name == "campaigns" and "audience" in frame.columns:
+                frame["audience"] = [
+                    checked_audience(campaign, value) for campaign, value in zip(frame["campaign_id"], frame["audience"])
+                ]
             if name == "users":
                 # Erased users stay out; everyone else gets their pseudonym for the analyst views.
                 frame, counts["erased_users_skipped"] = without_erased(frame, settings.pseudonym_key, erased_keys(conn))
@@ -85,6 +89,40 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
         ).rowcount
         counts["timezones_reset_to_utc"] = _reset_unknown_timezones(conn)
     return counts
+
+
+# The keys a campaign's audience may hold, and what each must be (sql/functions/push.campaign_audience.sql).
+AUDIENCE_LISTS = {"segments": int, "regions": str, "age_bands": str, "genders": str, "intent_categories": str}
+INTENT_HOURS = (1, 24)
+
+
+def checked_audience(campaign_id: str, value: str | None) -> str | None:
+    """The campaign's audience as canonical JSON, or a ValueError naming the campaign and the problem."""
+    if value is None:
+        return None
+
+    def problem(why: str) -> ValueError:
+        return ValueError(f"campaigns.csv: campaign {campaign_id!r}: audience {why}")
+
+    try:
+        audience = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise problem(f"is not JSON ({error.msg} at character {error.pos})") from None
+    if not isinstance(audience, dict):
+        raise problem("must be a JSON object such as {\"regions\": [\"north\"]}")
+    unknown = set(audience) - set(AUDIENCE_LISTS) - {"intent_hours"}
+    if unknown:
+        raise problem(f"has unknown keys {sorted(unknown)}; allowed: {sorted([*AUDIENCE_LISTS, 'intent_hours'])}")
+    for key, kind in AUDIENCE_LISTS.items():
+        values = audience.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not values or not all(type(v) is kind for v in values):
+            raise problem(f"{key} must be a non-empty list of {kind.__name__}s, got {values!r}")
+    if "intent_hours" in audience:
+        if audience["intent_hours"] not in INTENT_HOURS or "intent_categories" not in audience:
+            raise problem(f"intent_hours must be one of {list(INTENT_HOURS)} and come with intent_categories")
+    return json.dumps(audience, sort_keys=True)
 
 
 def _reset_unknown_timezones(conn) -> int:

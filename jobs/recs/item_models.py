@@ -33,6 +33,9 @@ from scipy.linalg import lapack
 class EaseParams:
     lambda_scale: float = 8.0
     max_items: int = 10_000
+    # A user's row holds (rating / 5) ** history_power per item: 0 is a plain 0/1 row; above 0
+    # a purchase or a long view weighs more than a glance (chosen with the intent weights).
+    history_power: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ItemKnnParams:
     # Up to this many items the co-occurrences are computed in memory, block by block; above
     # it (or with 0) by Spark.
     local_max_items: int = 200_000
+    history_power: float = 0.0  # as EaseParams.history_power
 
 
 # Cells of one dense block of similarities in the in-memory item-kNN (float64: about 100 MB).
@@ -61,18 +65,25 @@ class ItemModel:
     params: dict = field(default_factory=dict)
 
 
-def interaction_matrix(ratings: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray) -> sparse.csr_matrix:
-    """Binary users x items matrix of the positive pairs of ``ratings`` (rating above 0) on the given ids."""
+def interaction_matrix(
+    ratings: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, power: float = 0.0
+) -> sparse.csr_matrix:
+    """Users x items matrix of the positive pairs of ``ratings`` (rating above 0) on the given ids:
+    1 per pair, or ``(rating / 5) ** power`` when ``power`` is above 0."""
     positive = ratings[ratings["rating"] > 0]
     rows = pd.Index(user_ids).get_indexer(positive["user_id"])
     columns = pd.Index(item_ids).get_indexer(positive["item_id"])
     known = (rows >= 0) & (columns >= 0)
+    if power > 0:
+        values = (positive["rating"].to_numpy(dtype=np.float64)[known] / 5.0) ** power
+    else:
+        values = np.ones(int(known.sum()))
     matrix = sparse.csr_matrix(
-        (np.ones(int(known.sum()), dtype=np.float32), (rows[known], columns[known])),
-        shape=(len(user_ids), len(item_ids)),
+        (values.astype(np.float32), (rows[known], columns[known])), shape=(len(user_ids), len(item_ids))
     )
     matrix.sum_duplicates()
-    matrix.data[:] = 1.0
+    if power <= 0:
+        matrix.data[:] = 1.0
     return matrix
 
 
@@ -100,7 +111,12 @@ def fit_ease(ratings: pd.DataFrame, params: EaseParams) -> ItemModel:
     del gram
     weights = -precision / np.diag(precision)[None, :]
     np.fill_diagonal(weights, 0.0)
-    return ItemModel("ease", item_ids, weights.astype(np.float32), {"lambda_scale": params.lambda_scale})
+    return ItemModel(
+        "ease",
+        item_ids,
+        weights.astype(np.float32),
+        {"lambda_scale": params.lambda_scale, "history_power": params.history_power},
+    )
 
 
 def _symmetric_inverse(matrix: np.ndarray) -> np.ndarray:
@@ -139,7 +155,12 @@ def fit_item_knn(spark: SparkSession | None, ratings: pd.DataFrame, params: Item
         (found["s"].to_numpy(dtype=np.float32), (found["i"].to_numpy(), found["j"].to_numpy())),
         shape=(len(item_ids), len(item_ids)),
     )
-    record = {"neighbours": params.neighbours, "shrink": params.shrink, "max_user_items": params.max_user_items}
+    record = {
+        "neighbours": params.neighbours,
+        "shrink": params.shrink,
+        "max_user_items": params.max_user_items,
+        "history_power": params.history_power,
+    }
     return ItemModel("item_knn", item_ids, weights, record)
 
 

@@ -49,8 +49,15 @@ from jobs.recs.coldstart import (
     tune_new_users,
 )
 from jobs.recs.evaluate import evaluate_popularity
+from jobs.recs.intent import tune_intent
 from jobs.recs.item_models import EaseParams, ItemKnnParams, fit_ease
-from jobs.recs.ratings import chronological_split, implicit_ratings, with_sampled_negatives
+from jobs.recs.ratings import (
+    IntentWeights,
+    chronological_split,
+    pair_evidence,
+    ratings_from_evidence,
+    with_sampled_negatives,
+)
 from jobs.recs.topn import Recommendation, assemble_top_n
 from jobs.recs.train import SvdParams, tune_svd
 from jobs.recs.zoo import (
@@ -94,8 +101,11 @@ def als_params(settings: Settings) -> AlsParams:
     return AlsParams(settings.als_rank, settings.als_iterations, settings.als_reg, settings.als_alpha, settings.seed)
 
 
-def zoo_config(settings: Settings, train: pd.DataFrame, catalogue: list[str]) -> tuple[ZooConfig, dict]:
-    """What the zoo tries, from configuration (SVD parameters by GridSearchCV on ``train`` if asked)."""
+def zoo_config(
+    settings: Settings, train: pd.DataFrame, catalogue: list[str], history_power: float = 0.0
+) -> tuple[ZooConfig, dict]:
+    """What the zoo tries, from configuration (SVD parameters by GridSearchCV on ``train`` if asked);
+    item models read users' rows with ``history_power`` (see ``jobs.recs.intent``)."""
     if settings.recs_trainer not in TRAINERS:
         raise ValueError(f"PUSH_RECS_TRAINER must be one of {list(TRAINERS)}, got {settings.recs_trainer!r}")
     if settings.svd_tuning not in TUNING:
@@ -120,13 +130,22 @@ def zoo_config(settings: Settings, train: pd.DataFrame, catalogue: list[str]) ->
         tune=settings.svd_tuning == "ndcg",
         svd=params,
         als=als_params(settings),
-        ease=EaseParams(settings.ease_lambda_scale, settings.ease_max_items),
-        item_knn=replace(ItemKnnParams(), neighbours=settings.knn_neighbours),
+        ease=EaseParams(settings.ease_lambda_scale, settings.ease_max_items, history_power),
+        item_knn=replace(ItemKnnParams(), neighbours=settings.knn_neighbours, history_power=history_power),
         k=settings.eval_k,
         seed=settings.seed,
         tuning_users=settings.tuning_users,
     )
     return config, record
+
+
+def _pair_keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[["user_id", "item_id"]])
+
+
+def intent_of(params: Mapping | None) -> IntentWeights:
+    """The intent weights a model run chose (the defaults for runs from before they were tuned)."""
+    return IntentWeights.from_dict((params or {}).get("intent", {}).get("weights"))
 
 
 def ratings_path(settings: Settings, run_id: str):
@@ -229,10 +248,9 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     run_id = run_id_for(as_of)
     window_start = as_of - timedelta(days=settings.lookback_days)
     events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'")
-    ratings = implicit_ratings(events, as_of, settings.half_life_days).toPandas()
-    if ratings.empty:
+    evidence = pair_evidence(events, as_of, settings.half_life_days)
+    if evidence.empty:
         raise RuntimeError(f"no interactions between {window_start} and {as_of}: nothing to train on")
-    ratings = ratings.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
         items = fetch_frame(conn, "SELECT item_id, category, brand, price FROM push.items ORDER BY item_id")
@@ -242,8 +260,21 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
         ).scalar_one_or_none()
     catalogue = items["item_id"].tolist()
     category_of = dict(zip(items["item_id"], items["category"], strict=True))
+    # The hold-out cuts pairs by time alone, so it is the same whatever the intent weights.
+    train_pairs, _ = chronological_split(ratings_from_evidence(evidence))
+    intent, history_power, intent_record = tune_intent(
+        evidence[_pair_keys(evidence).isin(_pair_keys(train_pairs))],
+        EaseParams(settings.ease_lambda_scale, settings.ease_max_items),
+        replace(ItemKnnParams(), neighbours=settings.knn_neighbours),
+        settings.eval_k,
+        settings.seed,
+        settings.tuning_users,
+        catalogue,
+    )
+    ratings = ratings_from_evidence(evidence, intent)
     train, test = chronological_split(ratings)
-    config, params_record = zoo_config(settings, train, catalogue)
+    config, params_record = zoo_config(settings, train, catalogue, history_power)
+    params_record["intent"] = intent_record
     metrics, baseline, selected, _ = evaluate_candidates(train, test, config, catalogue, category_of, spark)
     spec = selected.pop("chosen_spec")
     params_record |= selected

@@ -1,8 +1,9 @@
 """Implicit ratings from behaviour events, and a per-user chronological hold-out split.
 
 A (user, item) pair's rating grows with the weighted, time-decayed evidence of interest
-(view < click < cart < purchase) and is capped, then mapped onto 1..5 with a log curve, so one
-purchase counts for more than ten views but a hundred views do not dominate.
+(view < click < cart < purchase, a long view more than a glance) and is capped, then mapped onto
+1..5 with a log curve, so one purchase counts for more than ten views but a hundred views do not
+dominate. The weights are :class:`IntentWeights`, chosen per training run on validation.
 
 Rating-trained SVD only ever sees positive evidence and then ranks poorly: it cannot tell
 "not interested" from "not seen". ``with_sampled_negatives`` adds, per user, a seeded sample
@@ -11,6 +12,8 @@ of items they never touched with rating 0, which teaches the factors what a user
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -18,7 +21,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.profiles.build import event_weights
+from jobs.profiles.build import EVENT_WEIGHTS
 
 RATING_MIN = 1.0
 RATING_MAX = 5.0
@@ -27,21 +30,104 @@ NEGATIVE_RATING = 0.0
 _SAMPLING_ROUNDS = 4
 
 
-def implicit_ratings(events: DataFrame, as_of: datetime, half_life_days: float, cap: float = 20.0) -> DataFrame:
-    """(user_id, item_id, rating, evidence, bought, last_ts) per pair with positive evidence."""
+# The events a pair's evidence counts, and the dwell a view is measured against: a view of
+# DWELL_REFERENCE_MS counts as one view, a longer one more when the dwell exponent is above 0.
+EVIDENCE_TYPES = tuple(EVENT_WEIGHTS)
+DWELL_REFERENCE_MS = 10_000.0
+DWELL_EXPONENTS = (0.0, 0.5, 1.0)
+_DWELL_CLIP = (0.1, 10.0)
+
+
+@dataclass(frozen=True)
+class IntentWeights:
+    """How much each kind of evidence counts: a weight per event type and a dwell exponent.
+
+    A view's weight is multiplied by ``(dwell_ms / DWELL_REFERENCE_MS) ** dwell_exponent``
+    (clipped to 0.1..10 before the power; a view without dwell counts as the reference), so at
+    exponent 0 every view counts the same and at 1 a one-minute view counts six reference views.
+    Training chooses them on a validation split (``jobs.recs.intent``); these defaults are the
+    starting point of that search and the weights of a run without one.
+    """
+
+    types: Mapping[str, float] = field(default_factory=lambda: dict(EVENT_WEIGHTS))
+    dwell_exponent: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"types": dict(self.types), "dwell_exponent": self.dwell_exponent}
+
+    @classmethod
+    def from_dict(cls, data: Mapping | None) -> IntentWeights:
+        if not data:
+            return cls()
+        return cls({**EVENT_WEIGHTS, **data.get("types", {})}, float(data.get("dwell_exponent", 0.0)))
+
+
+def dwell_column(exponent: float) -> str:
+    return f"e_view_dwell_{round(exponent * 100)}"
+
+
+def pair_evidence(events: DataFrame, as_of: datetime, half_life_days: float) -> pd.DataFrame:
+    """Per (user, item): the time-decayed count of each event type, dwell-weighted view counts,
+    ``bought`` and ``last_ts``. Any :class:`IntentWeights` turns it into ratings without another
+    pass over the events (:func:`ratings_from_evidence`)."""
     age_days = (F.lit(as_of).cast("long") - F.col("ts").cast("long")) / 86400.0
-    weighted = events.where(F.col("item_id").isNotNull()).withColumn(
-        "w", event_weights() * F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / F.lit(half_life_days))
+    decay = F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / F.lit(half_life_days))
+    dwell = F.col("dwell_ms") if "dwell_ms" in events.columns else F.lit(None)
+    relative = F.coalesce(dwell.cast("double") / F.lit(DWELL_REFERENCE_MS), F.lit(1.0))
+    clipped = F.least(F.greatest(relative, F.lit(_DWELL_CLIP[0])), F.lit(_DWELL_CLIP[1]))
+    is_view = F.col("event_type") == "view"
+    sums = [
+        F.sum(F.when(F.col("event_type") == kind, decay).otherwise(0.0)).alias(f"e_{kind}") for kind in EVIDENCE_TYPES
+    ]
+    sums += [
+        F.sum(F.when(is_view, decay * F.pow(clipped, F.lit(exponent))).otherwise(0.0)).alias(dwell_column(exponent))
+        for exponent in DWELL_EXPONENTS
+        if exponent > 0
+    ]
+    pairs = (
+        events.where(F.col("item_id").isNotNull() & F.col("event_type").isin(*EVIDENCE_TYPES))
+        .groupBy("user_id", "item_id")
+        .agg(
+            *sums,
+            F.max(F.when(F.col("event_type") == "purchase", True).otherwise(False)).alias("bought"),
+            F.max("ts").alias("last_ts"),
+        )
+        .toPandas()
     )
-    pairs = weighted.groupBy("user_id", "item_id").agg(
-        F.sum("w").alias("evidence"),
-        F.max(F.when(F.col("event_type") == "purchase", True).otherwise(False)).alias("bought"),
-        F.max("ts").alias("last_ts"),
+    # Float sums depend on Spark's order of addition: rounded, a re-run gives identical ratings.
+    evidence_columns = [c for c in pairs.columns if c.startswith("e_")]
+    pairs[evidence_columns] = pairs[evidence_columns].astype(float).round(9)
+    return pairs.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+
+
+def ratings_from_evidence(
+    evidence: pd.DataFrame, weights: IntentWeights | None = None, cap: float = 20.0
+) -> pd.DataFrame:
+    """(user_id, item_id, rating, evidence, bought, last_ts) per pair with positive evidence."""
+    weights = weights or IntentWeights()
+    total = np.zeros(len(evidence))
+    for kind in EVIDENCE_TYPES:
+        column = f"e_{kind}"
+        if kind == "view" and weights.dwell_exponent > 0:
+            column = dwell_column(weights.dwell_exponent)
+            if column not in evidence.columns:
+                raise ValueError(f"dwell exponent {weights.dwell_exponent} is not one of {DWELL_EXPONENTS}")
+        total += float(weights.types.get(kind, 0.0)) * evidence[column].to_numpy(dtype=float)
+    scaled = np.minimum(np.log1p(total) / np.log1p(cap), 1.0)
+    out = evidence[["user_id", "item_id"]].assign(
+        rating=np.round(RATING_MIN + (RATING_MAX - RATING_MIN) * scaled, 4),
+        evidence=total,
+        bought=evidence["bought"].to_numpy(dtype=bool),
+        last_ts=evidence["last_ts"],
     )
-    scaled = F.least(F.log1p("evidence") / F.log1p(F.lit(cap)), F.lit(1.0))
-    return pairs.where("evidence > 0").withColumn(
-        "rating", F.round(F.lit(RATING_MIN) + F.lit(RATING_MAX - RATING_MIN) * scaled, 4)
-    )
+    return out[total > 0].reset_index(drop=True)
+
+
+def implicit_ratings(
+    events: DataFrame, as_of: datetime, half_life_days: float, weights: IntentWeights | None = None
+) -> pd.DataFrame:
+    """Ratings of every pair with positive evidence, sorted by (user, item)."""
+    return ratings_from_evidence(pair_evidence(events, as_of, half_life_days), weights)
 
 
 def chronological_split(

@@ -68,7 +68,8 @@ class ItemScorer:
             raise ValueError("the item universe must hold every item of the model")
         users = np.array(sorted(history.loc[history["rating"] > 0, "user_id"].unique()), dtype=object)
         self._users = pd.Index(users)
-        self._rows = interaction_matrix(history, users, model.item_ids)
+        power = float(model.params.get("history_power", 0.0))
+        self._rows = interaction_matrix(history, users, model.item_ids, power)
         self._weights = model.weights
 
     def scores(self, users: Sequence[str]) -> np.ndarray:

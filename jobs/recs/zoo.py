@@ -222,7 +222,7 @@ def evaluate_fitted(
     )
 
 
-def _validation_ndcg(fitted: FittedModel, fit_part: pd.DataFrame, check_part: pd.DataFrame, items, k) -> float:
+def validation_ndcg(fitted: FittedModel, fit_part: pd.DataFrame, check_part: pd.DataFrame, items, k) -> float:
     relevant = items_by_user(check_part)
     lists = ranked_lists(fitted, fit_part, items, list(relevant), items_by_user(fit_part), set(), k)
     named = {user: [item for item, _ in top] for user, top in lists.items()}
@@ -274,7 +274,7 @@ def select_models(
 
     def trial(spec: ModelSpec, fitted: FittedModel | None = None) -> None:
         fitted = fitted or fit_spec(spec, fit_part, catalogue, spark)
-        ndcg = _validation_ndcg(fitted, fit_part, check_part, items, config.k)
+        ndcg = validation_ndcg(fitted, fit_part, check_part, items, config.k)
         trials.append({"model": spec.label, "params": _varying(spec), "ndcg": round(ndcg, 6)})
         key = spec.family if spec.family != BLEND else BLEND
         if key not in best or ndcg > best[key][0] + 1e-12:

@@ -110,7 +110,7 @@ def start_stream(
         output.writeStream.queryName(QUERY_NAME)
         .outputMode("append")
         .option("checkpointLocation", str(checkpoint))
-        .foreachBatch(StreamBatchWriter(settings, checkpoint, relay=relay))
+        .foreachBatch(StreamBatchWriter(settings, checkpoint, relay=relay, refresh_lists=options.refresh_lists))
     )
     writer = (
         writer.trigger(availableNow=True)

@@ -30,6 +30,8 @@ class StreamOptions:
     max_files_per_trigger: int = field(default_factory=lambda: int(_env("MAX_FILES_PER_TRIGGER", "200")))
     # Partitions of the state stores (fixed when a checkpoint is created).
     state_partitions: int = field(default_factory=lambda: int(_env("STATE_PARTITIONS", "2")))
+    # Refresh the lists of each batch's users from their activity (jobs.recs.refresh): "false" leaves it to the hourly run.
+    refresh_lists: bool = field(default_factory=lambda: _env("REFRESH_LISTS", "true").lower() in ("1", "true", "yes"))
     # Kafka instead of the landing folder when both are set.
     kafka_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP", ""))
     kafka_topic: str = field(default_factory=lambda: _env("KAFKA_TOPIC", ""))

@@ -11,6 +11,9 @@ that are each safe to repeat:
    and users are read back from it, so a replay plans exactly what the first attempt meant to.
 2. **Decide**: :func:`jobs.notify.plan.plan_notifications` with the batch's own run key; decisions
    of a run key are immutable, so a replay decides only users the first attempt had not reached.
+2b. **Lists**: the users with item events in the batch get their recommendation lists folded
+   in from their latest activity (``jobs.recs.refresh.refresh_user_lists``), so the lists the
+   policy and the triggers read reflect the session within the batch; idempotent on a replay.
 3. **Relay** due outbox rows (the relay claims each row once) and stamp the batch as recorded.
 """
 
@@ -50,6 +53,7 @@ from jobs.notify.triggers import (
 )
 from jobs.privacy.suppression import ERASED_REASON, erased_among, line_subjects
 from jobs.profiles.interactions import recent_interactions_frame
+from jobs.recs.refresh import refresh_user_lists
 from jobs.stream.transforms import OUTPUT_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -351,6 +355,7 @@ class StreamBatchWriter:
     settings: Settings
     checkpoint: Path
     relay: bool = True
+    refresh_lists: bool = True
 
     @cached_property
     def query_id(self) -> str:
@@ -395,6 +400,7 @@ class StreamBatchWriter:
             else:
                 log.info("stream batch %s was stored before a restart: finishing its plan", batch_id)
         logical_at, users = stored
+        lists = self._refresh_lists(outcome, timings)
         decisions: dict = {}
         relayed: dict = {}
         if logical_at is not None and users:
@@ -414,18 +420,37 @@ class StreamBatchWriter:
             conn.execute(
                 text(
                     "UPDATE push.stream_batches SET decisions = CAST(:d AS jsonb), relayed = CAST(:r AS jsonb),"
-                    " writer_ms = CAST(:t AS jsonb), recorded_at = clock_timestamp()"
+                    " writer_ms = CAST(:t AS jsonb), lists_refreshed = :lists, lists_error = :lists_error,"
+                    " recorded_at = clock_timestamp()"
                     " WHERE query_id = :q AND batch_id = :b"
                 ),
                 {
                     "d": json.dumps(decisions),
                     "r": json.dumps(relayed),
                     "t": json.dumps(timings),
+                    "lists": lists.get("refreshed_users"),
+                    "lists_error": lists.get("error"),
                     "q": self.query_id,
                     "b": batch_id,
                 },
             )
         log.info("stream batch %s: decisions %s, relayed %s, ms %s", batch_id, decisions, relayed, timings)
+
+    def _refresh_lists(self, outcome: BatchOutcome, timings: dict[str, int]) -> dict:
+        """The batch's users' lists, refreshed before their triggers are planned.
+
+        A failure here (a model file gone, say) is logged and recorded on the batch row, never
+        raised: triggers and the quarantine go on, and the hourly refresh rebuilds the lists.
+        """
+        users = sorted(set(outcome.interactions["user_id"]))
+        if not self.refresh_lists or not users or outcome.clean_max_ts is None:
+            return {}
+        with _timed(timings, "lists"):
+            try:
+                return refresh_user_lists(self.settings, users, outcome.clean_max_ts)
+            except Exception as error:  # noqa: BLE001 - the real-time path must not stop here
+                log.exception("stream: refreshing the lists of %d users failed", len(users))
+                return {"refreshed_users": None, "error": f"{type(error).__name__}: {error}"[:500]}
 
     def _find_erased(self, user_ids: set[str]) -> set[str]:
         with make_engine(self.settings.database_url).connect() as conn:

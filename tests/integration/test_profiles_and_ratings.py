@@ -64,7 +64,7 @@ def test_profiles_by_hand(frames):
 
 def test_implicit_ratings_order_and_scale(frames):
     events, _, _ = frames
-    ratings = {(r.user_id, r.item_id): r for r in implicit_ratings(events, AS_OF, 7.0).collect()}
+    ratings = {(r.user_id, r.item_id): r for r in implicit_ratings(events, AS_OF, 7.0).itertuples()}
     assert set(ratings) == {("u1", "i2"), ("u1", "i3"), ("u2", "i1")}
     assert ratings[("u1", "i2")].bought
     assert not ratings[("u2", "i1")].bought

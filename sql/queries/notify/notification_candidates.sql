@@ -93,17 +93,33 @@ active_campaigns AS (
       AND c.valid_to > CAST(:at AS timestamptz) AND c.valid_from < CAST(:horizon_end AS timestamptz)
       AND (CAST(:campaign_id AS text) IS NULL OR c.campaign_id = CAST(:campaign_id AS text))
 ),
--- A campaign reaches a user whose tastes match one of its targets: a favourite category, a
--- favourite brand, or one of its items among the user's recommendations; it shows the best
--- ranked matching item, and only when it runs at the user's moment.
+-- The members of each active campaign that names an audience (push.campaign_audience).
+audience_members AS MATERIALIZED (
+    SELECT c.campaign_id, m.user_id
+    FROM active_campaigns c
+    CROSS JOIN LATERAL push.campaign_audience(c.audience, CAST(:at AS timestamptz)) AS m
+    WHERE c.audience IS NOT NULL
+),
+-- A campaign without an audience reaches a user whose tastes match one of its targets: a
+-- favourite category, a favourite brand, or one of its items among the user's recommendations.
+-- A campaign with an audience reaches its members, showing a recommendation that matches one of
+-- its targets (any recommendation when it names none). Either way it shows the best ranked
+-- such item, and only when it runs at the user's moment.
 best_match AS (
     SELECT DISTINCT ON (r.user_id, c.campaign_id) r.*, c.campaign_id, c.transactional, c.channels, c.valid_from,
            c.valid_to, c.priority, c.discount_text
     FROM recs r
     JOIN active_campaigns c ON c.valid_from <= r.natural_at AND r.natural_at < c.valid_to
-    WHERE (r.category = c.target_category AND c.target_category = ANY(r.top_categories[1:2]))
-       OR (r.brand = c.target_brand AND c.target_brand = ANY(r.top_brands))
-       OR r.item_id = ANY(c.target_items)
+    LEFT JOIN audience_members a ON a.campaign_id = c.campaign_id AND a.user_id = r.user_id
+    WHERE CASE WHEN c.audience IS NULL THEN
+                   (r.category = c.target_category AND c.target_category = ANY(r.top_categories[1:2]))
+                   OR (r.brand = c.target_brand AND c.target_brand = ANY(r.top_brands))
+                   OR r.item_id = ANY(c.target_items)
+               ELSE a.user_id IS NOT NULL
+                   AND (num_nonnulls(c.target_category, c.target_brand, c.target_items) = 0
+                        OR r.category = c.target_category OR r.brand = c.target_brand
+                        OR r.item_id = ANY(c.target_items))
+          END
     ORDER BY r.user_id, c.campaign_id, r.rank
 )
 SELECT r.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL, r.item_id, r.category, false,
