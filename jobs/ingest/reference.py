@@ -74,9 +74,8 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
         for name, (table, _) in REFERENCE_TABLES.items():
             frame = read_reference(settings.landing_dir, name)
             if name == "campaigns" and "audience" in frame.columns:
-                frame["audience"] = [
-                    checked_audience(campaign, value) for campaign, value in zip(frame["campaign_id"], frame["audience"])
-                ]
+                pairs = zip(frame["campaign_id"], frame["audience"], strict=True)
+                frame["audience"] = [checked_audience(campaign, value) for campaign, value in pairs]
             if name == "users":
                 # Erased users stay out; everyone else gets their pseudonym for the analyst views.
                 frame, counts["erased_users_skipped"] = without_erased(frame, settings.pseudonym_key, erased_keys(conn))
@@ -119,9 +118,10 @@ def checked_audience(campaign_id: str, value: str | None) -> str | None:
             continue
         if not isinstance(values, list) or not values or not all(type(v) is kind for v in values):
             raise problem(f"{key} must be a non-empty list of {kind.__name__}s, got {values!r}")
-    if "intent_hours" in audience:
-        if audience["intent_hours"] not in INTENT_HOURS or "intent_categories" not in audience:
-            raise problem(f"intent_hours must be one of {list(INTENT_HOURS)} and come with intent_categories")
+    if "intent_hours" in audience and (
+        audience["intent_hours"] not in INTENT_HOURS or "intent_categories" not in audience
+    ):
+        raise problem(f"intent_hours must be one of {list(INTENT_HOURS)} and come with intent_categories")
     return json.dumps(audience, sort_keys=True)
 
 

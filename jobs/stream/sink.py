@@ -448,7 +448,7 @@ class StreamBatchWriter:
         with _timed(timings, "lists"):
             try:
                 return refresh_user_lists(self.settings, users, outcome.clean_max_ts)
-            except Exception as error:  # noqa: BLE001 - the real-time path must not stop here
+            except Exception as error:
                 log.exception("stream: refreshing the lists of %d users failed", len(users))
                 return {"refreshed_users": None, "error": f"{type(error).__name__}: {error}"[:500]}
 
