@@ -108,7 +108,7 @@ def checked_audience(campaign_id: str, value: str | None) -> str | None:
     except json.JSONDecodeError as error:
         raise problem(f"is not JSON ({error.msg} at character {error.pos})") from None
     if not isinstance(audience, dict):
-        raise problem("must be a JSON object such as {\"regions\": [\"north\"]}")
+        raise problem('must be a JSON object such as {"regions": ["north"]}')
     unknown = set(audience) - set(AUDIENCE_LISTS) - {"intent_hours"}
     if unknown:
         raise problem(f"has unknown keys {sorted(unknown)}; allowed: {sorted([*AUDIENCE_LISTS, 'intent_hours'])}")

@@ -27,8 +27,22 @@ def test_ratings_follow_the_weights_and_a_long_view_outweighs_a_glance_only_with
     ts = pd.Timestamp("2026-11-20")
     evidence = evidence_frame(
         [
-            {"user_id": "u", "item_id": "glance", "e_view": 1.0, "e_view_dwell_50": 0.5, "e_view_dwell_100": 0.2, "last_ts": ts},
-            {"user_id": "u", "item_id": "long", "e_view": 1.0, "e_view_dwell_50": 2.0, "e_view_dwell_100": 4.0, "last_ts": ts},
+            {
+                "user_id": "u",
+                "item_id": "glance",
+                "e_view": 1.0,
+                "e_view_dwell_50": 0.5,
+                "e_view_dwell_100": 0.2,
+                "last_ts": ts,
+            },
+            {
+                "user_id": "u",
+                "item_id": "long",
+                "e_view": 1.0,
+                "e_view_dwell_50": 2.0,
+                "e_view_dwell_100": 4.0,
+                "last_ts": ts,
+            },
             {"user_id": "u", "item_id": "bought", "e_view": 1.0, "e_purchase": 1.0, "last_ts": ts},
             {"user_id": "u", "item_id": "nothing", "e_view": 0.0, "last_ts": ts},
         ]
