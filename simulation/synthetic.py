@@ -95,8 +95,8 @@ class GeneratorConfig:
     new_users: int = 0
     # Chance that a user's demographics follow their primary favourite category (else random).
     demographic_signal: float = 0.7
-    # How much longer a user looks at an item that suits them: a view's dwell is log-normal
-    # around 3 s x exp(dwell_signal x appeal), appeal in 0..1 being how well the item fits the
+    # How much longer a user looks at an item that suits them: a view's dwell is uniform in
+    # 0.5..8 s times exp(dwell_signal x appeal), appeal in 0..1 being how well the item fits the
     # user's price level and brand (0 = dwell says nothing).
     dwell_signal: float = 2.5
 
@@ -313,8 +313,11 @@ def _session(rng, writer, taste, user, by_category, start, tz) -> None:
         at += timedelta(seconds=int(rng.integers(5, 120)))
         item, appeal = _pick_item(rng, by_category[category], taste)
         item_fields = {"item_id": item["item_id"], "price": item["price"]}
-        dwell = 3000.0 * np.exp(writer.config.dwell_signal * appeal + 0.6 * rng.standard_normal())
-        writer.add({**base, **item_fields, "event_type": "view", "dwell_ms": int(min(dwell, 600_000))}, at, tz)
+        # The same draw as before dwell carried a signal (so every other event stays as it was),
+        # scaled by the item's appeal: 0.5..8 s at appeal 0, about 12x longer at appeal 1.
+        spread = (int(rng.integers(500, 60000)) - 500) / 59500
+        dwell = (500 + 7500 * spread) * np.exp(writer.config.dwell_signal * appeal)
+        writer.add({**base, **item_fields, "event_type": "view", "dwell_ms": int(dwell)}, at, tz)
         if rng.random() < 0.35:
             writer.add({**base, **item_fields, "event_type": "click"}, at + timedelta(seconds=2), tz)
         if rng.random() < 0.05:

@@ -434,3 +434,70 @@ def test_half_hour_timezones_belong_to_one_hourly_run(empty_db, policy_settings)
     assert nine["users"] == 1
     assert ten["users"] == 0
     assert {row.scheduled_at for row in ledger(empty_db)} == {datetime(2026, 11, 25, 9, 30, tzinfo=UTC)}
+
+
+def test_a_campaign_audience_reaches_its_members_only_and_the_preview_says_so(published, policy_settings):
+    """Region and age band need consent to profiling; segment and recent intent do not."""
+    from jobs.notify.audience import preview_audience
+
+    add_profiles(published, [(u, n % 2, 12) for n, u in enumerate(USERS)])
+    with published.begin() as conn:
+        for n, user in enumerate(USERS):
+            conn.execute(
+                text(
+                    "UPDATE push.users SET region = :r, age_band = '25-34', consent_profiling = :c WHERE user_id = :u"
+                ),
+                {"r": "north" if n < 20 else "south", "c": n % 4 != 3, "u": user},
+            )
+        conn.execute(text("INSERT INTO push.user_pseudonyms SELECT user_id, 'k-' || user_id FROM push.users"))
+        # Users u000..u009 viewed a shoe in the last hour.
+        conn.execute(
+            text(
+                "INSERT INTO push.recent_intent (user_id, window_hours, item_id, last_viewed_at, computed_for)"
+                " SELECT user_id, w, 'i4', :at, :at FROM push.users, unnest(ARRAY[1, 24]) AS w WHERE user_id < 'u010'"
+            ),
+            {"at": AT},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, target_category, valid_from, valid_to, priority,"
+                " channels, transactional, audience) VALUES"
+                " ('north', 'North', NULL, '2026-11-01', '2026-12-01', 5, '{push}', false,"
+                '  \'{"regions": ["north"], "age_bands": ["25-34"], "segments": [0]}\'),'
+                " ('intent', 'Shoes again', 'shoes', '2026-11-01', '2026-12-01', 5, '{push}', false,"
+                '  \'{"intent_categories": ["shoes"], "intent_hours": 1}\')'
+            )
+        )
+    # north: region north (u000..u019), consented (not n % 4 == 3), segment 0 (even n).
+    north = [u for n, u in enumerate(USERS) if n < 20 and n % 4 != 3 and n % 2 == 0]
+    preview = preview_audience(policy_settings, "north", AT, sample=3)
+    assert preview["members"] == len(north) == 10
+    assert preview["sample_user_keys"] == [f"k-{u}" for u in sorted(north)[:3]]
+    assert preview["would_decide"] == {"sent": len(north)}
+    assert decisions(published) == {}  # a preview records nothing
+
+    loose = replace(policy_settings, min_gap_minutes=0, daily_cap=5)
+    plan_notifications(loose, AT, campaign_id="north")
+    assert sorted(row.user_id for row in ledger(published)) == sorted(north)
+    plan_notifications(loose, AT, campaign_id="intent")
+    reached = {row.user_id for row in ledger(published, "source = 'campaign' AND run_key LIKE '%intent%'")}
+    assert reached == {f"u{n:03d}" for n in range(10)}
+
+
+def test_a_malformed_audience_is_refused_with_the_campaign_named():
+    from jobs.ingest.reference import checked_audience
+
+    assert checked_audience("c", None) is None
+    assert checked_audience("c", '{"regions": ["n"], "segments": [1]}') == '{"regions": ["n"], "segments": [1]}'
+    for bad, why in [
+        ("{regions", "is not JSON"),
+        ('["north"]', "must be a JSON object"),
+        ('{"region": ["north"]}', "unknown keys"),
+        ('{"segments": ["one"]}', "segments must be a non-empty list of ints"),
+        ('{"regions": []}', "non-empty"),
+        ('{"intent_hours": 24}', "come with intent_categories"),
+        ('{"intent_categories": ["x"], "intent_hours": 5}', "intent_hours must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=why) as raised:
+            checked_audience("spring", bad)
+        assert "campaign 'spring'" in str(raised.value)

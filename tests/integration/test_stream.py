@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -25,6 +27,7 @@ from jobs.ingest.reference import load_reference
 from jobs.notify.plan import plan_notifications
 from jobs.privacy.erase import erase_user, find_mentions
 from jobs.stream.options import StreamOptions, live_dir
+from simulation.live_model import publish_model
 from tests.support import ROOT
 from tests.support.events import make_event
 
@@ -232,6 +235,51 @@ def test_scripted_stream_fires_cancels_and_decides_like_the_batch(spark, setting
         "deferred_quiet_hours": 1,
         "holdout": 1,
     }
+
+
+def _list_of(engine, user: str) -> list[str]:
+    return [
+        item
+        for (item,) in _rows(
+            engine,
+            "SELECT r.item_id FROM push.recommendations r JOIN push.published_recommendations p USING (run_id)"
+            " WHERE r.user_id = :u ORDER BY r.rank",
+            u=user,
+        )
+    ]
+
+
+def test_a_session_changes_the_users_list_within_the_batch(spark, settings, stream_env, engine):
+    """A live model knows "browser" as a reader of books; their session in shoes turns their list
+    to shoes in the batch that reads it, the carted shoe leaves it, and nobody else's list moves."""
+    settings = replace(settings, top_n=5)  # the catalogue has 10 items
+    shoes, books = [f"i{n}" for n in range(5)], [f"i{n}" for n in range(5, 10)]
+    # Shoppers who take shoes together and books together teach the model the two groups.
+    pairs = [(f"s{n}", item) for n in range(30) for item in (shoes if n % 2 else books)]
+    pairs += [("browser", "i5"), ("browser", "i6")]
+    ratings = pd.DataFrame(pairs, columns=["user_id", "item_id"]).assign(
+        rating=3.0, evidence=1.0, bought=False, last_ts=pd.Timestamp("2026-11-23 12:00")
+    )
+    publish_model(settings, ratings, T - timedelta(hours=10), train_end=T - timedelta(hours=1))
+    before = {user: _list_of(engine, user) for user in ("browser", "buyer")}
+    assert set(before["browser"][:3]) <= set(books)
+
+    _drop(
+        settings,
+        "session.jsonl",
+        [
+            make_event(event_id="s1", user_id="browser", item_id="i1", ts=_iso(1)),
+            make_event(event_id="s2", user_id="browser", item_id="i2", ts=_iso(2)),
+            make_event(event_id="s3", user_id="browser", event_type="add_to_cart", item_id="i3", ts=_iso(3)),
+        ],
+    )
+    _run_once(spark, settings, stream_env["checkpoint"])
+    after = _list_of(engine, "browser")
+    assert "i3" not in after  # carted: gone at once
+    assert set(after[:2]) <= set(shoes) - {"i3"}
+    assert _list_of(engine, "buyer") == before["buyer"]
+    refreshed = _rows(engine, "SELECT lists_refreshed, lists_error FROM push.stream_batches WHERE input_rows > 0")
+    assert refreshed == [(1, None)]
 
 
 # --- kill -9 and restart ----------------------------------------------------------------------------
