@@ -55,7 +55,7 @@ def notifications():
 
         run = run_context()
         if run.params["dry_run"] and run.params["campaign_id"]:
-            from jobs.notify.audience import preview_audience
+            from jobs.notify.tasks import preview_audience
 
             # A campaign's dry run previews its audience: size, a sample, what would be decided.
             preview = preview_audience(run.settings, run.params["campaign_id"], run.at, planning_horizon(run))

@@ -7,11 +7,19 @@ from datetime import datetime
 from jobs.core.config import Settings
 from jobs.core.spark import get_spark
 from jobs.notify import feedback, triggers
+from jobs.notify.audience import preview_audience
 from jobs.notify.channels import OutboundMessage, SmtpChannel
 from jobs.notify.plan import plan_notifications
 from jobs.notify.relay import relay_pending
 
-__all__ = ["collect_feedback", "detect_triggers", "plan_notifications", "relay_pending", "send_alert_email"]
+__all__ = [
+    "collect_feedback",
+    "detect_triggers",
+    "plan_notifications",
+    "preview_audience",
+    "relay_pending",
+    "send_alert_email",
+]
 
 
 def detect_triggers(settings: Settings, until: datetime) -> dict:

@@ -53,12 +53,27 @@ def top_values(frame: DataFrame, key: str, value: str, score: str, n: int, alias
 
 
 def build_user_profiles(
-    events: DataFrame, items: DataFrame, users: DataFrame, as_of: datetime, half_life_days: float
+    events: DataFrame,
+    items: DataFrame,
+    users: DataFrame,
+    as_of: datetime,
+    half_life_days: float,
+    searches: DataFrame | None = None,
+    search_weight: float = 0.0,
 ) -> DataFrame:
-    """One row per user active in ``events``; columns match ``push.user_profiles``."""
+    """One row per user active in ``events``; columns match ``push.user_profiles``.
+
+    ``searches`` (user_id, category, affinity: ``search.search_affinity``) adds to the category
+    affinity with ``search_weight``; users need an item interaction to get a profile.
+    """
     interactions = weighted_interactions(events, items, as_of, half_life_days)
 
     by_category = interactions.groupBy("user_id", "category").agg(F.sum("weight").alias("affinity"))
+    if searches is not None and search_weight > 0:
+        weighted = searches.select("user_id", "category", (F.col("affinity") * F.lit(search_weight)).alias("affinity"))
+        by_category = (
+            by_category.unionByName(weighted).groupBy("user_id", "category").agg(F.sum("affinity").alias("affinity"))
+        )
     totals = by_category.groupBy("user_id").agg(F.sum("affinity").alias("total"))
     shares = by_category.join(totals, "user_id").withColumn("share", F.round(F.col("affinity") / F.col("total"), 4))
     affinity = shares.groupBy("user_id").agg(

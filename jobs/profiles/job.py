@@ -1,6 +1,7 @@
 """Daily profile and segment rebuild: clean events of the lookback window -> Postgres.
 
-Writes ``push.user_profiles`` and ``push.segments`` for one ``as_of`` date, replacing what an
+Searches count toward category affinity with a weight chosen on the window's last fifth
+(``jobs.profiles.search``). Writes ``push.user_profiles`` and ``push.segments`` for one ``as_of`` date, replacing what an
 earlier run for that date wrote. Two steps, so that each can be timed on its own
 (``benchmarks.stages``): ``build_profiles`` computes and caches the profiles, and
 ``segment_and_store`` fits the segments and writes both tables.
@@ -14,7 +15,7 @@ import argparse
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from sqlalchemy import text
@@ -26,6 +27,7 @@ from jobs.core.timeutil import parse_utc
 from jobs.ingest.lake import lookback_events
 from jobs.ingest.reference import read_items, read_users
 from jobs.profiles.build import build_user_profiles
+from jobs.profiles.search import search_affinity, tune_search_weight
 from jobs.profiles.segments import describe_segments, fit_segments
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class ActiveProfiles:
     events: DataFrame
     profiles: DataFrame
     users: int
+    search: dict
 
     def unpersist(self) -> None:
         for frame in (self.items, self.events, self.profiles):
@@ -49,8 +52,13 @@ def build_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> 
     """Profiles for ``as_of``, computed and cached (nothing stored yet). Raises when too few to segment."""
     items = read_items(spark, settings).cache()
     events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'").cache()
-    profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, settings.half_life_days).cache()
-    active = ActiveProfiles(items, events, profiles, profiles.count())
+    window_start = as_of - timedelta(days=settings.lookback_days)
+    half_life = settings.half_life_days
+    weight, search = tune_search_weight(spark, events, items, window_start, as_of, half_life)
+    searches = search_affinity(spark, events, items, as_of, half_life) if weight > 0 else None
+    profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, half_life, searches, weight)
+    profiles = profiles.cache()
+    active = ActiveProfiles(items, events, profiles, profiles.count(), search)
     if active.users < settings.kmeans_k_min + 1:
         # Nothing may stay cached on the way out: a later read of the same snapshot path in this
         # process would be answered from the cached frame, i.e. from an older snapshot.
@@ -82,6 +90,7 @@ def segment_and_store(settings: Settings, as_of: datetime, active: ActiveProfile
         "k": segments.k,
         "silhouette": segments.silhouette,
         "silhouettes": segments.silhouettes,
+        "search": active.search,
     }
     log.info("profiles: %s", summary)
     return summary

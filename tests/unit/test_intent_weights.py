@@ -120,3 +120,39 @@ def test_validation_chooses_dwell_when_it_carries_the_taste_and_never_scores_bel
     scores = record["validation_ndcg@5"]
     assert scores["chosen"] >= scores["defaults"]
     assert weights.dwell_exponent == 0.0  # a constant dwell never helps: the default stays
+
+
+def test_a_query_matches_the_categories_of_the_items_holding_all_its_words():
+    from jobs.profiles.search import match_queries, words
+
+    assert words("Running SHOES, size-42") == {"running", "shoe", "size", "42"}
+    items = pd.DataFrame(
+        {
+            "title": ["Acme running shoes 1", "Bolt running shoes 2", "Acme running socks", "Green tea"],
+            "category": ["shoes", "shoes", "sports", "grocery"],
+            "brand": ["acme", "bolt", "acme", "leaf"],
+        }
+    )
+    matched = match_queries(["running shoe", "acme running", "tea", "teleport", ""], items)
+    shares = {(q, c): s for q, c, s in matched.itertuples(index=False)}
+    assert shares == {
+        ("running shoe", "shoes"): 1.0,
+        ("acme running", "shoes"): 0.5,
+        ("acme running", "sports"): 0.5,
+        ("tea", "grocery"): 1.0,
+    }
+
+
+def test_searches_count_only_when_they_predict_the_next_categories():
+    from jobs.profiles.search import choose_search_weight
+
+    # Each user browsed books but searched for shoes, and later engaged with shoes.
+    users = [f"u{n}" for n in range(20)]
+    behaviour = pd.DataFrame({"user_id": users, "category": "books", "affinity": 3.0})
+    searches = pd.DataFrame({"user_id": users, "category": "shoes", "affinity": 1.0})
+    weight, record = choose_search_weight(behaviour, searches, pd.DataFrame({"user_id": users, "category": "shoes"}))
+    assert weight > 3.0  # searches must outweigh three units of browsing to rank shoes first
+    assert record["validation_ndcg@3"][str(weight)] == pytest.approx(1.0)
+    # When they later stay with books, the searches are ignored.
+    weight, _ = choose_search_weight(behaviour, searches, pd.DataFrame({"user_id": users, "category": "books"}))
+    assert weight == 0.0
