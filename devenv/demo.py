@@ -25,7 +25,15 @@ from sqlalchemy import text
 from devenv.airflow_env import airflow_environment, migrate_metadata
 from jobs.core.config import Settings
 from jobs.core.db import apply_migrations, make_engine
-from simulation.synthetic import GeneratorConfig, add_scale_arguments, generate, read_new_items, read_tastes
+from jobs.notify.audience import preview_audience
+from simulation.synthetic import (
+    AUDIENCE_CAMPAIGN,
+    GeneratorConfig,
+    add_scale_arguments,
+    generate,
+    read_new_items,
+    read_tastes,
+)
 
 EXAMPLE_QUERIES = {
     "Live recommendations of one user": (
@@ -126,6 +134,25 @@ def print_new_users(conn, landing) -> None:
         f"  new users: {len({r.user_id for r in rows})} signed up with no event; {len({r.user_id for r in personal})}"
         f" who consented to profiling got their demographic neighbours' items ({in_taste(personal)} in their"
         f" planted favourite categories; popularity rows: {in_taste(popular)})"
+    )
+
+
+def print_audience(conn, preview: dict) -> None:
+    """The audience campaign: what its preview said before the run, and what the run then did."""
+    campaign = preview["campaign_id"]
+    decided = dict(
+        conn.execute(
+            text(
+                "SELECT decision, count(*) FROM push.notification_decisions WHERE candidate_key = :k"
+                " GROUP BY 1 ORDER BY 1"
+            ),
+            {"k": f"campaign:{campaign}"},
+        ).all()
+    )
+    print(
+        f"  a campaign audience: {campaign} {json.dumps(preview['audience'])}: its preview counted"
+        f" {preview['members']} members (e.g. {', '.join(preview['sample_user_keys'])}) and, alone, would decide"
+        f" {preview['would_decide']}; beside every other candidate the notifications run decided {decided}"
     )
 
 
@@ -245,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     # The hourly run of the same logical time detects triggers (abandoned carts, browse bursts)
     # and collects feedback; the notifications run then plans the next 24 hours and delivers them.
     run_dag(env, "hourly_events", logical, None, log_dir)
+    # Before the campaign goes out, a dry run previews its audience (nothing is recorded).
+    campaign = AUDIENCE_CAMPAIGN["campaign_id"]
+    preview = preview_audience(settings, campaign, datetime.fromisoformat(logical), horizon_hours=24, sample=3)
     run_dag(env, "notifications", logical, {"horizon_hours": 24, "relay_ahead_hours": 24}, log_dir)
 
     session = demo_session(env, settings, args.date, log_dir)
@@ -266,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print_new_arrivals(conn, settings.landing_dir)
         print_new_users(conn, settings.landing_dir)
         print_session(conn, session)
+        print_audience(conn, preview)
         for title, sql in EXAMPLE_QUERIES.items():
             print_query(conn, title, sql)
     print(f"\nDone in {time.monotonic() - started:.0f} s. The database is still running:")

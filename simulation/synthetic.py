@@ -217,22 +217,37 @@ def make_users(
     return users, tastes
 
 
+# A campaign with an audience rather than a taste rule: consenting users of one region who
+# showed interest in shoes or beauty in the last 24 hours (docs/notification-policy.md).
+AUDIENCE_CAMPAIGN = {
+    "campaign_id": "c-north-comeback",
+    "name": "Come back, north",
+    "discount_text": "free delivery",
+    "audience": json.dumps({"regions": ["north"], "intent_categories": ["shoes", "beauty"], "intent_hours": 24}),
+}
+
+
 def make_campaigns(end_date: date) -> list[dict]:
     start = datetime.combine(end_date - timedelta(days=3), datetime.min.time(), UTC)
-    return [
+    window = {
+        "valid_from": start.isoformat(),
+        "valid_to": (start + timedelta(days=7)).isoformat(),
+        "channels": "{email,push}",
+        "transactional": False,
+    }
+    by_taste = [
         {
             "campaign_id": f"c-{category}",
             "name": f"{category.title()} week",
             "target_category": category,
             "discount_text": "20% off",
-            "valid_from": start.isoformat(),
-            "valid_to": (start + timedelta(days=7)).isoformat(),
             "priority": priority,
-            "channels": "{email,push}",
-            "transactional": False,
+            "audience": "",
+            **window,
         }
         for priority, category in enumerate(("shoes", "electronics", "beauty"))
     ]
+    return [*by_taste, {**AUDIENCE_CAMPAIGN, "target_category": "", "priority": 5, **window}]
 
 
 class _EventWriter:

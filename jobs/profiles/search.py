@@ -7,7 +7,7 @@ for each category in proportion to its matched items. A query that matches nothi
 
 ``search_affinity`` turns a user's searches into decayed weight per category, which the profile
 adds to the behaviour of the same category with a weight ``choose_search_weight`` picks: the
-last fifth of the lookback window (at least a day) is held out, the categories each user then
+last fifth of the lookback window's data (at least a day) is held out, the categories each user then
 engaged with are the truth, and the weight whose category ranking (behaviour plus weight x
 searches, before the cut) has the best NDCG@3 wins, 0 (searches ignored) on a tie.
 
@@ -21,7 +21,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,11 @@ def tune_search_weight(
     """:func:`choose_search_weight` on the window's events cut at :func:`validation_cut`."""
     from jobs.profiles.build import weighted_interactions
 
-    cut = validation_cut(window_start, as_of)
+    # The window's data may start later than the window (a young shop, a short history).
+    first = events.agg(F.min(F.col("ts").cast("long"))).first()[0]
+    if first is None:
+        return 0.0, {"weight": 0.0, "why": "no events"}
+    cut = validation_cut(max(window_start, datetime.fromtimestamp(first, UTC)), as_of)
     before, after = events.where(F.col("ts") < F.lit(cut)), events.where(F.col("ts") >= F.lit(cut))
     behaviour = (
         weighted_interactions(before, items, cut, half_life_days)
@@ -145,5 +149,5 @@ def tune_search_weight(
 
 
 def validation_cut(window_start: datetime, as_of: datetime) -> datetime:
-    """Where the held-out tail of the lookback window starts: its last fifth, at least a day."""
+    """Where the held-out tail of the lookback window (from its first event) starts: its last fifth, at least a day."""
     return as_of - max(timedelta(days=1), (as_of - window_start) / 5)
