@@ -2,9 +2,10 @@
 
 The live model (the run ``push.published_recommendations`` points at) was trained on events up
 to its ``train_end``. Every hour, ``refresh_recommendations`` reads the clean events since then,
-turns them into implicit ratings the way training does (with the run's intent weights), merges them with the run's stored
-ratings, folds the users who acted into the model (``zoo.fold_in``: factor models re-solve their
-vectors with the item factors fixed; item-to-item models read the updated rows), and rebuilds
+turns them into implicit ratings the way training does (with the run's intent weights), merges
+them with the run's stored ratings, folds the users who acted into the model (``zoo.fold_in``:
+factor models re-solve their vectors with the item factors fixed; item-to-item models read the
+updated rows), and rebuilds
 those users' lists with the daily path (``job.build_lists``), excluding what they bought or put
 in their cart since. Their rows in the live run are replaced in one transaction, under the
 publish lock, so readers see a user's old list or the new one. Other users' rows are untouched.

@@ -9,12 +9,12 @@ that are each safe to repeat:
    batch's row in ``push.stream_batches`` with its decision time and the users to plan. If that
    row already exists the batch's effects are stored and this phase is skipped; the decision time
    and users are read back from it, so a replay plans exactly what the first attempt meant to.
-2. **Decide**: :func:`jobs.notify.plan.plan_notifications` with the batch's own run key; decisions
+2. **Lists**: the users with item events in the batch get their recommendation lists folded in
+   from their latest activity (``jobs.recs.refresh.refresh_user_lists``), so the lists the
+   policy and the triggers read reflect the session within the batch; a replay writes the same.
+3. **Decide**: :func:`jobs.notify.plan.plan_notifications` with the batch's own run key; decisions
    of a run key are immutable, so a replay decides only users the first attempt had not reached.
-2b. **Lists**: the users with item events in the batch get their recommendation lists folded
-   in from their latest activity (``jobs.recs.refresh.refresh_user_lists``), so the lists the
-   policy and the triggers read reflect the session within the batch; idempotent on a replay.
-3. **Relay** due outbox rows (the relay claims each row once) and stamp the batch as recorded.
+4. **Relay** due outbox rows (the relay claims each row once) and stamp the batch as recorded.
 """
 
 from __future__ import annotations
