@@ -27,7 +27,7 @@ from jobs.core.timeutil import parse_utc
 from jobs.ingest.lake import lookback_events
 from jobs.ingest.reference import read_items, read_users
 from jobs.profiles.build import build_user_profiles
-from jobs.profiles.search import search_affinity, tune_search_weight
+from jobs.profiles.search import query_shares, search_affinity, tune_search_weight
 from jobs.profiles.segments import describe_segments, fit_segments
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,9 @@ def build_profiles(spark: SparkSession, settings: Settings, as_of: datetime) -> 
     events = lookback_events(spark, settings, as_of).where(f"ts < '{as_of.isoformat()}'").cache()
     window_start = as_of - timedelta(days=settings.lookback_days)
     half_life = settings.half_life_days
-    weight, search = tune_search_weight(spark, events, items, window_start, as_of, half_life)
-    searches = search_affinity(spark, events, items, as_of, half_life) if weight > 0 else None
+    shares = query_shares(spark, events, items)
+    weight, search = tune_search_weight(events, items, shares, window_start, as_of, half_life)
+    searches = search_affinity(events, shares, as_of, half_life) if weight > 0 else None
     profiles = build_user_profiles(events, items, read_users(spark, settings), as_of, half_life, searches, weight)
     profiles = profiles.cache()
     active = ActiveProfiles(items, events, profiles, profiles.count(), search)

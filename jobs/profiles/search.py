@@ -61,17 +61,21 @@ def match_queries(queries: Iterable[str], items: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["query", "category", "share"])
 
 
-def search_affinity(
-    spark: SparkSession, events: DataFrame, items: DataFrame, as_of: datetime, half_life_days: float
-) -> DataFrame:
-    """(user_id, category, affinity): each search's time decay spread over its query's categories."""
+def query_shares(spark: SparkSession, events: DataFrame, items: DataFrame) -> DataFrame:
+    """(query, category, share) of the window's distinct queries, matched once on the driver."""
     searches = events.where((F.col("event_type") == "search") & F.col("query").isNotNull())
     top = searches.groupBy("query").count().orderBy(F.desc("count"), "query").limit(MAX_QUERIES)
     queries = [row.query for row in top.collect()]
-    catalogue = items.select("title", "category", "brand").toPandas()
-    matched = match_queries(queries, catalogue)
+    matched = match_queries(queries, items.select("title", "category", "brand").toPandas()) if queries else None
     schema = "query string, category string, share double"
-    shares = spark.createDataFrame(matched, schema) if len(matched) else spark.createDataFrame([], schema)
+    if matched is None or matched.empty:
+        return spark.createDataFrame([], schema)
+    return spark.createDataFrame(matched, schema)
+
+
+def search_affinity(events: DataFrame, shares: DataFrame, as_of: datetime, half_life_days: float) -> DataFrame:
+    """(user_id, category, affinity): each search's time decay spread over its query's categories."""
+    searches = events.where((F.col("event_type") == "search") & F.col("query").isNotNull())
     age_days = (F.lit(as_of).cast("long") - F.col("ts").cast("long")) / 86400.0
     decay = F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / F.lit(half_life_days))
     return (
@@ -112,9 +116,9 @@ def choose_search_weight(
 
 
 def tune_search_weight(
-    spark: SparkSession,
     events: DataFrame,
     items: DataFrame,
+    shares: DataFrame,
     window_start: datetime,
     as_of: datetime,
     half_life_days: float,
@@ -122,10 +126,10 @@ def tune_search_weight(
     """:func:`choose_search_weight` on the window's events cut at :func:`validation_cut`."""
     from jobs.profiles.build import weighted_interactions
 
+    if shares.isEmpty():
+        return 0.0, {"weight": 0.0, "why": "no search matched the catalogue"}
     # The window's data may start later than the window (a young shop, a short history).
     first = events.agg(F.min(F.col("ts").cast("long"))).first()[0]
-    if first is None:
-        return 0.0, {"weight": 0.0, "why": "no events"}
     cut = validation_cut(max(window_start, datetime.fromtimestamp(first, UTC)), as_of)
     before, after = events.where(F.col("ts") < F.lit(cut)), events.where(F.col("ts") >= F.lit(cut))
     behaviour = (
@@ -134,7 +138,7 @@ def tune_search_weight(
         .agg(F.sum("weight").alias("affinity"))
         .toPandas()
     )
-    searches = search_affinity(spark, before, items, cut, half_life_days).toPandas()
+    searches = search_affinity(before, shares, cut, half_life_days).toPandas()
     if searches.empty:
         return 0.0, {"weight": 0.0, "why": "no search before the cut matched the catalogue"}
     truth = (

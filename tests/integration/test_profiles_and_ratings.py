@@ -129,3 +129,33 @@ def test_sampled_negatives_are_uniform_over_unseen_items_and_fill_dense_users():
     drawn = with_sampled_negatives(odd, catalogue, ratio=1.0, seed=2).iloc[2:]
     assert len(drawn) == 2
     assert not {"zz", "i01"} & set(drawn["item_id"])
+
+
+def test_searches_matched_to_the_catalogue_move_the_category_affinity(spark):
+    from jobs.profiles.search import query_shares, search_affinity
+
+    schema = (
+        "user_id string, event_type string, item_id string, price double, quantity long, query string, ts timestamp"
+    )
+    events = spark.createDataFrame(
+        [
+            ("u3", "view", "i3", 10.0, None, None, datetime(2026, 11, 24, 9)),  # one book viewed
+            ("u3", "search", None, None, None, "dear SHOES", datetime(2026, 11, 24, 10)),
+            ("u3", "search", None, None, None, "shoe", datetime(2026, 11, 24, 11)),
+            ("u3", "search", None, None, None, "teleporter", datetime(2026, 11, 24, 12)),  # matches nothing
+        ],
+        schema,
+    )
+    items = spark.createDataFrame(
+        ITEMS, "item_id string, title string, category string, brand string, price double, in_stock boolean"
+    )
+    shares = {(r.query, r.category): r.share for r in query_shares(spark, events, items).collect()}
+    assert shares == {("dear SHOES", "shoes"): 1.0, ("shoe", "shoes"): 1.0}
+    affinity = search_affinity(events, query_shares(spark, events, items), AS_OF, 7.0).collect()
+    assert [(r.user_id, r.category) for r in affinity] == [("u3", "shoes")]
+    users = spark.createDataFrame([("u3", "UTC")], "user_id string, timezone string")
+    searches = search_affinity(events, query_shares(spark, events, items), AS_OF, 7.0)
+    plain = build_user_profiles(events, items, users, AS_OF, 7.0).collect()[0]
+    weighted = build_user_profiles(events, items, users, AS_OF, 7.0, searches, 2.0).collect()[0]
+    assert plain.top_categories == ["books"]
+    assert weighted.top_categories == ["shoes", "books"]  # two searches x 2 outweigh one view
