@@ -233,6 +233,10 @@ class Settings:
         default_factory=lambda: [a.strip() for a in _env("ALERT_EMAILS", "").split(",") if a.strip()]
     )
     push_gateway_url: str = field(default_factory=lambda: _env("PUSH_GATEWAY_URL", ""))
+    # Firebase Cloud Messaging for users whose push_platform is fcm (jobs/notify/fcm.py): the
+    # service-account key file (a secret: keep it out of the repository and the database).
+    fcm_service_account: str = field(default_factory=lambda: _env("FCM_SERVICE_ACCOUNT", ""))
+    fcm_endpoint: str = field(default_factory=lambda: _env("FCM_ENDPOINT", "https://fcm.googleapis.com"))
     sms_gateway_url: str = field(default_factory=lambda: _env("SMS_GATEWAY_URL", ""))
     gateway_secret: str = field(default_factory=lambda: _env("GATEWAY_SECRET", ""))
     gateway_timeout_seconds: float = field(default_factory=lambda: _env_float("GATEWAY_TIMEOUT_SECONDS", 10.0))

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from jobs.core.config import Settings
 from jobs.core.db import copy_frame, load_query, make_engine
+from jobs.privacy.pseudonym import pseudonym
 from jobs.privacy.suppression import erased_keys, user_pseudonyms, without_erased
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
                 pairs = zip(frame["campaign_id"], frame["audience"], strict=True)
                 frame["audience"] = [checked_audience(campaign, value) for campaign, value in pairs]
             if name == "users":
+                counts["dead_tokens_kept_off"] = _without_dead_tokens(conn, frame, settings.pseudonym_key)
                 # Erased users stay out; everyone else gets their pseudonym for the analyst views.
                 frame, counts["erased_users_skipped"] = without_erased(frame, settings.pseudonym_key, erased_keys(conn))
                 conn.execute(text("DELETE FROM push.user_pseudonyms"))
@@ -88,6 +90,23 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
         ).rowcount
         counts["timezones_reset_to_utc"] = _reset_unknown_timezones(conn)
     return counts
+
+
+def _without_dead_tokens(conn, users: pd.DataFrame, key: str) -> int:
+    """Blank the push tokens a provider declared dead (``push.dead_tokens``), in place; return how many.
+
+    A shop's export may still carry a token the relay retired: loading it again would make the
+    planner pick a channel that can never deliver.
+    """
+    if "push_token" not in users.columns:
+        return 0
+    dead = set(conn.execute(text("SELECT token_key FROM push.dead_tokens")).scalars())
+    if not dead:
+        return 0
+    tokens = users["push_token"]
+    is_dead = tokens.notna() & tokens.map(lambda token: token is not None and pseudonym(token, key) in dead)
+    users.loc[is_dead, "push_token"] = None
+    return int(is_dead.sum())
 
 
 # The keys a campaign's audience may hold, and what each must be (sql/functions/push.campaign_audience.sql).

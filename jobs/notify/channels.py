@@ -72,6 +72,9 @@ class OutboundMessage:
         content: ``title`` and ``body`` (and ``html`` for e-mail).
         source: Why the message exists (recommendation, campaign, trigger, ...).
         item_id: The item the message is about, if any.
+        platform: For ``push``, the user's push platform (``fcm``, ``gateway``; ``None`` is the
+            gateway), which picks the provider.
+        expires_at: When the message stops being worth showing (providers get it as a TTL).
     """
 
     idempotency_key: str
@@ -81,6 +84,8 @@ class OutboundMessage:
     content: dict
     source: str
     item_id: str | None
+    platform: str | None = None
+    expires_at: datetime | None = None
 
 
 class DeliveryError(Exception):
@@ -102,6 +107,23 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """A failure that retrying cannot fix (bad address, rejected content, configuration)."""
+
+
+class DeadTokenError(PermanentDeliveryError):
+    """The provider says the device token (or subscription) will never work again.
+
+    The relay retires the token (``push.dead_tokens``) so that no plan picks it again.
+
+    Args:
+        message: What went wrong.
+        platform: Whose token (``fcm``, ...).
+        answer: The provider's answer, as recorded (status and error code, no token).
+    """
+
+    def __init__(self, message: str, platform: str, answer: str) -> None:
+        super().__init__(message)
+        self.platform = platform
+        self.answer = answer
 
 
 class Channel(Protocol):
@@ -139,7 +161,10 @@ class FileSink:
         # A private temporary name per writer, so two relays repeating the same key never
         # interleave their bytes; os.replace makes the final file appear atomically.
         partial = target.with_name(f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-        partial.write_text(json.dumps(asdict(message), ensure_ascii=False, indent=1), encoding="utf-8")
+        record = asdict(message)
+        if message.expires_at is not None:
+            record["expires_at"] = message.expires_at.isoformat()
+        partial.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(partial, target)
 
 
@@ -591,12 +616,47 @@ def build_rate_limiters(limits: dict[str, float]) -> dict[str, RateLimiter]:
 # --- wiring ---------------------------------------------------------------------------------
 
 
+# What to set for each push platform's provider.
+PROVIDER_SETTINGS = {"fcm": "set PUSH_FCM_SERVICE_ACCOUNT"}
+
+
+class PushRouter:
+    """The ``push`` channel: each message goes to the provider of the user's push platform.
+
+    Users without a platform (snapshots from before ``push_platform`` existed) and those on
+    ``gateway`` use ``default`` (the signed gateway, or the file sink); a platform whose provider
+    is not configured is a permanent error naming the setting to fix. Built only when a
+    provider is configured: with none, ``default`` takes every push message.
+    """
+
+    name = "push"
+
+    def __init__(self, default: Channel, providers: dict[str, Channel]) -> None:
+        self.default = default
+        self.providers = providers
+
+    def __repr__(self) -> str:
+        return f"PushRouter(default={self.default!r}, providers={self.providers!r})"
+
+    def send(self, message: OutboundMessage) -> None:
+        platform = message.platform or "gateway"
+        if platform == "gateway":
+            return self.default.send(message)
+        provider = self.providers.get(platform)
+        if provider is None:
+            setting = PROVIDER_SETTINGS.get(platform, "no adapter exists for it yet")
+            raise PermanentDeliveryError(f"push: the user's platform is {platform!r}: {setting}")
+        return provider.send(message)
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """The adapter for each channel from the settings; unconfigured channels use the file sink.
 
     - ``email``: :class:`SmtpChannel` when ``smtp_url`` is set.
     - ``push`` / ``sms``: :class:`HttpGatewayChannel` to ``push_gateway_url`` /
-      ``sms_gateway_url`` when set (then ``gateway_secret`` is required).
+      ``sms_gateway_url`` when set (then ``gateway_secret`` is required); ``push`` is a
+      :class:`PushRouter` that sends users on ``fcm`` through ``jobs.notify.fcm`` when
+      ``fcm_service_account`` is set.
     - ``webhook``: :class:`HttpGatewayChannel` posting to each user's own URL when
       ``gateway_secret`` is set (webhook receivers need a signature to trust the request).
     """
@@ -612,4 +672,12 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
         channels["sms"] = HttpGatewayChannel("sms", settings.sms_gateway_url, secret, timeout)
     if secret:
         channels["webhook"] = HttpGatewayChannel("webhook", None, secret, timeout)
+    providers: dict[str, Channel] = {}
+    if settings.fcm_service_account:
+        from jobs.notify.fcm import FcmChannel, ServiceAccount
+
+        account = ServiceAccount.from_file(settings.fcm_service_account)
+        providers["fcm"] = FcmChannel(account, settings.fcm_endpoint, timeout)
+    if providers:  # without any, every push goes to the gateway or the file sink, as before
+        channels["push"] = PushRouter(channels["push"], providers)
     return channels

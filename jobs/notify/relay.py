@@ -43,6 +43,7 @@ from jobs.core.db import load_query, make_engine
 from jobs.core.timeutil import as_utc, parse_utc
 from jobs.notify.channels import (
     Channel,
+    DeadTokenError,
     OutboundMessage,
     PermanentDeliveryError,
     RateLimiter,
@@ -51,6 +52,7 @@ from jobs.notify.channels import (
     build_rate_limiters,
 )
 from jobs.notify.render import render_message
+from jobs.privacy.pseudonym import pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ class _Outcome:
     outcome: str
     error: str | None = None
     next_attempt_at: datetime | None = None
+    dead_token: DeadTokenError | None = None
 
     @property
     def status(self) -> str:
@@ -239,6 +242,8 @@ def _deliver(
                 content=content,
                 source=row["source"],
                 item_id=row["item_id"],
+                platform=row["platform"],
+                expires_at=row["expires_at"],
             )
             result = _send(
                 message,
@@ -265,9 +270,31 @@ def _deliver(
         text(LOG_ATTEMPT),
         {"key": key, "at": attempted_at, "channel": channel_name, "outcome": result.outcome, "error": error},
     )
+    if result.dead_token is not None:
+        retire_token(conn, row["user_id"], result.dead_token, row["address"], key, settings.pseudonym_key)
     if result.outcome == "dead":
         log.warning("dead letter %s (%s) after %d attempt(s): %s", key, channel_name, row["attempts"] + 1, error)
     return result
+
+
+def retire_token(conn: Connection, user_id: str, dead: DeadTokenError, token: str, key: str, secret: str) -> None:
+    """Record a dead token (by its keyed hash, never the token) and take it off the user.
+
+    Future plans then fall back to the user's next consented channel, and the reference loader
+    keeps the token off even when the next users snapshot still carries it.
+    """
+    conn.execute(
+        text(
+            "INSERT INTO push.dead_tokens (user_id, platform, token_key, answer, idempotency_key)"
+            " VALUES (:user, :platform, :token_key, :answer, :key) ON CONFLICT (platform, token_key) DO NOTHING"
+        ),
+        {"user": user_id, "platform": dead.platform, "token_key": pseudonym(token, secret), "answer": dead.answer,
+         "key": key},
+    )  # fmt: skip
+    conn.execute(
+        text("UPDATE push.users SET push_token = NULL WHERE user_id = :user AND push_token = :token"),
+        {"user": user_id, "token": token},
+    )
 
 
 def _send(
@@ -285,6 +312,8 @@ def _send(
         limiter.acquire()
     try:
         channel.send(message)
+    except DeadTokenError as error:
+        return _Outcome("dead", str(error), dead_token=error)
     except PermanentDeliveryError as error:
         return _Outcome("dead", str(error))
     except Exception as error:  # transient, or unclassified (treated as transient): retry

@@ -1,4 +1,5 @@
-SELECT l.idempotency_key, l.user_id, l.channel, l.source, l.item_id, l.payload, l.attempts,
+SELECT l.idempotency_key, l.user_id, l.channel, l.source, l.item_id, l.payload, l.attempts, l.expires_at,
+       u.push_platform AS platform,
        (l.expires_at IS NOT NULL AND l.expires_at <= greatest(l.scheduled_at, :as_of)) AS expired,
        coalesce(CASE l.channel WHEN 'email' THEN u.consent_email WHEN 'sms' THEN u.consent_sms
                                WHEN 'push' THEN u.consent_push WHEN 'webhook' THEN u.consent_webhook END,
