@@ -237,6 +237,10 @@ class Settings:
     # service-account key file (a secret: keep it out of the repository and the database).
     fcm_service_account: str = field(default_factory=lambda: _env("FCM_SERVICE_ACCOUNT", ""))
     fcm_endpoint: str = field(default_factory=lambda: _env("FCM_ENDPOINT", "https://fcm.googleapis.com"))
+    # Web Push for users whose push_platform is webpush (jobs/notify/webpush.py): the VAPID
+    # private key file (PEM, a secret) and the contact the push services may use.
+    webpush_vapid_key: str = field(default_factory=lambda: _env("WEBPUSH_VAPID_KEY", ""))
+    webpush_subject: str = field(default_factory=lambda: _env("WEBPUSH_SUBJECT", ""))
     sms_gateway_url: str = field(default_factory=lambda: _env("SMS_GATEWAY_URL", ""))
     gateway_secret: str = field(default_factory=lambda: _env("GATEWAY_SECRET", ""))
     gateway_timeout_seconds: float = field(default_factory=lambda: _env_float("GATEWAY_TIMEOUT_SECONDS", 10.0))

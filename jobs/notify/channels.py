@@ -617,7 +617,10 @@ def build_rate_limiters(limits: dict[str, float]) -> dict[str, RateLimiter]:
 
 
 # What to set for each push platform's provider.
-PROVIDER_SETTINGS = {"fcm": "set PUSH_FCM_SERVICE_ACCOUNT"}
+PROVIDER_SETTINGS = {
+    "fcm": "set PUSH_FCM_SERVICE_ACCOUNT",
+    "webpush": "set PUSH_WEBPUSH_VAPID_KEY and PUSH_WEBPUSH_SUBJECT",
+}
 
 
 class PushRouter:
@@ -656,7 +659,8 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     - ``push`` / ``sms``: :class:`HttpGatewayChannel` to ``push_gateway_url`` /
       ``sms_gateway_url`` when set (then ``gateway_secret`` is required); ``push`` is a
       :class:`PushRouter` that sends users on ``fcm`` through ``jobs.notify.fcm`` when
-      ``fcm_service_account`` is set.
+      ``fcm_service_account`` is set, and users on ``webpush`` through ``jobs.notify.webpush``
+      when ``webpush_vapid_key`` is set.
     - ``webhook``: :class:`HttpGatewayChannel` posting to each user's own URL when
       ``gateway_secret`` is set (webhook receivers need a signature to trust the request).
     """
@@ -678,6 +682,10 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
 
         account = ServiceAccount.from_file(settings.fcm_service_account)
         providers["fcm"] = FcmChannel(account, settings.fcm_endpoint, timeout)
+    if settings.webpush_vapid_key:
+        from jobs.notify.webpush import WebPushChannel
+
+        providers["webpush"] = WebPushChannel(settings.webpush_vapid_key, settings.webpush_subject, timeout)
     if providers:  # without any, every push goes to the gateway or the file sink, as before
         channels["push"] = PushRouter(channels["push"], providers)
     return channels
