@@ -56,8 +56,12 @@ class FakeWebPush:
         key = ec.generate_private_key(ec.SECP256R1())
         auth = os.urandom(16)
         self.keys[name] = (key, auth)
-        public = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        return json.dumps({"endpoint": f"{self.origin}/push/{name}", "keys": {"p256dh": b64url(public), "auth": b64url(auth)}})
+        public = key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return json.dumps(
+            {"endpoint": f"{self.origin}/push/{name}", "keys": {"p256dh": b64url(public), "auth": b64url(auth)}}
+        )
 
     def receive(self, name: str, headers, body: bytes) -> tuple[int, dict] | str:
         problem = self._check_vapid(headers.get("Authorization", ""))
