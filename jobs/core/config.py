@@ -241,6 +241,13 @@ class Settings:
     # private key file (PEM, a secret) and the contact the push services may use.
     webpush_vapid_key: str = field(default_factory=lambda: _env("WEBPUSH_VAPID_KEY", ""))
     webpush_subject: str = field(default_factory=lambda: _env("WEBPUSH_SUBJECT", ""))
+    # APNs for users whose push_platform is apns (jobs/notify/apns.py): the .p8 signing key
+    # (a secret), its key id, the team id and the app's bundle id.
+    apns_key: str = field(default_factory=lambda: _env("APNS_KEY", ""))
+    apns_key_id: str = field(default_factory=lambda: _env("APNS_KEY_ID", ""))
+    apns_team_id: str = field(default_factory=lambda: _env("APNS_TEAM_ID", ""))
+    apns_topic: str = field(default_factory=lambda: _env("APNS_TOPIC", ""))
+    apns_endpoint: str = field(default_factory=lambda: _env("APNS_ENDPOINT", "https://api.push.apple.com"))
     sms_gateway_url: str = field(default_factory=lambda: _env("SMS_GATEWAY_URL", ""))
     gateway_secret: str = field(default_factory=lambda: _env("GATEWAY_SECRET", ""))
     gateway_timeout_seconds: float = field(default_factory=lambda: _env_float("GATEWAY_TIMEOUT_SECONDS", 10.0))

@@ -620,6 +620,7 @@ def build_rate_limiters(limits: dict[str, float]) -> dict[str, RateLimiter]:
 PROVIDER_SETTINGS = {
     "fcm": "set PUSH_FCM_SERVICE_ACCOUNT",
     "webpush": "set PUSH_WEBPUSH_VAPID_KEY and PUSH_WEBPUSH_SUBJECT",
+    "apns": "set PUSH_APNS_KEY, PUSH_APNS_KEY_ID, PUSH_APNS_TEAM_ID and PUSH_APNS_TOPIC",
 }
 
 
@@ -660,7 +661,8 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
       ``sms_gateway_url`` when set (then ``gateway_secret`` is required); ``push`` is a
       :class:`PushRouter` that sends users on ``fcm`` through ``jobs.notify.fcm`` when
       ``fcm_service_account`` is set, and users on ``webpush`` through ``jobs.notify.webpush``
-      when ``webpush_vapid_key`` is set.
+      when ``webpush_vapid_key`` is set, and users on ``apns`` through ``jobs.notify.apns``
+      when ``apns_key`` is set.
     - ``webhook``: :class:`HttpGatewayChannel` posting to each user's own URL when
       ``gateway_secret`` is set (webhook receivers need a signature to trust the request).
     """
@@ -686,6 +688,17 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
         from jobs.notify.webpush import WebPushChannel
 
         providers["webpush"] = WebPushChannel(settings.webpush_vapid_key, settings.webpush_subject, timeout)
+    if settings.apns_key:
+        from jobs.notify.apns import ApnsChannel
+
+        providers["apns"] = ApnsChannel(
+            settings.apns_key,
+            settings.apns_key_id,
+            settings.apns_team_id,
+            settings.apns_topic,
+            settings.apns_endpoint,
+            timeout,
+        )
     if providers:  # without any, every push goes to the gateway or the file sink, as before
         channels["push"] = PushRouter(channels["push"], providers)
     return channels
