@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 Q ?=
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-coldstart bench-intent bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: help install demo test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-coldstart bench-intent bench-push bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -44,6 +44,7 @@ bench: $(STAMP)
 	@$(MAKE) --no-print-directory bench-item-models ITEMS=10000
 	@$(MAKE) --no-print-directory bench-coldstart
 	@$(MAKE) --no-print-directory bench-intent
+	@$(MAKE) --no-print-directory bench-push MESSAGES=2000
 	@$(MAKE) --no-print-directory bench-stages EVENTS="100000 1000000"
 	@$(MAKE) --no-print-directory bench-stream RATES=1000 SECONDS=30
 
@@ -79,6 +80,10 @@ bench-coldstart: $(STAMP)
 ## bench-intent: intent weights chosen on validation vs the defaults, with and without a dwell signal (USERS=, ITEMS=)
 bench-intent: $(STAMP)
 	@$(PY) -m benchmarks.intent --users $(or $(USERS),1500) --items $(or $(ITEMS),400)
+
+## bench-push: relay messages/s through FCM, APNs and Web Push adapters to local providers, beside the file sink (MESSAGES=)
+bench-push: $(STAMP)
+	@$(PY) -m benchmarks.push --messages $(or $(MESSAGES),10000)
 
 ## bench-item-models: seconds and peak memory of fitting EASE, item-kNN and SVD at 10^4 and 10^5 items (ITEMS="10000 100000")
 bench-item-models: $(STAMP)
