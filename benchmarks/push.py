@@ -39,7 +39,6 @@ from tests.support.outbox import FACTS
 from tests.support.webpush_server import FakeWebPush
 
 
-
 def _pem(key) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
