@@ -635,9 +635,13 @@ class PushRouter:
 
     name = "push"
 
-    def __init__(self, default: Channel, providers: dict[str, Channel]) -> None:
+    def __init__(
+        self, default: Channel, providers: dict[str, Channel], limiters: dict[str, RateLimiter] | None = None
+    ) -> None:
         self.default = default
         self.providers = providers
+        # Per provider, within the push channel's own limit (each provider has its own quota).
+        self.limiters = limiters or {}
 
     def __repr__(self) -> str:
         return f"PushRouter(default={self.default!r}, providers={self.providers!r})"
@@ -650,6 +654,8 @@ class PushRouter:
         if provider is None:
             setting = PROVIDER_SETTINGS.get(platform, "no adapter exists for it yet")
             raise PermanentDeliveryError(f"push: the user's platform is {platform!r}: {setting}")
+        if platform in self.limiters:
+            self.limiters[platform].acquire()
         return provider.send(message)
 
 
@@ -700,5 +706,6 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
             timeout,
         )
     if providers:  # without any, every push goes to the gateway or the file sink, as before
-        channels["push"] = PushRouter(channels["push"], providers)
+        limits = {name: rate for name, rate in settings.channel_rate_limits.items() if name in providers}
+        channels["push"] = PushRouter(channels["push"], providers, build_rate_limiters(limits))
     return channels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -166,3 +167,16 @@ def test_push_goes_to_the_users_platform_and_an_unconfigured_one_is_named(empty_
     assert (fcm_settings.outbox_dir / "push" / "k-b.json").exists()  # no platform: the gateway (file sink here)
     assert "apns" in ledger_row(empty_db, "k-c").last_error
     assert [token for token, _ in fcm.shown] == ["token-a"]
+
+
+def test_a_provider_rate_limit_spaces_out_its_sends(empty_db, fcm_settings, fcm):
+    users = [f"r{n}" for n in range(4)]
+    fcm.registered |= {f"token-{u}" for u in users}
+    seed_outbox(empty_db, [user_row(u) for u in users], [message_row(f"k-{u}", u) for u in users])
+    _on_fcm(empty_db, users)
+    limited = replace(fcm_settings, channel_rate_limits={"fcm": 2.0})  # a bucket of 2, refilled at 2/s
+    channels = build_channels(limited)
+    assert set(channels["push"].limiters) == {"fcm"}
+    started = time.monotonic()
+    assert relay_pending(limited, channels) == {"sent": 4}
+    assert time.monotonic() - started >= 0.9  # the 3rd and 4th waited for the bucket
