@@ -248,6 +248,10 @@ class Settings:
     apns_team_id: str = field(default_factory=lambda: _env("APNS_TEAM_ID", ""))
     apns_topic: str = field(default_factory=lambda: _env("APNS_TOPIC", ""))
     apns_endpoint: str = field(default_factory=lambda: _env("APNS_ENDPOINT", "https://api.push.apple.com"))
+    # Push messages about an item carry a deep link and an image built from these patterns
+    # ("{item_id}" is replaced), e.g. shop://item/{item_id}; empty: none.
+    push_deep_link: str = field(default_factory=lambda: _env("DEEP_LINK", ""))
+    push_image_url: str = field(default_factory=lambda: _env("IMAGE_URL", ""))
     sms_gateway_url: str = field(default_factory=lambda: _env("SMS_GATEWAY_URL", ""))
     gateway_secret: str = field(default_factory=lambda: _env("GATEWAY_SECRET", ""))
     gateway_timeout_seconds: float = field(default_factory=lambda: _env_float("GATEWAY_TIMEOUT_SECONDS", 10.0))

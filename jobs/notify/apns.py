@@ -115,6 +115,10 @@ class ApnsChannel:
             payload["item_id"] = message.item_id
         if message.content.get("url"):
             payload["link"] = message.content["url"]
+        if message.content.get("image"):
+            # The app's notification service extension downloads it (it runs only with mutable-content).
+            payload["image"] = message.content["image"]
+            payload["aps"]["mutable-content"] = 1
         body = json.dumps(payload, ensure_ascii=False).encode()
         if len(body) > MAX_PAYLOAD_BYTES:
             raise PermanentDeliveryError(f"apns: payload is {len(body)} bytes, above Apple's {MAX_PAYLOAD_BYTES}")

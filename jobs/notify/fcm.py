@@ -165,6 +165,10 @@ class FcmChannel:
             "android": {"collapse_key": message.idempotency_key, "priority": "NORMAL"},
             "webpush": {"headers": {"Topic": message.idempotency_key[:32]}},
         }
+        if message.content.get("image"):
+            body["notification"]["image"] = message.content["image"]
+        if str(message.content.get("url", "")).startswith("https://"):
+            body["webpush"]["fcm_options"] = {"link": message.content["url"]}  # FCM takes only HTTPS here
         if message.expires_at is not None:
             ttl = max(0, int((message.expires_at - datetime.fromtimestamp(self._clock(), UTC)).total_seconds()))
             body["android"]["ttl"] = f"{ttl}s"

@@ -30,6 +30,7 @@ import json
 import logging
 import random
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -231,6 +232,8 @@ def _deliver(
     else:
         try:
             content = message_content(channel_name, row["payload"])
+            if channel_name == "push":
+                content = {**content, **push_links(settings, row["item_id"])}
         except Exception as error:  # a template or payload problem never fixes itself
             result = _Outcome("dead", f"render failed: {type(error).__name__}: {error}")
         else:
@@ -328,6 +331,16 @@ def _send(
             delay = backoff_seconds(attempt, settings.retry_base_seconds, settings.retry_max_seconds)
         return _Outcome("retry", description, clock.now() + timedelta(seconds=delay))
     return _Outcome("sent")
+
+
+def push_links(settings: Settings, item_id: str | None) -> dict[str, str]:
+    """The deep link and image of a push message about ``item_id`` (``PUSH_DEEP_LINK``,
+    ``PUSH_IMAGE_URL``: patterns with ``{item_id}``, URL-quoted); none without an item or a pattern."""
+    if not item_id:
+        return {}
+    quoted = urllib.parse.quote(item_id, safe="")
+    links = {"url": settings.push_deep_link, "image": settings.push_image_url}
+    return {name: pattern.replace("{item_id}", quoted) for name, pattern in links.items() if pattern}
 
 
 def message_content(channel: str, payload: dict) -> dict:

@@ -86,6 +86,7 @@ class WebPushChannel:
             "idempotency_key": message.idempotency_key,
             "item_id": message.item_id,
             "url": message.content.get("url"),
+            "image": message.content.get("image"),
         }
         text = json.dumps(payload, ensure_ascii=False)
         size = len(text.encode())

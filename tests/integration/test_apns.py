@@ -67,7 +67,10 @@ def test_messages_go_as_streams_of_one_http2_connection_with_one_provider_token(
     users = [f"u{n}" for n in range(4)]
     apns.registered |= {f"token-{u}" for u in users}
     _on_apns(empty_db, users)
-    assert relay_pending(apns_settings) == {"sent": 4}
+    linked = replace(
+        apns_settings, push_deep_link="shop://item/{item_id}", push_image_url="https://cdn.example/{item_id}.jpg"
+    )
+    assert relay_pending(linked) == {"sent": 4}
     assert apns.connections == 1
     first = apns.requests[0]["headers"]
     assert first["apns-topic"] == TOPIC
@@ -79,6 +82,11 @@ def test_messages_go_as_streams_of_one_http2_connection_with_one_provider_token(
     payload = apns.shown[("token-u0", "k-u0")]
     assert payload["aps"]["alert"]["title"]
     assert payload["idempotency_key"] == "k-u0"
+    assert (payload["link"], payload["image"], payload["aps"]["mutable-content"]) == (
+        "shop://item/i1",
+        "https://cdn.example/i1.jpg",
+        1,
+    )
 
 
 def test_an_unregistered_or_bad_token_is_retired(empty_db, apns_settings, apns):

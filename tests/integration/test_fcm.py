@@ -54,13 +54,25 @@ def test_messages_reach_fcm_with_one_access_token_a_collapse_key_and_a_ttl(empty
     fcm.registered |= {f"token-{u}" for u in users}
     seed_outbox(empty_db, [user_row(u) for u in users], [message_row(f"k-{u}", u) for u in users])
     _on_fcm(empty_db, users)
+    linked = replace(
+        fcm_settings,
+        push_deep_link="https://shop.example/i/{item_id}",
+        push_image_url="https://cdn.example/{item_id}.jpg",
+    )
 
-    assert relay_pending(fcm_settings) == {"sent": 3}
+    assert relay_pending(linked) == {"sent": 3}
     assert fcm.exchanges == 1  # the access token is cached, not fetched per message
     assert {token for token, _ in fcm.shown} == {f"token-{u}" for u in users}
     message = fcm.shown[("token-u0", "k-u0")]
     assert message["notification"]["title"]
-    assert message["data"] == {"idempotency_key": "k-u0", "source": "svd", "item_id": "i1"}
+    assert message["data"] == {
+        "idempotency_key": "k-u0",
+        "source": "svd",
+        "item_id": "i1",
+        "link": "https://shop.example/i/i1",
+    }
+    assert message["notification"]["image"] == "https://cdn.example/i1.jpg"
+    assert message["webpush"]["fcm_options"] == {"link": "https://shop.example/i/i1"}
     assert message["webpush"]["headers"]["Topic"] == "k-u0"
     assert 3000 <= int(message["android"]["ttl"].removesuffix("s")) <= 3600  # expires within the hour
     assert ledger_row(empty_db, "k-u0").status == "sent"
