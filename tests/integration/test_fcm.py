@@ -142,6 +142,16 @@ def test_quota_unavailable_and_a_lost_response_are_retried_and_shown_once(empty_
     assert all(ledger_row(empty_db, f"k-{u}").status == "sent" for u in users)
 
 
+def test_a_provider_that_answers_too_late_is_retried_and_shows_the_message_once(empty_db, fcm_settings, fcm):
+    fcm.registered.add("token-slow")
+    fcm.script["token-slow"].append(("hang", 3.0))  # beyond the 2 s timeout
+    seed_outbox(empty_db, [user_row("slow")], [message_row("k-slow", "slow")])
+    _on_fcm(empty_db, ["slow"])
+    assert relay_pending(fcm_settings, max_wait_seconds=5.0) == {"retry": 1, "sent": 1}
+    assert "timed out" in attempts_of(empty_db, "k-slow")[0].error
+    assert list(fcm.shown) == [("token-slow", "k-slow")]
+
+
 def test_an_expired_access_token_is_dropped_and_a_refused_key_is_permanent(fcm, tmp_path):
     account = ServiceAccount.from_file(fcm.key_file(tmp_path))
     channel = FcmChannel(account, fcm.url, timeout=2.0)

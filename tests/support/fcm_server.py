@@ -7,8 +7,8 @@ project and a well-formed message (a token, a string title and body, string data
 answers with FCM's error bodies. Devices are simulated: a registered token shows a message once
 per collapse key (what Android does with ``collapse_key``), an unknown token is
 ``UNREGISTERED``. ``script`` queues answers per token: ``(429, seconds)`` for QUOTA_EXCEEDED with
-Retry-After, ``503`` for UNAVAILABLE, ``"drop"`` to deliver and then close the connection
-without answering (a lost response).
+Retry-After, ``503`` for UNAVAILABLE, ``("hang", seconds)`` to answer late, ``"drop"`` to
+deliver and then close the connection without answering (a lost response).
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ class FakeFcm:
             return 429, _error(429, "RESOURCE_EXHAUSTED", "quota", "QUOTA_EXCEEDED"), {"Retry-After": str(scripted[1])}
         if scripted == 503:
             return 503, _error(503, "UNAVAILABLE", "try later", "UNAVAILABLE"), {}
+        if isinstance(scripted, tuple) and scripted[0] == "hang":
+            time.sleep(scripted[1])  # answers after the client gave up
         if token not in self.registered:
             return 404, _error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED"), {}
         collapse = message.get("android", {}).get("collapse_key") or secrets.token_hex(8)
