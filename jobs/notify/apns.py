@@ -38,6 +38,7 @@ from jobs.notify.channels import (
     PermanentDeliveryError,
     TransientDeliveryError,
     parse_retry_after,
+    post,
 )
 
 PRODUCTION = "https://api.push.apple.com"
@@ -139,12 +140,7 @@ class ApnsChannel:
         if message.expires_at is not None:
             headers["apns-expiration"] = str(int(message.expires_at.timestamp()))
         url = f"{self.endpoint}/3/device/{message.address}"
-        try:
-            response = self._client.post(url, content=self.payload_for(message), headers=headers)
-        except httpx.TimeoutException:
-            raise TransientDeliveryError("apns: timed out") from None
-        except httpx.TransportError as error:
-            raise TransientDeliveryError(f"apns: connection failed: {type(error).__name__}") from None
+        response = post(self._client, "apns", url, content=self.payload_for(message), headers=headers)
         if response.status_code == 200:
             return
         raise self._classify(response)

@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import httpx
+
 if TYPE_CHECKING:
     from jobs.core.config import Settings
 
@@ -611,6 +613,26 @@ class RateLimiter:
 def build_rate_limiters(limits: dict[str, float]) -> dict[str, RateLimiter]:
     """One limiter per channel with a positive rate; channels without one are not limited."""
     return {channel: RateLimiter(rate) for channel, rate in limits.items() if rate and rate > 0}
+
+
+# --- shared by the push providers -------------------------------------------------------------
+
+
+def post(client: httpx.Client, where: str, url: str, **request) -> httpx.Response:
+    """``client.post`` (httpx) with timeouts and connection failures as :class:`TransientDeliveryError`."""
+    try:
+        return client.post(url, **request)
+    except httpx.TimeoutException:
+        raise TransientDeliveryError(f"{where}: timed out") from None
+    except httpx.TransportError as error:
+        raise TransientDeliveryError(f"{where}: connection failed: {type(error).__name__}") from None
+
+
+def seconds_left(expires_at: datetime | None, now: float) -> int | None:
+    """Whole seconds from ``now`` (unix time) to ``expires_at``, at least 0; None without an expiry."""
+    if expires_at is None:
+        return None
+    return max(0, int((expires_at - datetime.fromtimestamp(now, UTC)).total_seconds()))
 
 
 # --- wiring ---------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -39,6 +38,8 @@ from jobs.notify.channels import (
     PermanentDeliveryError,
     TransientDeliveryError,
     parse_retry_after,
+    post,
+    seconds_left,
 )
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -169,8 +170,8 @@ class FcmChannel:
             body["notification"]["image"] = message.content["image"]
         if str(message.content.get("url", "")).startswith("https://"):
             body["webpush"]["fcm_options"] = {"link": message.content["url"]}  # FCM takes only HTTPS here
-        if message.expires_at is not None:
-            ttl = max(0, int((message.expires_at - datetime.fromtimestamp(self._clock(), UTC)).total_seconds()))
+        ttl = seconds_left(message.expires_at, self._clock())
+        if ttl is not None:
             body["android"]["ttl"] = f"{ttl}s"
             body["webpush"]["headers"]["TTL"] = str(ttl)
         payload = {k: body[k] for k in ("notification", "data")}
@@ -184,12 +185,7 @@ class FcmChannel:
             raise PermanentDeliveryError("fcm: the user has no push token")
         body = self.body_for(message)
         headers = {"Authorization": f"Bearer {self.tokens.get()}"}
-        try:
-            response = self._client.post(self.url, json=body, headers=headers)
-        except httpx.TimeoutException:
-            raise TransientDeliveryError("fcm: timed out") from None
-        except httpx.TransportError as error:
-            raise TransientDeliveryError(f"fcm: connection failed: {type(error).__name__}") from None
+        response = post(self._client, "fcm", self.url, json=body, headers=headers)
         if response.status_code == 200:
             return
         raise self._classify(response)

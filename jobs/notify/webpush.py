@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import requests
 from py_vapid import Vapid
@@ -34,6 +33,7 @@ from jobs.notify.channels import (
     PermanentDeliveryError,
     TransientDeliveryError,
     parse_retry_after,
+    seconds_left,
 )
 
 # RFC 8291: one aes128gcm record of 4096 bytes holds at most 3993 bytes of plaintext.
@@ -103,9 +103,7 @@ class WebPushChannel:
             subscription = parse_subscription(message.address)
         except ValueError as error:
             raise DeadTokenError(f"webpush: {error}", self.platform, "malformed subscription") from None
-        ttl = 0
-        if message.expires_at is not None:
-            ttl = max(0, int((message.expires_at - datetime.fromtimestamp(self._clock(), UTC)).total_seconds()))
+        ttl = seconds_left(message.expires_at, self._clock()) or 0
         try:
             webpush(
                 subscription,

@@ -15,7 +15,7 @@ from jobs.notify.apns import ApnsChannel, apns_id
 from jobs.notify.channels import OutboundMessage, TransientDeliveryError
 from jobs.notify.relay import relay_pending
 from tests.support.apns_server import FakeApns
-from tests.support.outbox import attempts_of, ledger_row, message_row, seed_outbox, user_row
+from tests.support.outbox import attempts_of, ledger_row, message_row, provider_settings, seed_outbox, user_row
 
 TOPIC = "com.shop.app"
 
@@ -38,22 +38,14 @@ def apns_settings(settings, apns, key, tmp_path):
     path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    return replace(
+    return provider_settings(
         settings,
-        smtp_url="",
-        push_gateway_url="",
-        gateway_secret="",
+        tmp_path,
         apns_key=str(path),
         apns_key_id="KEY123",
         apns_team_id="TEAM45",
         apns_topic=TOPIC,
         apns_endpoint=apns.url,
-        gateway_timeout_seconds=2.0,
-        retry_base_seconds=0.05,
-        retry_max_seconds=0.2,
-        relay_max_attempts=3,
-        channel_rate_limits={},
-        outbox_dir=tmp_path / "outbox",
     )
 
 

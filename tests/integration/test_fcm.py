@@ -16,7 +16,7 @@ from jobs.notify.fcm import FcmChannel, ServiceAccount
 from jobs.notify.relay import relay_pending
 from jobs.privacy.pseudonym import pseudonym
 from tests.support.fcm_server import FakeFcm
-from tests.support.outbox import attempts_of, ledger_row, message_row, seed_outbox, user_row
+from tests.support.outbox import attempts_of, ledger_row, message_row, provider_settings, seed_outbox, user_row
 
 
 @pytest.fixture
@@ -28,19 +28,11 @@ def fcm() -> Iterator[FakeFcm]:
 
 @pytest.fixture
 def fcm_settings(settings, fcm, tmp_path):
-    return replace(
+    return provider_settings(
         settings,
-        smtp_url="",
-        push_gateway_url="",
-        gateway_secret="",
+        tmp_path,
         fcm_service_account=str(fcm.key_file(tmp_path)),
         fcm_endpoint=fcm.url,
-        gateway_timeout_seconds=2.0,
-        retry_base_seconds=0.05,
-        retry_max_seconds=0.2,
-        relay_max_attempts=3,
-        channel_rate_limits={},
-        outbox_dir=tmp_path / "outbox",
     )
 
 

@@ -4,7 +4,6 @@ VAPID and decrypts the payload with the subscription's keys."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -13,7 +12,7 @@ from sqlalchemy import text
 
 from jobs.notify.relay import relay_pending
 from jobs.notify.webpush import WebPushChannel
-from tests.support.outbox import attempts_of, ledger_row, message_row, seed_outbox, user_row
+from tests.support.outbox import attempts_of, ledger_row, message_row, provider_settings, seed_outbox, user_row
 from tests.support.webpush_server import FakeWebPush
 
 
@@ -36,20 +35,12 @@ def vapid_key(tmp_path):
 
 @pytest.fixture
 def push_settings(settings, vapid_key, tmp_path):
-    return replace(
+    return provider_settings(
         settings,
-        smtp_url="",
-        push_gateway_url="",
-        gateway_secret="",
+        tmp_path,
         fcm_service_account="",
         webpush_vapid_key=str(vapid_key),
         webpush_subject="mailto:ops@shop.example",
-        gateway_timeout_seconds=2.0,
-        retry_base_seconds=0.05,
-        retry_max_seconds=0.2,
-        relay_max_attempts=3,
-        channel_rate_limits={},
-        outbox_dir=tmp_path / "outbox",
     )
 
 

@@ -95,3 +95,23 @@ def attempts_of(engine, key: str) -> list:
             ),
             {"k": key},
         ).all()
+
+
+def provider_settings(settings, tmp_path, **providers):
+    """Settings for relaying to local providers: no gateway or SMTP, a 2 s timeout, quick
+    backoff, 3 attempts, no rate limits in the way, and ``providers``' settings."""
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        smtp_url="",
+        push_gateway_url="",
+        gateway_secret="",
+        gateway_timeout_seconds=2.0,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+        relay_max_attempts=3,
+        channel_rate_limits={},
+        outbox_dir=tmp_path / "outbox",
+        **providers,
+    )
