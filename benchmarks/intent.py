@@ -29,7 +29,7 @@ from jobs.core.config import Settings
 from jobs.core.spark import get_spark
 from jobs.recs.intent import tune_intent
 from jobs.recs.item_models import EaseParams, ItemKnnParams
-from jobs.recs.ratings import IntentWeights, chronological_split, pair_evidence, ratings_from_evidence
+from jobs.recs.ratings import IntentWeights, chronological_split, of_pairs, pair_evidence, ratings_from_evidence
 from jobs.recs.zoo import ModelSpec, evaluate_fitted, fit_spec
 from simulation.synthetic import GeneratorConfig, generate
 
@@ -54,10 +54,8 @@ def measure(spark, config: GeneratorConfig, k: int, report: Report, label: str) 
     as_of = datetime.combine(config.end_date + timedelta(days=1), datetime.min.time(), UTC).replace(tzinfo=None)
     evidence = pair_evidence(frame, as_of, 7.0)
     train_pairs, _ = chronological_split(ratings_from_evidence(evidence))
-    keys = pd.MultiIndex.from_frame(train_pairs[["user_id", "item_id"]])
-    in_train = pd.MultiIndex.from_frame(evidence[["user_id", "item_id"]]).isin(keys)
     started = time.monotonic()
-    weights, power, chosen = tune_intent(evidence[in_train], EaseParams(), ItemKnnParams(), k, 42, 20_000)
+    weights, power, chosen = tune_intent(of_pairs(evidence, train_pairs), EaseParams(), ItemKnnParams(), k, 42, 20_000)
     search_seconds = time.monotonic() - started
     result = {
         "dwell_signal": config.dwell_signal,

@@ -23,7 +23,6 @@ permanent. Configuration: ``PUSH_APNS_KEY`` (the .p8 file), ``PUSH_APNS_KEY_ID``
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import httpx
 import jwt
 
 from jobs.notify.channels import (
+    CachedToken,
     DeadTokenError,
     OutboundMessage,
     PermanentDeliveryError,
@@ -52,30 +52,18 @@ def apns_id(idempotency_key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"push-pipeline:{idempotency_key}"))
 
 
-class ProviderTokens:
+class ProviderTokens(CachedToken):
     """The provider JWT, made once and reused until it is ``TOKEN_MAX_AGE_SECONDS`` old."""
 
     def __init__(self, key_pem: str, key_id: str, team_id: str, clock: Callable[[], float] = time.time) -> None:
-        self._key, self.key_id, self.team_id, self._clock = key_pem, key_id, team_id, clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._made_at = 0.0
-        self.made = 0
+        super().__init__(clock)
+        self._key, self.key_id, self.team_id = key_pem, key_id, team_id
 
-    def get(self) -> str:
-        with self._lock:
-            now = self._clock()
-            if self._token is None or now - self._made_at >= TOKEN_MAX_AGE_SECONDS:
-                self._token = jwt.encode(
-                    {"iss": self.team_id, "iat": int(now)}, self._key, algorithm="ES256", headers={"kid": self.key_id}
-                )
-                self._made_at = now
-                self.made += 1
-            return self._token
-
-    def drop(self) -> None:
-        with self._lock:
-            self._token = None
+    def make(self, now: float) -> tuple[str, float]:
+        token = jwt.encode(
+            {"iss": self.team_id, "iat": int(now)}, self._key, algorithm="ES256", headers={"kid": self.key_id}
+        )
+        return token, now + TOKEN_MAX_AGE_SECONDS
 
 
 class ApnsChannel:

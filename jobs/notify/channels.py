@@ -618,6 +618,34 @@ def build_rate_limiters(limits: dict[str, float]) -> dict[str, RateLimiter]:
 # --- shared by the push providers -------------------------------------------------------------
 
 
+class CachedToken:
+    """A provider credential made by :meth:`make` and reused, across threads, until the renewal
+    time ``make`` returned; :meth:`drop` forgets it (the provider refused it). ``made`` counts them."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self.made = 0
+
+    def make(self, now: float) -> tuple[str, float]:
+        """A new credential at unix time ``now`` and when to make the next one."""
+        raise NotImplementedError
+
+    def get(self) -> str:
+        with self._lock:
+            now = self._clock()
+            if self._token is None or now >= self._renew_at:
+                self._token, self._renew_at = self.make(now)
+                self.made += 1
+            return self._token
+
+    def drop(self) -> None:
+        with self._lock:
+            self._token = None
+
+
 def post(client: httpx.Client, where: str, url: str, **request) -> httpx.Response:
     """``client.post`` (httpx) with timeouts and connection failures as :class:`TransientDeliveryError`."""
     try:

@@ -23,7 +23,6 @@ Configuration (secrets from the environment only, never the database): ``PUSH_FC
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import httpx
 import jwt
 
 from jobs.notify.channels import (
+    CachedToken,
     DeadTokenError,
     OutboundMessage,
     PermanentDeliveryError,
@@ -73,32 +73,23 @@ class ServiceAccount:
             raise ValueError(f"PUSH_FCM_SERVICE_ACCOUNT {path}: not a service-account key ({error})") from None
 
 
-class AccessTokens:
+class AccessTokens(CachedToken):
     """OAuth2 access tokens for a service account, exchanged once and cached until near expiry."""
 
     def __init__(self, account: ServiceAccount, client: httpx.Client, clock: Callable[[], float] = time.time):
+        super().__init__(clock)
         self.account = account
         self._client = client
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self.exchanges = 0
 
-    def get(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._expires_at - _REFRESH_MARGIN_SECONDS:
-                self._token, self._expires_at = self._exchange()
-                self.exchanges += 1
-            return self._token
+    @property
+    def exchanges(self) -> int:
+        return self.made
 
-    def drop(self) -> None:
-        """Forget the cached token (the provider refused it)."""
-        with self._lock:
-            self._token = None
+    def make(self, now: float) -> tuple[str, float]:
+        token, expires_at = self._exchange(int(now))
+        return token, expires_at - _REFRESH_MARGIN_SECONDS
 
-    def _exchange(self) -> tuple[str, float]:
-        now = int(self._clock())
+    def _exchange(self, now: int) -> tuple[str, float]:
         claims = {
             "iss": self.account.client_email,
             "scope": FCM_SCOPE,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.recs.item_models import EaseParams, ItemKnnParams, fit_ease, fit_item_knn
-from jobs.recs.ratings import DWELL_EXPONENTS, IntentWeights, chronological_split, ratings_from_evidence
+from jobs.recs.ratings import DWELL_EXPONENTS, IntentWeights, chronological_split, of_pairs, ratings_from_evidence
 from jobs.recs.zoo import FittedModel, ModelSpec, item_universe, validation_ndcg
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def tune_intent(
     if len(users) > tuning_users:
         users = np.sort(np.random.default_rng(seed).choice(users, size=tuning_users, replace=False))
     check_part = check_part[check_part["user_id"].isin(set(users))]
-    fit_keys = pd.MultiIndex.from_frame(fit_part[["user_id", "item_id"]])
-    fit_evidence = evidence[pd.MultiIndex.from_frame(evidence[["user_id", "item_id"]]).isin(fit_keys)]
+    fit_evidence = of_pairs(evidence, fit_part)
     item_count = fit_part["item_id"].nunique()
     if item_count <= ease.max_items:
         model, family = fit_ease(fit_part, ease), "ease"

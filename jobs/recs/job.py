@@ -54,6 +54,7 @@ from jobs.recs.item_models import EaseParams, ItemKnnParams, fit_ease
 from jobs.recs.ratings import (
     IntentWeights,
     chronological_split,
+    of_pairs,
     pair_evidence,
     ratings_from_evidence,
     with_sampled_negatives,
@@ -137,10 +138,6 @@ def zoo_config(
         tuning_users=settings.tuning_users,
     )
     return config, record
-
-
-def _pair_keys(frame: pd.DataFrame) -> pd.MultiIndex:
-    return pd.MultiIndex.from_frame(frame[["user_id", "item_id"]])
 
 
 def intent_of(params: Mapping | None) -> IntentWeights:
@@ -263,7 +260,7 @@ def train_and_evaluate(spark: SparkSession, settings: Settings, as_of: datetime)
     # The hold-out cuts pairs by time alone, so it is the same whatever the intent weights.
     train_pairs, _ = chronological_split(ratings_from_evidence(evidence))
     intent, history_power, intent_record = tune_intent(
-        evidence[_pair_keys(evidence).isin(_pair_keys(train_pairs))],
+        of_pairs(evidence, train_pairs),
         EaseParams(settings.ease_lambda_scale, settings.ease_max_items),
         replace(ItemKnnParams(), neighbours=settings.knn_neighbours),
         settings.eval_k,

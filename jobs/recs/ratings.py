@@ -123,6 +123,12 @@ def ratings_from_evidence(
     return out[total > 0].reset_index(drop=True)
 
 
+def of_pairs(evidence: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``evidence`` whose (user, item) pair is one of ``pairs``' (a split's part)."""
+    keys = pd.MultiIndex.from_frame(pairs[["user_id", "item_id"]])
+    return evidence[pd.MultiIndex.from_frame(evidence[["user_id", "item_id"]]).isin(keys)]
+
+
 def implicit_ratings(
     events: DataFrame, as_of: datetime, half_life_days: float, weights: IntentWeights | None = None
 ) -> pd.DataFrame:
