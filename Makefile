@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 Q ?=
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-coldstart bench-intent bench-push bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
+.PHONY: help install demo simulate test test-unit fault-matrix bench bench-large bench-clean bench-notify bench-recs bench-item-models bench-coldstart bench-intent bench-push bench-stages bench-stream evaluate lint fix db psql down airflow up clean-local stream report erase-user
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -101,6 +101,10 @@ bench-stream: $(STAMP)
 ## stream: the real-time trigger job in the foreground against the embedded database (TRIGGER=seconds)
 stream: $(STAMP) db
 	@$(PY) -m jobs.stream.job --trigger-seconds $(or $(TRIGGER),5)
+
+## simulate: the real DAGs day after day against shoppers who answer; policies compared (DAYS=14 USERS=2000 SEED=42)
+simulate: $(STAMP)
+	@$(PY) -m simulation.closed_loop --days $(or $(DAYS),14) --users $(or $(USERS),2000) --seed $(or $(SEED),42)
 
 ## evaluate: run a public rating file (user item rating timestamp) through the recommendation code
 evaluate: $(STAMP)

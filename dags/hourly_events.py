@@ -14,14 +14,15 @@ they bought or carted leave their lists at once), and **collect_feedback** store
 notification opens, clicks and purchases and refreshes outcomes, send-time estimates and
 fatigue caps. The hourly `notifications` run picks the triggers up.
 Re-running an hour overwrites exactly that hour's clean partition and leaves triggers and
-feedback as they were.
+feedback as they were. The `hours` param (default 1) widens the window to the last N hours, to
+catch up after an outage.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from dags.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, fail_fast, run_context
 
@@ -36,6 +37,16 @@ from dags.orchestration import CLEAN_EVENTS, DEFAULT_ARGS, START_DATE, TAGS, fai
     tags=[*TAGS, "hourly"],
     doc_md=__doc__,
     dagrun_timeout=timedelta(minutes=55),
+    params={
+        "hours": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=72,
+            description="hours before the logical time to (re)clean and collect feedback from: more than 1"
+            " catches up after an outage",
+        )
+    },
 )
 def hourly_events():
     @task
@@ -44,7 +55,7 @@ def hourly_events():
 
         run = run_context()
         with fail_fast():
-            return clean(run.settings, *run.window(hours=1))
+            return clean(run.settings, *run.window(hours=run.params["hours"]))
 
     @task(outlets=[CLEAN_EVENTS])
     def validate_hour() -> dict:
@@ -52,7 +63,7 @@ def hourly_events():
 
         run = run_context()
         with fail_fast():
-            return validate(run.settings, *run.window(hours=1))
+            return validate(run.settings, *run.window(hours=run.params["hours"]))
 
     @task
     def detect_triggers() -> dict:
@@ -80,7 +91,7 @@ def hourly_events():
         from jobs.notify.tasks import collect_feedback as collect
 
         run = run_context()
-        return collect(run.settings, *run.window(hours=1))
+        return collect(run.settings, *run.window(hours=run.params["hours"]))
 
     (
         clean_hour()

@@ -210,6 +210,10 @@ class Settings:
     message_expiry_hours: int = field(default_factory=lambda: _env_int("MESSAGE_EXPIRY_HOURS", 24))
     holdout_percent: float = field(default_factory=lambda: _env_float("HOLDOUT_PERCENT", 5.0))
     holdout_salt: str = field(default_factory=lambda: _env("HOLDOUT_SALT", "push-holdout-v1"))
+    # Policy arms: percent of users (by a keyed hash) planned with one part of the policy
+    # replaced, e.g. random_hour:15,fixed_cap:15,popularity:15; the rest get the full policy.
+    policy_arms: dict[str, float] = field(default_factory=lambda: _env_map("POLICY_ARMS", "", float))
+    policy_arms_salt: str = field(default_factory=lambda: _env("POLICY_ARMS_SALT", "push-arms-v1"))
     # Adaptive frequency: after this many ignored messages in a row the fatigue caps apply.
     fatigue_after: int = field(default_factory=lambda: _env_int("FATIGUE_AFTER", 3))
     fatigue_daily_cap: int = field(default_factory=lambda: _env_int("FATIGUE_DAILY_CAP", 1))

@@ -83,6 +83,7 @@ def collect_candidates(
             "shard_high": shard[1],
             "expiry": timedelta(hours=settings.message_expiry_hours),
             "default_rate": policy.DEFAULT_RATE,
+            **policy.arm_params(settings),
         },
     )
     # Unique: a candidate is decided once per run (the detectors key triggers per user, item and window).

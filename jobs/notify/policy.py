@@ -51,12 +51,34 @@ DEFAULT_RATE = 0.02
 
 CANDIDATE_KINDS = ("recommendation", "campaign", "trigger")
 
+# Policy arms (PUSH_POLICY_ARMS): each replaces one part of the full policy for its users.
+#   random_hour  a hashed hour of the user's day instead of the send-time estimate
+#   fixed_cap    the plain caps for everyone: fatigue never lowers them
+#   popularity   the week's most bought items instead of the user's recommendations
+POLICY_ARMS = ("random_hour", "fixed_cap", "popularity")
+FULL_POLICY = "full"
+
 
 def _clock(value: str, name: str) -> time:
     try:
         return time.fromisoformat(value)
     except ValueError as error:
         raise ValueError(f"PUSH_{name} must be a local time like 22:00, got {value!r}") from error
+
+
+def arm_params(settings: Settings) -> dict:
+    """SQL parameters of ``push.policy_arm``: arm names and cumulative bounds in basis points."""
+    unknown = set(settings.policy_arms) - set(POLICY_ARMS)
+    if unknown:
+        raise ValueError(f"PUSH_POLICY_ARMS names unknown arms {sorted(unknown)}; known: {POLICY_ARMS}")
+    shares = list(settings.policy_arms.values())
+    if any(share < 0 for share in shares) or sum(shares) > 100:
+        raise ValueError(f"PUSH_POLICY_ARMS shares must be percents >= 0 summing to at most 100, got {shares}")
+    bounds, total = [], 0.0
+    for share in shares:
+        total += share
+        bounds.append(round(total * 100))
+    return {"arms_salt": settings.policy_arms_salt, "arm_names": list(settings.policy_arms), "arm_bounds": bounds}
 
 
 def policy_params(settings: Settings) -> dict:
@@ -85,4 +107,5 @@ def policy_params(settings: Settings) -> dict:
         "channel_order": list(CHANNEL_ORDER),
         "channel_caps": [settings.channel_daily_caps.get(channel, 2_147_483_647) for channel in CHANNEL_ORDER],
         "campaign_cap": settings.campaign_cap,
+        **arm_params(settings),
     }

@@ -501,3 +501,82 @@ def test_a_malformed_audience_is_refused_with_the_campaign_named():
         with pytest.raises(ValueError, match=why) as raised:
             checked_audience("spring", bad)
         assert "campaign 'spring'" in str(raised.value)
+
+
+def test_policy_arms_replace_one_part_of_the_policy_each_and_are_recorded(published, policy_settings):
+    """Every user is fatigued and the store's best hour is 15:00: the full arm gets one message
+    in two days at 15:00 of its recommendations; fixed_cap two; random_hour its hashed hours;
+    popularity the week's most bought items it has not bought itself."""
+    arms = replace(
+        policy_settings,
+        policy_arms={"random_hour": 25.0, "fixed_cap": 25.0, "popularity": 25.0},
+        weekly_cap=2,
+        min_gap_minutes=0,
+        fatigue_weekly_cap=1,
+    )
+    bought = [("u001", "i4"), ("u002", "i4"), ("u003", "i4"), ("u004", "i3")]
+    with published.begin() as conn:
+        conn.execute(
+            text("INSERT INTO push.notify_user_state (user_id, fatigued) SELECT user_id, true FROM push.users")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO push.send_time_estimates SELECT user_id, d, 15, 0.1, 'user'"
+                " FROM push.users CROSS JOIN generate_series(0, 6) AS d"
+            )
+        )
+        for n, (user, item) in enumerate(bought):
+            conn.execute(
+                text(
+                    "INSERT INTO push.notification_feedback (event_id, user_id, event_type, item_id, revenue, ts)"
+                    " VALUES (:e, :u, 'purchase', :i, 10, :ts)"
+                ),
+                {"e": f"p{n}", "u": user, "i": item, "ts": AT - timedelta(days=2)},
+            )
+    day = datetime(2026, 11, 25, tzinfo=UTC)
+    plan_notifications(arms, day, horizon_hours=24)
+    plan_notifications(arms, day + timedelta(days=1), horizon_hours=24)
+    with published.connect() as conn:
+        arm_of = dict(
+            conn.execute(
+                text("SELECT user_id, push.policy_arm(user_id, :salt, :names, :bounds) FROM push.users"),
+                {"salt": arms.policy_arms_salt, "names": list(arms.policy_arms), "bounds": [2500, 5000, 7500]},
+            ).all()
+        )
+        recorded = set(conn.execute(text("SELECT DISTINCT user_id, policy_arm FROM push.notification_decisions")).all())
+        sent = conn.execute(
+            text("SELECT user_id, item_id, scheduled_at FROM push.notification_ledger ORDER BY user_id, scheduled_at")
+        ).all()
+        hashed = dict(
+            conn.execute(
+                text(
+                    "SELECT user_id || ':' || d, push.holdout_bucket(user_id || ':' || d, :salt) % 24"
+                    " FROM push.users CROSS JOIN (VALUES ('2026-11-25'), ('2026-11-26')) AS v (d)"
+                ),
+                {"salt": arms.policy_arms_salt},
+            ).all()
+        )
+    assert recorded == set(arm_of.items())
+    assert {arm: sum(1 for a in arm_of.values() if a == arm) for arm in set(arm_of.values())}.keys() == {
+        "full",
+        "random_hour",
+        "fixed_cap",
+        "popularity",
+    }
+    per_user: dict[str, list] = {}
+    for row in sent:
+        per_user.setdefault(row.user_id, []).append(row)
+    for user, arm in arm_of.items():
+        rows = per_user[user]
+        # Fatigue lowers the weekly cap to one message, except in the fixed_cap arm.
+        assert len(rows) == (2 if arm == "fixed_cap" else 1), (user, arm)
+        if arm == "random_hour":
+            assert rows[0].scheduled_at.hour == hashed[f"{user}:{rows[0].scheduled_at.date()}"]
+        else:
+            assert all(r.scheduled_at.hour == 15 for r in rows), (user, arm)
+        if arm == "popularity":
+            # i4 (bought three times) first, then i3; a user who bought i4 is shown i3.
+            assert rows[0].item_id == ("i3" if (user, "i4") in bought else "i4"), user
+        else:
+            assert rows[0].item_id in {"i1", "i2", "i3"}, (user, arm)
+    assert len({rows[0].scheduled_at.hour for u, rows in per_user.items() if arm_of[u] == "random_hour"}) > 1

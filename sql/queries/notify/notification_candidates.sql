@@ -7,6 +7,9 @@
 --   :shard_low, :shard_high   NULL, or the bounds [low, high) of the planner's user id range
 --   :expiry        how long a recommendation stays worth sending
 --   :default_rate  click x conversion rate assumed where no estimate exists yet
+--   :arms_salt, :arm_names, :arm_bounds   the policy arms (push.policy_arm): a random_hour user
+--                  is planned at a hashed hour of each local day, a popularity user is shown the
+--                  week's most bought items instead of their recommendations
 -- natural_at is when a candidate wants to go out: the user's best local hour (send-time
 -- optimisation) for recommendations and campaigns, the trigger's fire time for triggers.
 -- expected_value = weight x price x estimated click-and-convert rate at that hour; the weights
@@ -19,7 +22,8 @@ INSERT INTO plan_candidates (user_id, candidate_key, source, kind, campaign_id, 
 WITH scope AS (
     -- Each user's clock at the run's logical time: computed once per user, used three times.
     SELECT u.user_id, u.timezone, l.local_at, l.local_at::date AS local_day,
-           extract(ISODOW FROM l.local_at)::integer - 1 AS weekday, extract(HOUR FROM l.local_at)::integer AS hour
+           extract(ISODOW FROM l.local_at)::integer - 1 AS weekday, extract(HOUR FROM l.local_at)::integer AS hour,
+           push.policy_arm(u.user_id, :arms_salt, CAST(:arm_names AS text[]), CAST(:arm_bounds AS integer[])) AS arm
     FROM push.users u
     CROSS JOIN LATERAL (SELECT timezone(u.timezone, CAST(:at AS timestamptz)) AS local_at) AS l
     WHERE (CAST(:users AS text[]) IS NULL OR u.user_id = ANY(CAST(:users AS text[])))
@@ -38,13 +42,16 @@ latest_profiles AS (
 -- user) rather than generated and sorted per user. Materialised: each moment is referenced
 -- several times below, and inlined, its time-zone arithmetic would run once per reference.
 day_moments AS MATERIALIZED (
-    SELECT s.user_id, p.top_categories, p.top_brands,
-           timezone(s.timezone, s.local_day + make_interval(hours => coalesce(e0.best_hour, p.preferred_hour, s.hour)))
-               AS at0,
-           timezone(s.timezone, s.local_day + 1 + make_interval(hours => coalesce(e1.best_hour, p.preferred_hour, s.hour)))
-               AS at1,
-           timezone(s.timezone, s.local_day + 2 + make_interval(hours => coalesce(e2.best_hour, p.preferred_hour, s.hour)))
-               AS at2,
+    SELECT s.user_id, s.arm, p.top_categories, p.top_brands,
+           timezone(s.timezone, s.local_day + make_interval(hours => CASE WHEN s.arm = 'random_hour'
+               THEN push.holdout_bucket(s.user_id || ':' || s.local_day, :arms_salt) % 24
+               ELSE coalesce(e0.best_hour, p.preferred_hour, s.hour) END)) AS at0,
+           timezone(s.timezone, s.local_day + 1 + make_interval(hours => CASE WHEN s.arm = 'random_hour'
+               THEN push.holdout_bucket(s.user_id || ':' || (s.local_day + 1), :arms_salt) % 24
+               ELSE coalesce(e1.best_hour, p.preferred_hour, s.hour) END)) AS at1,
+           timezone(s.timezone, s.local_day + 2 + make_interval(hours => CASE WHEN s.arm = 'random_hour'
+               THEN push.holdout_bucket(s.user_id || ':' || (s.local_day + 2), :arms_salt) % 24
+               ELSE coalesce(e2.best_hour, p.preferred_hour, s.hour) END)) AS at2,
            coalesce(e0.rate, :default_rate) AS rate0, coalesce(e1.rate, :default_rate) AS rate1,
            coalesce(e2.rate, :default_rate) AS rate2
     FROM scope s
@@ -63,7 +70,8 @@ day_ok AS (
 ),
 best_moment AS MATERIALIZED (
     -- The earliest qualifying moment (least() skips the days that do not qualify) and its rate.
-    SELECT m.user_id, m.top_categories, m.top_brands, greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at,
+    SELECT m.user_id, m.arm, m.top_categories, m.top_brands,
+           greatest(m.send_at, CAST(:at AS timestamptz)) AS natural_at,
            to_char(greatest(m.send_at, CAST(:at AS timestamptz)) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS slot_day,
            CASE WHEN m.ok0 AND m.at0 = m.send_at THEN m.rate0
                 WHEN m.ok1 AND m.at1 = m.send_at THEN m.rate1
@@ -76,15 +84,39 @@ best_moment AS MATERIALIZED (
     ) AS m
     WHERE m.send_at IS NOT NULL
 ),
+popular AS (
+    -- The popularity arm's content: the in-stock items bought most in the week before the run.
+    SELECT f.item_id, count(*) AS purchases
+    FROM push.notification_feedback f
+    JOIN push.items i ON i.item_id = f.item_id
+    WHERE f.event_type = 'purchase' AND i.in_stock
+      AND f.ts >= CAST(:at AS timestamptz) - interval '7 days' AND f.ts < CAST(:at AS timestamptz)
+      AND EXISTS (SELECT 1 FROM best_moment b WHERE b.arm = 'popularity')
+    GROUP BY f.item_id
+    ORDER BY purchases DESC, f.item_id ASC
+    LIMIT 20
+),
 recs AS MATERIALIZED (
-    -- The user's live recommendations (in stock) with the user's moment, rate and tastes.
+    -- The user's live recommendations (in stock) with the user's moment, rate and tastes; for
+    -- the popularity arm, the popular items the user has not bought, ranked by purchases.
     SELECT r.user_id, r.rank, r.item_id, r.reason, i.category, i.brand, i.price, b.natural_at, b.rate,
            b.top_categories, b.top_brands, b.slot_day
     FROM push.published_recommendations pub
     JOIN push.recommendations r ON r.run_id = pub.run_id
-    JOIN best_moment b ON b.user_id = r.user_id
+    JOIN best_moment b ON b.user_id = r.user_id AND b.arm <> 'popularity'
     JOIN push.items i ON i.item_id = r.item_id
     WHERE i.in_stock
+    UNION ALL
+    SELECT b.user_id, (row_number() OVER (PARTITION BY b.user_id ORDER BY p.purchases DESC, p.item_id ASC))::integer,
+           p.item_id, 'popular right now', i.category, i.brand, i.price, b.natural_at, b.rate,
+           b.top_categories, b.top_brands, b.slot_day
+    FROM best_moment b
+    CROSS JOIN popular p
+    JOIN push.items i ON i.item_id = p.item_id
+    WHERE b.arm = 'popularity'
+      AND NOT EXISTS (SELECT 1 FROM push.notification_feedback f
+                      WHERE f.user_id = b.user_id AND f.item_id = p.item_id AND f.event_type = 'purchase'
+                        AND f.ts < CAST(:at AS timestamptz))
 ),
 active_campaigns AS (
     SELECT c.*

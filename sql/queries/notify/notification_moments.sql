@@ -1,10 +1,11 @@
 -- The send moment of every user this run still has to decide, into the temp table plan_users
 -- (numbered in user order: batches are ranges of that number): the earliest due new candidate,
 -- moved to the end of the quiet window when it falls inside it (the user's own clock), and
--- control-group membership. Consent and fatigue are read later, per batch, under the lock.
-INSERT INTO plan_users (user_id, n, scheduled_at, deferred, in_holdout)
+-- control-group membership and policy arm. Consent and fatigue are read later, per batch, under the lock.
+INSERT INTO plan_users (user_id, n, scheduled_at, deferred, in_holdout, policy_arm)
 SELECT m.user_id, row_number() OVER (ORDER BY m.user_id), coalesce(q.quiet_end, m.natural_at),
-       q.quiet_end IS NOT NULL, push.holdout_bucket(m.user_id, :holdout_salt) < :holdout_basis_points
+       q.quiet_end IS NOT NULL, push.holdout_bucket(m.user_id, :holdout_salt) < :holdout_basis_points,
+       push.policy_arm(m.user_id, :arms_salt, CAST(:arm_names AS text[]), CAST(:arm_bounds AS integer[]))
 FROM (
     -- Candidates already in the outbox (duplicates to be) do not pull the moment forward.
     SELECT c.user_id, coalesce(min(c.natural_at) FILTER (WHERE l.idempotency_key IS NULL), min(c.natural_at))

@@ -23,7 +23,9 @@ sched AS MATERIALIZED (
     -- committed before is seen): consent per channel with an address (in the channel order of
     -- jobs/notify/policy.py), fatigue, and the run's send moment and holdout. A user a twin of
     -- this run decided while we waited for the locks is left out.
-    SELECT p.user_id, u.locale, coalesce(st.fatigued, false) AS fatigued, p.in_holdout, p.scheduled_at, p.deferred,
+    -- The fixed_cap policy arm ignores fatigue: its users keep the plain caps.
+    SELECT p.user_id, u.locale, coalesce(st.fatigued, false) AND p.policy_arm <> 'fixed_cap' AS fatigued,
+           p.policy_arm, p.in_holdout, p.scheduled_at, p.deferred,
            ARRAY[u.consent_push AND u.push_token IS NOT NULL,
                  u.consent_email AND u.email IS NOT NULL,
                  u.consent_sms AND u.phone IS NOT NULL,
@@ -105,7 +107,7 @@ campaign_usage AS (
 cand AS (
     -- Channel: the first of the channel order (4 channels, as in sched.reachable) that the
     -- user can be reached on and the candidate allows.
-    SELECT c.*, s.locale, s.in_holdout, s.fatigued, s.scheduled_at, s.deferred,
+    SELECT c.*, s.locale, s.in_holdout, s.fatigued, s.policy_arm, s.scheduled_at, s.deferred,
            CASE
                WHEN s.reachable[1] AND (c.allowed_channels IS NULL OR o.ch[1] = ANY(c.allowed_channels)) THEN o.ch[1]
                WHEN s.reachable[2] AND (c.allowed_channels IS NULL OR o.ch[2] = ANY(c.allowed_channels)) THEN o.ch[2]
@@ -127,7 +129,7 @@ pre AS MATERIALIZED (
     -- read back from plan_candidates for the accepted candidates only, in "queued".
     SELECT cand.user_id, cand.candidate_key, cand.source, cand.campaign_id, cand.item_id, cand.transactional,
            cand.channel, cand.locale, cand.idempotency_key, cand.scheduled_at, cand.deferred, cand.expires_at,
-           cand.expected_value, cand.fatigued,
+           cand.expected_value, cand.fatigued, cand.policy_arm,
            CASE
                WHEN channel IS NULL THEN 'suppressed_consent'
                WHEN in_holdout AND NOT transactional THEN 'holdout'
@@ -206,11 +208,12 @@ taken AS (
 decided AS MATERIALIZED (
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.pre_decision AS decision
+           p.policy_arm, p.pre_decision AS decision
     FROM pre p WHERE p.pre_decision IS NOT NULL
     UNION ALL
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
+           p.policy_arm,
            coalesce(
                push.cap_decision(
                    t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
@@ -230,9 +233,9 @@ decided AS MATERIALIZED (
 recorded AS (
     INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,
                                              expected_value, decision, idempotency_key, decided_at, campaign_id,
-                                             transactional, scheduled_at)
+                                             transactional, scheduled_at, policy_arm)
     SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
-           :at, campaign_id, transactional, scheduled_at
+           :at, campaign_id, transactional, scheduled_at, policy_arm
     FROM decided
 ),
 queued AS (

@@ -1,0 +1,310 @@
+"""The closed loop, measured: the real DAGs, day after day, against shoppers who answer.
+
+``make simulate DAYS=14`` (``python -m simulation.closed_loop``) runs on its own embedded stack
+(``.local/simulate``; ``PUSH_LOCAL_DIR`` moves it):
+
+1. a world of shoppers with a planted truth (``simulation/world.py``) writes ``--warmup-days``
+   of their own behaviour; the hourly, daily and notifications DAGs run once over them;
+2. then every simulated day: the world writes the day's landing files (the users' own sessions
+   and their answers to the messages delivered that day) and the users snapshot (opt-outs),
+   Airflow runs ``hourly_events`` over the whole day (``hours=24``: triggers, feedback, fatigue,
+   send-time estimates), ``daily_recommendations`` (profiles, training, publish) and
+   ``notifications`` (the next 24 hours, delivered); the world answers what was delivered, and
+   the oracle's messages to its own users.
+
+Users are split by keyed hashes: the product's control group (``--holdout`` percent: no
+message), its policy arms (``--arms``, ``PUSH_POLICY_ARMS``: random send hour, fixed cap,
+popularity content; the rest get the full policy) and the world's oracle users. Every figure is
+computed from what the world saw happen (its truth), per policy over the simulated days:
+messages, CTR (clicks per message), CVR (purchases after a click per message), revenue per
+user, opt-out rate, and the lift: the share of users who bought at least once, minus the
+control group's, with a 95 % interval. The comparison is printed, written as
+``<reports>/simulation.json`` and ``.md``, appended to the benchmark results, and its last line
+is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from simulation.synthetic import GeneratorConfig
+from simulation.world import ResponseConfig, World
+
+DEFAULT_ARMS = "random_hour:20,fixed_cap:20,popularity:20"
+NOTIFY_CONF = {"horizon_hours": 24, "relay_ahead_hours": 24}
+POLICY_ORDER = ("full", "random_hour", "fixed_cap", "popularity", "none")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    users: int = 2000
+    items: int = 400
+    days: int = 14
+    warmup_days: int = 7
+    seed: int = 42
+    first_day: date = date(2026, 11, 2)
+    holdout_percent: float = 20.0
+    arms: str = DEFAULT_ARMS
+
+
+def lift(treated: list[bool], control: list[bool]) -> dict:
+    """Difference in conversion (share of users who bought), treated minus control, with a 95 %
+    normal-approximation interval; None where a group is empty."""
+    if not treated or not control:
+        return {"estimate": None, "ci_low": None, "ci_high": None}
+    p1, p0 = sum(treated) / len(treated), sum(control) / len(control)
+    se = math.sqrt(p1 * (1 - p1) / len(treated) + p0 * (1 - p0) / len(control))
+    estimate = p1 - p0
+    return {
+        "estimate": round(estimate, 4),
+        "ci_low": round(estimate - 1.96 * se, 4),
+        "ci_high": round(estimate + 1.96 * se, 4),
+    }
+
+
+def policy_figures(world: World, members: list[str], control: list[str]) -> dict:
+    """The comparison's figures for one group of users, from the world's tallies."""
+    tallies = [world.tally[u] for u in members]
+    messages = sum(t.messages for t in tallies)
+    clicks = sum(t.clicks for t in tallies)
+    nudged = sum(t.nudged_purchases for t in tallies)
+    return {
+        "users": len(members),
+        "messages": messages,
+        "ctr": round(clicks / messages, 4) if messages else 0.0,
+        "cvr": round(nudged / messages, 4) if messages else 0.0,
+        "conversion": round(sum(t.purchases > 0 for t in tallies) / len(tallies), 4) if tallies else 0.0,
+        "revenue_per_user": round(sum(t.revenue for t in tallies) / len(tallies), 2) if tallies else 0.0,
+        "opt_out_rate": round(sum(t.opted_out for t in tallies) / len(tallies), 4) if tallies else 0.0,
+        "lift": lift([t.purchases > 0 for t in tallies], [world.tally[u].purchases > 0 for u in control]),
+    }
+
+
+def compare(world: World, groups: dict[str, list[str]]) -> dict:
+    """Figures per policy and for the oracle; the share of the oracle's lift each policy captures."""
+    control = groups["none"]
+    policies = {name: policy_figures(world, groups[name], control) for name in POLICY_ORDER if name in groups}
+    oracle = policy_figures(world, groups["oracle"], control)
+    ceiling = oracle["lift"]["estimate"]
+    for figures in policies.values():
+        own = figures["lift"]["estimate"]
+        figures["share_of_oracle_lift"] = round(own / ceiling, 3) if own is not None and ceiling else None
+    return {"policies": policies, "oracle": oracle}
+
+
+def render_table(result: dict) -> str:
+    """The comparison as a Markdown table (printed and written beside the JSON)."""
+    header = (
+        "| policy | users | messages | CTR | CVR | converted | revenue/user | opt-outs | lift [95 % CI] | of oracle |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    rows = [*result["policies"].items(), ("oracle", result["oracle"])]
+    for name, f in rows:
+        lift_text = (
+            "-"
+            if f["lift"]["estimate"] is None
+            else f"{f['lift']['estimate']:+.3f} [{f['lift']['ci_low']:+.3f}, {f['lift']['ci_high']:+.3f}]"
+        )
+        share = f.get("share_of_oracle_lift")
+        lines.append(
+            f"| {name} | {f['users']} | {f['messages']} | {f['ctr']:.3f} | {f['cvr']:.3f} | {f['conversion']:.3f}"
+            f" | {f['revenue_per_user']:.2f} | {f['opt_out_rate']:.3f} | {lift_text} |"
+            f" {'-' if share is None else f'{share:.0%}'} |"
+        )
+    return "\n".join(lines)
+
+
+class Stack:
+    """The embedded database, Airflow in-process (``dag.test``) and the world's landing zone."""
+
+    def __init__(self, config: SimulationConfig):
+        os.environ.setdefault("PUSH_LOCAL_DIR", str(Path(__file__).resolve().parents[1] / ".local" / "simulate"))
+        os.environ["PUSH_HOLDOUT_PERCENT"] = str(config.holdout_percent)
+        os.environ["PUSH_POLICY_ARMS"] = config.arms
+        from devenv.airflow_env import airflow_environment, migrate_metadata
+        from devenv.demo import ensure_database
+        from jobs.core.config import Settings
+        from jobs.core.db import make_engine, truncate_pipeline_tables
+
+        ensure_database()
+        self.settings = Settings.from_env()
+        self.engine = make_engine(self.settings.database_url)
+        truncate_pipeline_tables(self.engine)
+        for folder in (self.settings.landing_dir, self.settings.lake_dir, self.settings.outbox_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+        env = airflow_environment(self.settings)
+        os.environ.update(env)
+        migrate_metadata(env)
+        from airflow.dag_processing.dagbag import DagBag
+
+        root = Path(__file__).resolve().parents[1] / "dags"
+        self.dags = {
+            dag_id: DagBag(dag_folder=str(root / f"{dag_id}.py")).dags[dag_id]
+            for dag_id in ("hourly_events", "daily_recommendations", "notifications")
+        }
+        self.answered: set[str] = set()
+        self.timings: dict[str, float] = {}
+
+    def run(self, dag_id: str, logical: datetime, conf: dict) -> None:
+        started = time.monotonic()
+        state = str(self.dags[dag_id].test(logical_date=logical, run_conf=conf).state)
+        self.timings[dag_id] = self.timings.get(dag_id, 0.0) + time.monotonic() - started
+        if state != "success":
+            raise SystemExit(f"{dag_id} for {logical:%Y-%m-%d %H:%M} ended {state}; see its task logs")
+
+    def delivered(self) -> list[dict]:
+        """Messages the relay delivered that the world has not answered yet."""
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT idempotency_key, user_id, item_id, scheduled_at FROM push.notification_ledger"
+                    " WHERE status = 'sent' ORDER BY scheduled_at, idempotency_key"
+                )
+            ).all()
+        fresh = [row._asdict() for row in rows if row.idempotency_key not in self.answered]
+        self.answered.update(m["idempotency_key"] for m in fresh)
+        return fresh
+
+    def groups(self, world: World) -> dict[str, list[str]]:
+        """Users by policy: control (held out), each arm's treated users, the world's oracle users."""
+        from sqlalchemy import text
+
+        from jobs.notify.policy import arm_params
+
+        params = {
+            **arm_params(self.settings),
+            "holdout_salt": self.settings.holdout_salt,
+            "bp": round(self.settings.holdout_percent * 100),
+        }
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT user_id, push.holdout_bucket(user_id, :holdout_salt) < :bp AS control,"
+                    " push.policy_arm(user_id, :arms_salt, CAST(:arm_names AS text[]),"
+                    " CAST(:arm_bounds AS integer[])) AS arm FROM push.users"
+                ),
+                params,
+            ).all()
+        groups: dict[str, list[str]] = {"oracle": [u for u, s in world.shoppers.items() if s.oracle]}
+        for row in rows:
+            groups.setdefault("none" if row.control else row.arm, []).append(row.user_id)
+        return groups
+
+
+def simulate(config: SimulationConfig) -> dict:
+    started = time.monotonic()
+    stack = Stack(config)
+    landing = stack.settings.landing_dir
+    first = config.first_day
+    world = World(
+        GeneratorConfig(
+            users=config.users,
+            items=config.items,
+            seed=config.seed,
+            end_date=first - timedelta(days=1),
+            bot_share=0.0,
+        ),
+        ResponseConfig(),
+    )
+    warmup_start = first - timedelta(days=config.warmup_days)
+    last = first + timedelta(days=config.days - 1)
+    for n in range(config.warmup_days):
+        world.write_day(landing, warmup_start + timedelta(days=n))
+    world.write_reference(landing, warmup_start, last)
+    at = datetime.combine(first, datetime.min.time(), UTC)
+    print(f"warm-up: {config.warmup_days} days of own behaviour for {config.users} users", flush=True)
+    stack.run("hourly_events", at, {"hours": 24})
+    stack.run("daily_recommendations", at, {"clean_days": config.warmup_days})
+    world.reset_tallies()
+    stack.run("notifications", at, NOTIFY_CONF)
+    world.answer(stack.delivered() + world.oracle_messages(first))
+    for n in range(config.days):
+        day = first + timedelta(days=n)
+        day_started = time.monotonic()
+        lines = world.write_day(landing, day)
+        world.write_reference(landing, warmup_start, last)
+        at = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        stack.run("hourly_events", at, {"hours": 24})
+        stack.run("daily_recommendations", at, {"clean_days": 1})
+        sent = 0
+        if day < last:
+            stack.run("notifications", at, NOTIFY_CONF)
+            delivered = stack.delivered()
+            sent = len(delivered)
+            world.answer(delivered + world.oracle_messages(day + timedelta(days=1)))
+        print(
+            f"day {n + 1}/{config.days} {day}: {lines} lines, {sent} messages delivered"
+            f" ({time.monotonic() - day_started:.0f} s)",
+            flush=True,
+        )
+    result = compare(world, stack.groups(world))
+    return {
+        "days": config.days,
+        "seed": config.seed,
+        "users": config.users,
+        **result,
+        "seconds": round(time.monotonic() - started, 1),
+        "dag_seconds": {k: round(v, 1) for k, v in stack.timings.items()},
+        "reports": str(stack.settings.reports_dir),
+    }
+
+
+def write_outputs(result: dict, reports_dir: Path) -> None:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "simulation.json").write_text(json.dumps(result, indent=1))
+    (reports_dir / "simulation.md").write_text(
+        f"# Closed loop: {result['days']} simulated days, seed {result['seed']}, {result['users']} users\n\n"
+        + render_table(result)
+        + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = SimulationConfig()
+    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--items", type=int, default=defaults.items)
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--warmup-days", type=int, default=defaults.warmup_days)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--holdout", type=float, default=defaults.holdout_percent, help="control group, percent")
+    parser.add_argument("--arms", default=defaults.arms, help="policy arms, percent each (PUSH_POLICY_ARMS)")
+    args = parser.parse_args(argv)
+    if args.days < 2 or args.warmup_days < 1:
+        parser.error("--days must be at least 2 and --warmup-days at least 1")
+    config = SimulationConfig(
+        users=args.users,
+        items=args.items,
+        days=args.days,
+        warmup_days=args.warmup_days,
+        seed=args.seed,
+        holdout_percent=args.holdout,
+        arms=args.arms,
+    )
+    result = simulate(config)
+    write_outputs(result, Path(result["reports"]))
+    print()
+    print(render_table(result))
+    print(
+        f"\n{config.days} days x {config.users} users in {result['seconds']:.0f} s; DAG time: {result['dag_seconds']}"
+    )
+    from benchmarks.figures import record
+
+    # The last line: one JSON object, also appended to the benchmark results.
+    record("simulate", {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
