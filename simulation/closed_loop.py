@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shutil
@@ -176,6 +177,29 @@ class Stack:
         self.answered.update(m["idempotency_key"] for m in fresh)
         return fresh
 
+    def product_view(self) -> dict:
+        """The product's own measurement of its arms (the evaluation report's query): what an
+        operator sees without the planted truth."""
+        from sqlalchemy import text
+
+        from jobs.core.db import load_query
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(load_query("report/report_policy_arms")), {"until": None}).mappings().all()
+        return {
+            row["policy_arm"]: {
+                "delivered": row["delivered"],
+                "ctr": round(row["clicks"] / row["delivered"], 4) if row["delivered"] else 0.0,
+                "cvr": round(row["conversions"] / row["delivered"], 4) if row["delivered"] else 0.0,
+                "lift": {
+                    "estimate": None if row["absolute_lift"] is None else round(row["absolute_lift"], 4),
+                    "ci_low": None if row["absolute_lift_ci_low"] is None else round(row["absolute_lift_ci_low"], 4),
+                    "ci_high": None if row["absolute_lift_ci_high"] is None else round(row["absolute_lift_ci_high"], 4),
+                },
+            }
+            for row in rows
+        }
+
     def groups(self, world: World) -> dict[str, list[str]]:
         """Users by policy: control (held out), each arm's treated users, the world's oracle users."""
         from sqlalchemy import text
@@ -250,6 +274,7 @@ def simulate(config: SimulationConfig) -> dict:
         )
     result = compare(world, stack.groups(world))
     return {
+        "product_view": stack.product_view(),
         "days": config.days,
         "seed": config.seed,
         "users": config.users,
@@ -296,12 +321,17 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(result, Path(result["reports"]))
     print()
     print(render_table(result))
+    print("\nThe product's own view (evaluation report; lift per planning run and user, attributed conversions):")
+    for arm, view in result["product_view"].items():
+        print(f"  {arm}: {view}")
     print(
         f"\n{config.days} days x {config.users} users in {result['seconds']:.0f} s; DAG time: {result['dag_seconds']}"
     )
     from benchmarks.figures import record
 
-    # The last line: one JSON object, also appended to the benchmark results.
+    # The last line: one JSON object, also appended to the benchmark results (Spark's gateway
+    # would otherwise log its goodbye after it).
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     record("simulate", {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle")})
     return 0
 

@@ -127,6 +127,17 @@ def in_active_hours(taste: PlantedTaste, local_hour: int) -> bool:
     return any(min((local_hour - h) % 24, (h - local_hour) % 24) <= 1 for h in taste.active_hours_local)
 
 
+def active_moment(shopper: Shopper, day: date) -> datetime:
+    """Five past the user's first active hour (their own clock) within the UTC day ``day``."""
+    day_start = datetime.combine(day, datetime.min.time(), UTC)
+    for offset in (-1, 0, 1):
+        local = datetime.combine(day + timedelta(days=offset), datetime.min.time(), shopper.tz)
+        at = (local + timedelta(hours=shopper.taste.active_hours_local[0], minutes=5)).astimezone(UTC)
+        if day_start <= at < day_start + timedelta(days=1):
+            return at
+    raise AssertionError("every local hour occurs within a UTC day")
+
+
 class World:
     """The shoppers, their catalogue and their hidden response model, day after day."""
 
@@ -242,6 +253,8 @@ class World:
                 continue
             events = self._answer_one(shopper, message)
             drawn += len(events)
+            if shopper.oracle:
+                continue  # the product never sees the oracle's users
             for at, event in events:
                 landing = at.replace(minute=0, second=0, microsecond=0)
                 self._pending[landing].append(json.dumps(event))
@@ -255,28 +268,38 @@ class World:
             for when, event in self._draw_answer(shopper, message)
         ]
 
+    def fatigue(self, shopper: Shopper, at: datetime) -> float:
+        """The fatigue the user's earlier messages leave at ``at``: each adds its share, halving
+        every half-life."""
+        cfg = self.response
+        return sum(
+            cfg.fatigue_per_message * 0.5 ** ((at - earlier).total_seconds() / 3600 / cfg.fatigue_half_life_hours)
+            for earlier in shopper.received
+            if earlier <= at
+        )
+
+    def open_chance(self, shopper: Shopper, at: datetime) -> float:
+        """The chance the user opens a message delivered at ``at``."""
+        cfg = self.response
+        local_hour = at.astimezone(shopper.tz).hour
+        chance = cfg.open_in_active_hours if in_active_hours(shopper.taste, local_hour) else cfg.open_off_hours
+        if shopper.uplift == "sleeping_dog":
+            chance *= cfg.open_sleeping_dog
+        return chance / (1 + self.fatigue(shopper, at))
+
     def _draw_answer(self, shopper: Shopper, message: dict) -> list[tuple[datetime, dict]]:
         cfg, taste = self.response, shopper.taste
         at: datetime = message["scheduled_at"]
         user_id, key = shopper.user["user_id"], message["idempotency_key"]
         tally = self.tally[user_id]
         tally.messages += 1
-        fatigue = sum(
-            cfg.fatigue_per_message * 0.5 ** ((at - earlier).total_seconds() / 3600 / cfg.fatigue_half_life_hours)
-            for earlier in shopper.received
-            if earlier <= at
-        )
+        fatigue, p_open = self.fatigue(shopper, at), self.open_chance(shopper, at)
         shopper.received.append(at)
         if shopper.opted_out_at is not None and shopper.opted_out_at <= at:
             return []
         rng = np.random.default_rng(_seed_of(self.config.seed, "message", key))
         item = self.item_by_id.get(message.get("item_id") or "")
         level = fit(taste, item["category"] if item else None)
-        local_hour = at.astimezone(shopper.tz).hour
-        p_open = cfg.open_in_active_hours if in_active_hours(taste, local_hour) else cfg.open_off_hours
-        if shopper.uplift == "sleeping_dog":
-            p_open *= cfg.open_sleeping_dog
-        p_open /= 1 + fatigue
         annoy = cfg.annoy_sleeping_dog if shopper.uplift == "sleeping_dog" else cfg.annoy_others
         draws = rng.random(4)
         events: list[tuple[datetime, dict]] = []
@@ -315,8 +338,7 @@ class World:
             rng = np.random.default_rng(_seed_of(self.config.seed, "oracle", user_id, day))
             pool = self.by_category[shopper.taste.favourite_categories[0]]
             item, _ = _pick_item(rng, pool, shopper.taste)
-            local = datetime.combine(day, datetime.min.time(), shopper.tz)
-            at = (local + timedelta(hours=shopper.taste.active_hours_local[0], minutes=5)).astimezone(UTC)
+            at = active_moment(shopper, day)
             messages.append(
                 {
                     "idempotency_key": f"oracle-{user_id}-{day}",

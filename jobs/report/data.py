@@ -25,6 +25,7 @@ class ReportData:
     send_hours: pd.DataFrame = field(default_factory=pd.DataFrame)
     notification_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     notification_totals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    policy_arms: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _frame(conn, name: str, params: dict) -> pd.DataFrame:
@@ -44,4 +45,5 @@ def load_report_data(engine: Engine, until: datetime | None = None) -> ReportDat
             send_hours=_frame(conn, "report_send_hours", params),
             notification_runs=_frame(conn, "report_notification_runs", params),
             notification_totals=_frame(conn, "report_notification_totals", params),
+            policy_arms=_frame(conn, "report_policy_arms", params),
         )

@@ -354,6 +354,31 @@ def outcomes_section(notification_runs: pd.DataFrame, notification_totals: pd.Da
     return Section("outcomes", title, how, figure=plots.rates_and_lift_figure(plotted), table=table, note=note)
 
 
+def policy_arms_section(policy_arms: pd.DataFrame) -> Section:
+    title = "Policy arms against the control group"
+    how = (
+        "Each policy arm (PUSH_POLICY_ARMS: random_hour, fixed_cap, popularity; full is everyone else) pooled over "
+        "its planning runs: CTR and CVR per delivered message with 95 % Wilson intervals, and the arm's conversion "
+        "rate minus the control group's with its 95 % interval. An arm that does worse than full is the part of the "
+        "policy it replaced paying its way."
+    )
+    if policy_arms.empty:
+        return Section("policy_arms", title, how, empty="No outcomes with a recorded policy arm yet.")
+    frame = _with_rate_intervals(policy_arms)
+    table = [
+        {
+            "arm": row.policy_arm,
+            "delivered": int(row.delivered),
+            "CTR": f"{_percent(row.ctr)} {_interval(row.ctr_low, row.ctr_high)}",
+            "CVR": f"{_percent(row.cvr)} {_interval(row.cvr_low, row.cvr_high)}",
+            "treated (run, user)": int(row.treatment_users),
+            "lift": f"{_percent(row.absolute_lift)} {_interval(row.absolute_lift_ci_low, row.absolute_lift_ci_high)}",
+        }
+        for row in frame.itertuples()
+    ]
+    return Section("policy_arms", title, how, table=table)
+
+
 def build_sections(data: ReportData) -> list[Section]:
     """All sections of the report, in reading order."""
     return [
@@ -363,4 +388,5 @@ def build_sections(data: ReportData) -> list[Section]:
         notifications_section(data.notifications_daily),
         send_hours_section(data.send_hours),
         outcomes_section(data.notification_runs, data.notification_totals),
+        policy_arms_section(data.policy_arms),
     ]

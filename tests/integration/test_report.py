@@ -23,7 +23,9 @@ from jobs.report.job import write_report
 from jobs.report.sections import wilson_interval
 from tests.support.browser import artifact
 
-SECTIONS = ["model_metrics", "data_quality", "segments", "notifications", "send_hours", "outcomes"]
+SECTIONS = ["model_metrics", "data_quality", "segments", "notifications", "send_hours", "outcomes", "policy_arms"]
+# Sections with a plot (the policy arms are a table).
+PLOTTED = SECTIONS[:-1]
 FIRST_DAY = date(2026, 11, 20)
 DAYS = 4
 USERS = 60
@@ -40,6 +42,8 @@ def seed_history(engine, seed: int = 7) -> dict:
     rng = random.Random(seed)
     days = [FIRST_DAY + timedelta(days=n) for n in range(DAYS)]
     facts: dict = {"model_runs": [], "segments": {}, "arms": {"treatment": [0, 0], "control": [0, 0]}}
+    # Per policy arm: delivered messages, treated (run, user) pairs, their conversions.
+    facts["policy_arms"] = {"full": [0, 0, 0], "random_hour": [0, 0, 0]}
     facts.update(delivered=0, clicks=0, conversions=0, decisions={}, windows=0, failed_windows=0, reasons={})
     facts["window_starts"] = []
     with engine.begin() as conn:
@@ -120,16 +124,25 @@ def seed_history(engine, seed: int = 7) -> dict:
             )
             for u in range(USERS):
                 user = f"u{u:03d}"
+                policy = "full" if u % 2 else "random_hour"
                 decision = rng.choice(DECISIONS)
                 key = f"{run_key}-{user}"
                 scheduled = at + timedelta(hours=rng.randint(0, 23))
                 conn.execute(
                     text(
                         "INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, channel,"
-                        " expected_value, decision, idempotency_key, decided_at, scheduled_at)"
-                        " VALUES (:k, :u, 'rec', 'recommendation', 'push', 0.1, :d, :key, :at, :sched)"
+                        " expected_value, decision, idempotency_key, decided_at, scheduled_at, policy_arm)"
+                        " VALUES (:k, :u, 'rec', 'recommendation', 'push', 0.1, :d, :key, :at, :sched, :policy)"
                     ),
-                    {"k": run_key, "u": user, "d": decision, "key": key, "at": at, "sched": scheduled},
+                    {
+                        "k": run_key,
+                        "u": user,
+                        "d": decision,
+                        "key": key,
+                        "at": at,
+                        "sched": scheduled,
+                        "policy": policy,
+                    },
                 )
                 facts["decisions"][decision] = facts["decisions"].get(decision, 0) + 1
                 arm = "control" if decision == "holdout" else "treatment"
@@ -140,6 +153,9 @@ def seed_history(engine, seed: int = 7) -> dict:
                 )
                 facts["arms"][arm][0] += 1
                 facts["arms"][arm][1] += converted
+                if arm == "treatment":
+                    facts["policy_arms"][policy][1] += 1
+                    facts["policy_arms"][policy][2] += converted
                 if decision not in ("sent", "deferred_quiet_hours"):
                     continue
                 conn.execute(
@@ -168,6 +184,7 @@ def seed_history(engine, seed: int = 7) -> dict:
                     },
                 )
                 facts["delivered"] += 1
+                facts["policy_arms"][policy][0] += 1
                 facts["clicks"] += clicked
                 facts["conversions"] += bought
     facts["days"] = days
@@ -225,7 +242,7 @@ def test_report_from_the_tables_shows_every_section_with_its_plot(seeded, settin
     assert shown["sections"] == SECTIONS
     assert shown["empty"] == []
     assert shown["external"] == 0
-    assert [i["section"] for i in shown["images"]] == SECTIONS
+    assert [i["section"] for i in shown["images"]] == PLOTTED
     assert all(i["width"] > 0 and i["height"] > 0 for i in shown["images"])
 
     latest = seeded["model_runs"][-1]
@@ -251,6 +268,10 @@ def test_report_from_the_tables_shows_every_section_with_its_plot(seeded, settin
     half = 1.96 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
     assert _table_value(html, "absolute lift") == f"{100 * (p1 - p2):.2f} %"
     assert f"[{100 * (p1 - p2 - half):+.2f}, {100 * (p1 - p2 + half):+.2f}] %" in html
+    # Each policy arm against the whole control group.
+    for policy, (delivered, treated, converted) in seeded["policy_arms"].items():
+        assert _table_value(html, policy) == str(delivered)
+        assert f"{100 * (converted / treated - p2):.2f} % [" in html
 
 
 def test_report_until_a_time_leaves_out_what_came_later(seeded, settings, tmp_path):
