@@ -5,7 +5,10 @@
 3. has Airflow run the real DAGs with ``airflow dags test`` for one logical date:
    ``daily_recommendations`` (cleaning the generated week), ``hourly_events`` (triggers and
    feedback) and then ``notifications`` (the next 24 hours of send moments, delivered);
-4. prints a summary and a few example SQL queries with their output.
+4. simulated shoppers answer the delivered messages (``simulation/world.py``) over the next two
+   days, and an hourly run over each day collects their opens, clicks and purchases;
+5. prints a summary (with CTR, CVR and the control-group lift; the evaluation report is
+   written) and a few example SQL queries with their output.
 
 Running it again re-runs the same logical date: every table ends up identical.
 """
@@ -24,8 +27,9 @@ from sqlalchemy import text
 
 from devenv.airflow_env import airflow_environment, migrate_metadata
 from jobs.core.config import Settings
-from jobs.core.db import apply_migrations, make_engine
+from jobs.core.db import apply_migrations, load_query, make_engine
 from jobs.notify.audience import preview_audience
+from jobs.report.job import write_report
 from simulation.synthetic import (
     AUDIENCE_CAMPAIGN,
     GeneratorConfig,
@@ -34,6 +38,7 @@ from simulation.synthetic import (
     read_new_items,
     read_tastes,
 )
+from simulation.world import World
 
 EXAMPLE_QUERIES = {
     "Live recommendations of one user": (
@@ -206,6 +211,45 @@ def print_session(conn, run: dict) -> None:
     print(f"    after:  {show(after)}")
 
 
+def answer_messages(env: dict, settings: Settings, config: GeneratorConfig, day: date, log_dir) -> None:
+    """The shoppers answer what was delivered (``simulation/world.py``): their opens, clicks and
+    purchases land in ``day`` and the day after, with their own sessions; an hourly run over
+    each whole day collects them, so the report has outcomes and a lift to show."""
+    world = World(config)
+    with make_engine(settings.database_url).connect() as conn:
+        delivered = conn.execute(
+            text(
+                "SELECT idempotency_key, user_id, item_id, scheduled_at FROM push.notification_ledger"
+                " WHERE status = 'sent'"
+            )
+        ).all()
+    world.answer([row._asdict() for row in delivered])
+    for n in range(2):
+        answered = day + timedelta(days=n)
+        world.write_day(settings.landing_dir, answered)
+        end = f"{answered + timedelta(days=1)}T00:00:00+00:00"
+        run_dag(env, "hourly_events", end, {"hours": 24}, log_dir, f"hourly_events-{answered}")
+
+
+def print_loop(conn, settings: Settings, until: datetime) -> None:
+    """Delivered messages, their clicks and conversions, and the lift over the control group."""
+    totals = conn.execute(text(load_query("report/report_notification_totals")), {"until": None}).mappings().one()
+    delivered = totals["delivered"]
+    ctr = totals["clicks"] / delivered if delivered else 0.0
+    cvr = totals["conversions"] / delivered if delivered else 0.0
+    lift = totals["absolute_lift"]
+    lift_text = (
+        "no lift yet (no control-group outcome)"
+        if lift is None
+        else f"conversion lift over the control group {100 * lift:+.1f} pp"
+        f" [{100 * totals['absolute_lift_ci_low']:+.1f}, {100 * totals['absolute_lift_ci_high']:+.1f}]"
+        f" ({totals['treatment_users']} treated, {totals['control_users']} control user-runs)"
+    )
+    report = write_report(settings, settings.reports_dir / "evaluation.html", until=until)
+    print(f"  the loop: shoppers answered {delivered} delivered messages: CTR {ctr:.1%}, CVR {cvr:.1%}; {lift_text}")
+    print(f"  evaluation report: {report}")
+
+
 # Items added to the catalogue on the last day, with no event yet; users who signed up that day.
 NEW_ARRIVALS = 8
 NEW_USERS = 20
@@ -247,18 +291,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     print(f"  {url}")
     print("2/4 synthetic data")
-    summary = generate(
-        GeneratorConfig(
-            users=args.users,
-            items=args.items,
-            days=args.days,
-            seed=args.seed,
-            end_date=args.date - timedelta(days=1),
-            new_items=NEW_ARRIVALS,
-            new_users=NEW_USERS,
-        ),
-        settings.landing_dir,
+    config = GeneratorConfig(
+        users=args.users,
+        items=args.items,
+        days=args.days,
+        seed=args.seed,
+        end_date=args.date - timedelta(days=1),
+        new_items=NEW_ARRIVALS,
+        new_users=NEW_USERS,
     )
+    summary = generate(config, settings.landing_dir)
     print(
         f"  {summary['event_lines']} event lines for {summary['users']} users, {summary['items']} items -> {settings.landing_dir}"
     )
@@ -278,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dag(env, "notifications", logical, {"horizon_hours": 24, "relay_ahead_hours": 24}, log_dir)
 
     session = demo_session(env, settings, args.date, log_dir)
+    answer_messages(env, settings, config, args.date, log_dir)
 
     print("4/4 results")
     with make_engine(url).connect() as conn:
@@ -297,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print_new_users(conn, settings.landing_dir)
         print_session(conn, session)
         print_audience(conn, preview)
+        print_loop(conn, settings, datetime.combine(args.date + timedelta(days=2), datetime.min.time(), UTC))
         for title, sql in EXAMPLE_QUERIES.items():
             print_query(conn, title, sql)
     print(f"\nDone in {time.monotonic() - started:.0f} s. The database is still running:")

@@ -39,7 +39,7 @@ def pytest_configure(config):
     )
     os.environ.pop("PUSH_DATABASE_URL", None)
     os.environ.pop("AIRFLOW_CONN_PUSH_DB", None)
-    if not _database_needed(config) or _xdist_controller(config):
+    if not _database_needed(config):
         return
     from devenv.localdb import EmbeddedPostgres
     from jobs.core.db import apply_migrations, make_engine
@@ -50,11 +50,6 @@ def pytest_configure(config):
     from devenv.airflow_env import airflow_environment
 
     os.environ.update(airflow_environment())
-
-
-def _xdist_controller(config) -> bool:
-    """True in the process that hands tests to xdist workers: each worker starts its own stack."""
-    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
 
 
 def _database_needed(config) -> bool:

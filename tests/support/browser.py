@@ -8,15 +8,12 @@ otherwise the tests fail with the command to run.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.support import scratch_root
 
 CHROMIUM = Path(os.environ.get("PUSH_TEST_CHROMIUM", "/usr/bin/chromium"))
 PACKAGES = ["chromium", "fonts-dejavu-core"]
@@ -46,15 +43,10 @@ def ensure_chromium() -> Path:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.fail(f"{CHROMIUM} (Debian package 'chromium') is missing and cannot be installed here: {how}")
     install = ("install", "-y", "--no-install-recommends", *PACKAGES)
-    # Test workers run side by side: one installs, the others wait for it and find the binary.
-    with (scratch_root() / "chromium-install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if CHROMIUM.exists():
-            return CHROMIUM
+    result = _apt_get(*install)
+    if result.returncode != 0:  # a fresh machine has no package lists yet
+        _apt_get("update")
         result = _apt_get(*install)
-        if result.returncode != 0:  # a fresh machine has no package lists yet
-            _apt_get("update")
-            result = _apt_get(*install)
     if result.returncode != 0 or not CHROMIUM.exists():
         pytest.fail(f"installing Debian package 'chromium' failed ({how}):\n{result.stderr[-2000:]}")
     return CHROMIUM
