@@ -345,6 +345,19 @@ def _session(rng, writer, taste, user, by_category, start, tz) -> None:
                 writer.add({**base, **item_fields, "event_type": "purchase", "quantity": 1}, at, tz)
 
 
+def day_sessions(rng, writer, taste, user, by_category, day_start: datetime, window: tuple[datetime, datetime]) -> None:
+    """One user's sessions of the UTC day ``day_start``: a Poisson number of them, most at one of
+    the user's active hours (their own clock), kept when they start inside ``window`` (and at
+    least half an hour before its end)."""
+    tz = ZoneInfo(user["timezone"])
+    for _ in range(int(rng.poisson(writer.config.sessions_per_day))):
+        local_day = day_start.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        hour = taste.active_hours_local[int(rng.integers(0, 2))] if rng.random() < 0.8 else int(rng.integers(0, 24))
+        start = (local_day + timedelta(hours=hour, minutes=int(rng.integers(0, 50)))).astimezone(UTC)
+        if window[0] <= start < window[1] - timedelta(minutes=30):
+            _session(rng, writer, taste, user, by_category, start, tz)
+
+
 def generate(config: GeneratorConfig, out: Path) -> dict:
     """Write a full data set under ``out`` and return a summary of what was written."""
     rng = np.random.default_rng(config.seed)
@@ -386,17 +399,7 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
                         tz,
                     )
                 continue
-            for _ in range(int(rng.poisson(config.sessions_per_day))):
-                local_day = day_start.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-                hour = (
-                    taste.active_hours_local[int(rng.integers(0, 2))]
-                    if rng.random() < 0.8
-                    else int(rng.integers(0, 24))
-                )
-                start_local = local_day + timedelta(hours=hour, minutes=int(rng.integers(0, 50)))
-                start = start_local.astimezone(UTC)
-                if window_start <= start < window_end - timedelta(minutes=30):
-                    _session(rng, writer, taste, user, by_category, start, tz)
+            day_sessions(rng, writer, taste, user, by_category, day_start, (window_start, window_end))
     events = writer.write(out, window_start, window_end)
     arrivals = make_new_items(config, len(items))
     write_csv(out / "reference" / "items.csv", items + arrivals)

@@ -46,8 +46,8 @@ from simulation.synthetic import (
     PlantedTaste,
     _EventWriter,
     _pick_item,
-    _session,
     add_demographics,
+    day_sessions,
     make_campaigns,
     make_items,
     make_users,
@@ -213,15 +213,9 @@ class World:
         the generator's data sets).
         """
         rng = np.random.default_rng(_seed_of(self.config.seed, "day", shopper.user["user_id"], day_start.date()))
-        taste, tz = shopper.taste, shopper.tz
         own = _EventWriter(rng, replace(self.config, malformed_share=0.0, duplicate_share=0.0, late_share=0.0))
         own.counter = writer.counter
-        local_day = day_start.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        for _ in range(int(rng.poisson(self.config.sessions_per_day))):
-            hour = taste.active_hours_local[int(rng.integers(0, 2))] if rng.random() < 0.8 else int(rng.integers(24))
-            start = (local_day + timedelta(hours=hour, minutes=int(rng.integers(0, 50)))).astimezone(UTC)
-            if day_start <= start < day_end - timedelta(minutes=30):
-                _session(rng, own, taste, shopper.user, self.by_category, start, tz)
+        day_sessions(rng, own, shopper.taste, shopper.user, self.by_category, day_start, (day_start, day_end))
         writer.counter = own.counter
         for landing_hour, lines in own.lines.items():
             for line in lines:
