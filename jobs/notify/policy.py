@@ -56,7 +56,6 @@ CANDIDATE_KINDS = ("recommendation", "campaign", "trigger")
 #   fixed_cap    the plain caps for everyone: fatigue never lowers them
 #   popularity   the week's most bought items instead of the user's recommendations
 POLICY_ARMS = ("random_hour", "fixed_cap", "popularity")
-FULL_POLICY = "full"
 
 
 def _clock(value: str, name: str) -> time:
