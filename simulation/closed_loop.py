@@ -327,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{config.days} days x {config.users} users in {result['seconds']:.0f} s; DAG time: {result['dag_seconds']}"
     )
+    local = os.environ["PUSH_LOCAL_DIR"]
+    print(f"Its database is still running: PUSH_LOCAL_DIR={local} make psql (or make down to stop it).")
     from benchmarks.figures import record
 
     # The last line: one JSON object, also appended to the benchmark results (Spark's gateway
