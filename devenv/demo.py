@@ -38,7 +38,7 @@ from simulation.synthetic import (
     read_new_items,
     read_tastes,
 )
-from simulation.world import World
+from simulation.world import ResponseConfig, World
 
 EXAMPLE_QUERIES = {
     "Live recommendations of one user": (
@@ -215,7 +215,7 @@ def answer_messages(env: dict, settings: Settings, config: GeneratorConfig, day:
     """The shoppers answer what was delivered (``simulation/world.py``): their opens, clicks and
     purchases land in ``day`` and the day after, with their own sessions; an hourly run over
     each whole day collects them, so the report has outcomes and a lift to show."""
-    world = World(config)
+    world = World(config, ResponseConfig(oracle_share=0.0))  # every demo user is the product's
     with make_engine(settings.database_url).connect() as conn:
         delivered = conn.execute(
             text(
