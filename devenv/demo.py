@@ -30,6 +30,7 @@ from jobs.core.config import Settings
 from jobs.core.db import apply_migrations, load_query, make_engine
 from jobs.notify.audience import preview_audience
 from jobs.report.job import write_report
+from simulation.closed_loop import delivered_messages
 from simulation.synthetic import (
     AUDIENCE_CAMPAIGN,
     GeneratorConfig,
@@ -216,14 +217,7 @@ def answer_messages(env: dict, settings: Settings, config: GeneratorConfig, day:
     purchases land in ``day`` and the day after, with their own sessions; an hourly run over
     each whole day collects them, so the report has outcomes and a lift to show."""
     world = World(config, ResponseConfig(oracle_share=0.0))  # every demo user is the product's
-    with make_engine(settings.database_url).connect() as conn:
-        delivered = conn.execute(
-            text(
-                "SELECT idempotency_key, user_id, item_id, scheduled_at FROM push.notification_ledger"
-                " WHERE status = 'sent'"
-            )
-        ).all()
-    world.answer([row._asdict() for row in delivered])
+    world.answer(delivered_messages(make_engine(settings.database_url)))
     for n in range(2):
         answered = day + timedelta(days=n)
         world.write_day(settings.landing_dir, answered)

@@ -124,6 +124,20 @@ def render_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def delivered_messages(engine) -> list[dict]:
+    """Every message the relay delivered (what the world answers), in delivery-time order."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT idempotency_key, user_id, item_id, scheduled_at FROM push.notification_ledger"
+                " WHERE status = 'sent' ORDER BY scheduled_at, idempotency_key"
+            )
+        ).all()
+    return [row._asdict() for row in rows]
+
+
 class Stack:
     """The embedded database, Airflow in-process (``dag.test``) and the world's landing zone."""
 
@@ -164,16 +178,7 @@ class Stack:
 
     def delivered(self) -> list[dict]:
         """Messages the relay delivered that the world has not answered yet."""
-        from sqlalchemy import text
-
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT idempotency_key, user_id, item_id, scheduled_at FROM push.notification_ledger"
-                    " WHERE status = 'sent' ORDER BY scheduled_at, idempotency_key"
-                )
-            ).all()
-        fresh = [row._asdict() for row in rows if row.idempotency_key not in self.answered]
+        fresh = [m for m in delivered_messages(self.engine) if m["idempotency_key"] not in self.answered]
         self.answered.update(m["idempotency_key"] for m in fresh)
         return fresh
 
@@ -192,9 +197,12 @@ class Stack:
                 "ctr": round(row["clicks"] / row["delivered"], 4) if row["delivered"] else 0.0,
                 "cvr": round(row["conversions"] / row["delivered"], 4) if row["delivered"] else 0.0,
                 "lift": {
-                    "estimate": None if row["absolute_lift"] is None else round(row["absolute_lift"], 4),
-                    "ci_low": None if row["absolute_lift_ci_low"] is None else round(row["absolute_lift_ci_low"], 4),
-                    "ci_high": None if row["absolute_lift_ci_high"] is None else round(row["absolute_lift_ci_high"], 4),
+                    key: None if row[column] is None else round(row[column], 4)
+                    for key, column in (
+                        ("estimate", "absolute_lift"),
+                        ("ci_low", "absolute_lift_ci_low"),
+                        ("ci_high", "absolute_lift_ci_high"),
+                    )
                 },
             }
             for row in rows
@@ -204,21 +212,16 @@ class Stack:
         """Users by policy: control (held out), each arm's treated users, the world's oracle users."""
         from sqlalchemy import text
 
-        from jobs.notify.policy import arm_params
+        from jobs.notify.policy import policy_params
 
-        params = {
-            **arm_params(self.settings),
-            "holdout_salt": self.settings.holdout_salt,
-            "bp": round(self.settings.holdout_percent * 100),
-        }
         with self.engine.connect() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT user_id, push.holdout_bucket(user_id, :holdout_salt) < :bp AS control,"
+                    "SELECT user_id, push.holdout_bucket(user_id, :holdout_salt) < :holdout_basis_points AS control,"
                     " push.policy_arm(user_id, :arms_salt, CAST(:arm_names AS text[]),"
                     " CAST(:arm_bounds AS integer[])) AS arm FROM push.users"
                 ),
-                params,
+                policy_params(self.settings),
             ).all()
         groups: dict[str, list[str]] = {"oracle": [u for u, s in world.shoppers.items() if s.oracle]}
         for row in rows:
