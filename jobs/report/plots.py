@@ -177,7 +177,9 @@ def _interval_plot(ax, x, value, low, high, colour, label, marker="o") -> None:
     if not shown.any():
         return
     errors = np.vstack([value - low, high - value])[:, shown]
-    errors = np.nan_to_num(errors, nan=0.0)
+    # An interval computed in floating point can miss its own value by a rounding error (a
+    # Wilson lower bound of 1e-18 at zero successes); matplotlib refuses negative lengths.
+    errors = np.clip(np.nan_to_num(errors, nan=0.0), 0.0, None)
     ax.errorbar(np.asarray(x)[shown], value[shown], yerr=errors, fmt=marker, color=colour, capsize=3, label=label)
 
 

@@ -130,3 +130,25 @@ def test_report_of_no_data_renders():
     html = build_report(ReportData(), datetime(2026, 11, 25, tzinfo=UTC))
     assert "Data up to 2026-11-25 00:00 UTC." in html
     assert html.count("<section") == 7
+
+
+def test_an_interval_that_misses_its_value_by_a_rounding_error_still_plots():
+    from jobs.report.plots import rates_and_lift_figure
+
+    runs = pd.DataFrame(
+        [
+            {
+                "label": "11-02 00:00",
+                "ctr": 0.0,
+                "ctr_low": 1e-18,
+                "ctr_high": 0.3,
+                "cvr": 0.0,
+                "cvr_low": 0.0,
+                "cvr_high": 0.3,
+                "absolute_lift": 0.02,
+                "absolute_lift_ci_low": 0.02 + 1e-17,
+                "absolute_lift_ci_high": 0.05,
+            }
+        ]
+    )
+    assert rates_and_lift_figure(runs).startswith(PNG_MAGIC)
