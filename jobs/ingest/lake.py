@@ -35,12 +35,29 @@ def with_event_partition_columns(clean: DataFrame) -> DataFrame:
     return clean.withColumn("event_date", F.to_date("ts")).withColumn("event_hour", F.hour("ts"))
 
 
-def landing_leaves(spark: SparkSession, clean_dir: Path, hour: datetime) -> list[str]:
-    """Paths of the lake leaves holding events that landed in ``hour``, whatever their event time."""
-    pattern = f"{clean_dir}/event_date=*/event_hour=*/landing_date={hour:%Y-%m-%d}/landing_hour={hour.hour}"
+def landing_leaves(spark: SparkSession, clean_dir: Path, start: datetime, end: datetime) -> list[str]:
+    """Paths of the lake leaves holding events that landed in [start, end), whatever their event time.
+
+    One listing for the whole window (a glob over its landing dates, filtered to its hours):
+    a glob per hour would list the whole event-time tree once per hour of the window.
+    """
+    hours = {(f"{hour:%Y-%m-%d}", hour.hour) for hour in hours_between(start, end)}
+    if not hours:
+        return []
+    dates = sorted({day for day, _ in hours})
+    alternatives = dates[0] if len(dates) == 1 else "{" + ",".join(dates) + "}"
+    pattern = f"{clean_dir}/event_date=*/event_hour=*/landing_date={alternatives}/landing_hour=*"
     fs, jvm = hadoop_fs(spark, str(clean_dir))
-    found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(pattern)) or []
-    return [str(status.getPath().toUri().getPath()) for status in found]
+    found = [
+        str(status.getPath().toUri().getPath())
+        for status in fs.globStatus(jvm.org.apache.hadoop.fs.Path(pattern)) or []
+    ]
+    leaves = []
+    for leaf in found:
+        match = _LANDING.search(leaf)
+        if match and (match.group(1), int(match.group(2))) in hours:
+            leaves.append(leaf)
+    return leaves
 
 
 def write_clean(
@@ -56,17 +73,16 @@ def write_clean(
     """
     _refuse_legacy_layout(clean_dir)
     _remove_unfinished_writes(spark, clean_dir)
-    before = {leaf for hour in hours_between(start, end) for leaf in landing_leaves(spark, clean_dir, hour)}
+    before = set(landing_leaves(spark, clean_dir, start, end))
     clean = with_event_partition_columns(clean)
     clean.repartition(*PARTITION_COLUMNS).write.mode("overwrite").option(
         "partitionOverwriteMode", "dynamic"
     ).partitionBy(*PARTITION_COLUMNS).parquet(str(clean_dir))
     written = {str(leaf_path(clean_dir, *leaf)) for leaf in leaves}
     fs, jvm = hadoop_fs(spark, str(clean_dir))
-    for hour in hours_between(start, end):
-        for leaf in landing_leaves(spark, clean_dir, hour):
-            if leaf not in written:
-                fs.delete(jvm.org.apache.hadoop.fs.Path(leaf), True)
+    for leaf in landing_leaves(spark, clean_dir, start, end):
+        if leaf not in written:
+            fs.delete(jvm.org.apache.hadoop.fs.Path(leaf), True)
     return {date.fromisoformat(_EVENT_DATE.search(leaf).group(1)) for leaf in before | written}
 
 
@@ -84,6 +100,7 @@ def _remove_unfinished_writes(spark: SparkSession, clean_dir: Path) -> None:
 
 
 _EVENT_DATE = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
+_LANDING = re.compile(r"landing_date=(\d{4}-\d{2}-\d{2})/landing_hour=(\d{1,2})$")
 
 
 def leaf_path(clean_dir: Path, event_date, event_hour: int, landing_date, landing_hour: int) -> Path:
