@@ -37,6 +37,7 @@ from jobs.core.config import Settings
 from jobs.core.db import load_query, make_engine
 from jobs.core.timeutil import parse_utc
 from jobs.notify import policy
+from jobs.notify.render import template_exists
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ def plan_notifications(
         raise ValueError("horizon_hours must be at least 1")
     run_key = run_key or run_key_for(at, horizon_hours, campaign_id)
     engine = make_engine(settings.database_url)
+    if "campaign" in kinds:
+        check_variant_templates(engine)
     shards = _shards(engine, users, settings.notify_workers if workers is None else workers, batch_size)
     run = _PlanRun(settings, run_key, at, horizon_hours, campaign_id, kinds, users, dry_run, batch_size)
     plan_shard = partial(_plan_shard, engine, run)
@@ -217,6 +220,23 @@ def plan_notifications(
     }
     log.info("notification plan (%d worker(s)): %s", len(shards), summary)
     return summary
+
+
+def check_variant_templates(engine) -> None:
+    """Refuse to plan when a campaign variant names a template that does not exist.
+
+    Such a variant would go out in the usual wording under its own name, and its A/B test would
+    compare a message with itself.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT campaign_id, variant, template FROM push.campaign_variants WHERE template IS NOT NULL")
+        ).all()
+    unknown = [
+        f"{row.campaign_id}/{row.variant}: {row.template!r}" for row in rows if not template_exists(row.template)
+    ]
+    if unknown:
+        raise ValueError(f"campaign variants name templates that do not exist: {', '.join(unknown)}")
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,11 @@ class ReportData:
     notification_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     notification_totals: pd.DataFrame = field(default_factory=pd.DataFrame)
     policy_arms: pd.DataFrame = field(default_factory=pd.DataFrame)
+    variant_daily: pd.DataFrame = field(default_factory=pd.DataFrame)
+    campaign_variants: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _frame(conn, name: str, params: dict) -> pd.DataFrame:
+def report_frame(conn, name: str, params: dict) -> pd.DataFrame:
     result = conn.execute(text(load_query(f"report/{name}")), params)
     return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
@@ -38,12 +40,14 @@ def load_report_data(engine: Engine, until: datetime | None = None) -> ReportDat
     params = {"until": until, "limit": RECENT_NOTIFICATION_RUNS}
     with engine.connect() as conn:
         return ReportData(
-            model_runs=_frame(conn, "report_model_runs", params),
-            data_quality=_frame(conn, "report_data_quality", params),
-            segments=_frame(conn, "report_segments", params),
-            notifications_daily=_frame(conn, "report_notifications_daily", params),
-            send_hours=_frame(conn, "report_send_hours", params),
-            notification_runs=_frame(conn, "report_notification_runs", params),
-            notification_totals=_frame(conn, "report_notification_totals", params),
-            policy_arms=_frame(conn, "report_policy_arms", params),
+            model_runs=report_frame(conn, "report_model_runs", params),
+            data_quality=report_frame(conn, "report_data_quality", params),
+            segments=report_frame(conn, "report_segments", params),
+            notifications_daily=report_frame(conn, "report_notifications_daily", params),
+            send_hours=report_frame(conn, "report_send_hours", params),
+            notification_runs=report_frame(conn, "report_notification_runs", params),
+            notification_totals=report_frame(conn, "report_notification_totals", params),
+            policy_arms=report_frame(conn, "report_policy_arms", params),
+            variant_daily=report_frame(conn, "report_variant_daily", params),
+            campaign_variants=report_frame(conn, "report_campaign_variants", params),
         )

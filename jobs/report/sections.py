@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from jobs.notify.experiments import variant_tests
 from jobs.report import plots
 from jobs.report.data import ReportData
 
@@ -379,6 +380,38 @@ def policy_arms_section(policy_arms: pd.DataFrame) -> Section:
     return Section("policy_arms", title, how, table=table)
 
 
+def _maybe_percent(value: float | None) -> str:
+    return "n/a" if value is None else _percent(value)
+
+
+def ab_tests_section(variant_daily: pd.DataFrame, campaign_variants: pd.DataFrame) -> Section:
+    title = "A/B/n message tests"
+    how = (
+        "Each campaign variant (push.campaign_variants) against its campaign's reference variant, per delivered "
+        "message. The CVR difference comes with a 95 % always-valid interval and p-value (mSPRT): they may be read "
+        "every day, and a variant is called better or worse only when p <= 0.05. The guardrail stops a variant whose "
+        "opt-out rate is above the reference's with the same confidence, whatever its conversions."
+    )
+    if campaign_variants.empty:
+        return Section("ab_tests", title, how, empty="No campaign has variants yet.")
+    table = [
+        {
+            "test": f"{result.campaign_id} / {result.variant}",
+            "delivered": result.delivered,
+            "CTR": _maybe_percent(result.ctr),
+            "CVR": _maybe_percent(result.cvr),
+            "opt-outs": _maybe_percent(result.opt_out_rate),
+            "CVR - reference": "-"
+            if result.cvr_difference is None
+            else f"{_percent(result.cvr_difference)} {_interval(result.cvr_difference_low, result.cvr_difference_high)}",
+            "p (always valid)": "-" if result.p_value is None else f"{result.p_value:.3f}",
+            "verdict": result.verdict,
+        }
+        for result in variant_tests(variant_daily, campaign_variants)
+    ]
+    return Section("ab_tests", title, how, table=table)
+
+
 def build_sections(data: ReportData) -> list[Section]:
     """All sections of the report, in reading order."""
     return [
@@ -389,4 +422,5 @@ def build_sections(data: ReportData) -> list[Section]:
         send_hours_section(data.send_hours),
         outcomes_section(data.notification_runs, data.notification_totals),
         policy_arms_section(data.policy_arms),
+        ab_tests_section(data.variant_daily, data.campaign_variants),
     ]

@@ -219,6 +219,7 @@ def test_campaign_channel_set_and_campaign_cap(published, policy_settings):
                 "reason": "test",
                 "discount_text": "50% off",
                 "old_price": None,
+                "template": None,
             },
         }
     ]
@@ -580,3 +581,59 @@ def test_policy_arms_replace_one_part_of_the_policy_each_and_are_recorded(publis
         else:
             assert rows[0].item_id in {"i1", "i2", "i3"}, (user, arm)
     assert len({rows[0].scheduled_at.hour for u, rows in per_user.items() if arm_of[u] == "random_hour"}) > 1
+
+
+def test_campaign_variants_are_assigned_by_weight_recorded_and_change_wording_and_channel(published, policy_settings):
+    """Variant a (control) keeps the campaign as it is; b (three times its weight) is worded by
+    the 'urgent' template and goes by e-mail."""
+    from jobs.notify.relay import message_content
+
+    with published.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
+                " priority, channels) VALUES ('sale', 'Sale', ARRAY['i2'], '50% off', '2026-11-01', '2026-12-01', 50,"
+                " '{push}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO push.campaign_variants (campaign_id, variant, weight, template, channel, control)"
+                " VALUES ('sale', 'a', 1, NULL, NULL, true), ('sale', 'b', 3, 'urgent', 'email', false)"
+            )
+        )
+        split = conn.execute(
+            text("SELECT push.campaign_variant('sale', 'x' || g), count(*) FROM generate_series(1, 20000) g GROUP BY 1")
+        ).all()
+    assert dict(split).keys() == {"a", "b"}
+    assert abs(dict(split)["b"] / 20000 - 0.75) < 0.01  # the weights, over many users
+    add_profiles(published, [(u, None, 12) for u in USERS])
+    loose = replace(policy_settings, min_gap_minutes=0, daily_cap=5)
+    assert plan_notifications(loose, AT, campaign_id="sale")["decisions"] == {"sent": 40}
+
+    with published.connect() as conn:
+        assigned = dict(
+            conn.execute(text("SELECT user_id, push.campaign_variant('sale', user_id) FROM push.users")).all()
+        )
+        rows = conn.execute(
+            text(
+                "SELECT d.user_id, d.variant, l.channel, l.payload FROM push.notification_decisions d"
+                " JOIN push.notification_ledger l USING (idempotency_key)"
+            )
+        ).all()
+    assert {r.user_id: r.variant for r in rows} == assigned
+    assert set(assigned.values()) == {"a", "b"}
+    for row in rows:
+        content = message_content(row.channel, row.payload)
+        if row.variant == "b":
+            assert (row.channel, content["title"]) == ("email", "Today only: 50% off on shoes")
+            assert content["body"] == "Item 2 for 12.00, while stocks last."
+        else:
+            assert (row.channel, content["title"]) == ("push", "50% off on shoes")
+    # A variant naming a template that does not exist stops the planning run, named.
+    with published.begin() as conn:
+        conn.execute(
+            text("INSERT INTO push.campaign_variants (campaign_id, variant, template) VALUES ('sale', 'c', 'nope')")
+        )
+    with pytest.raises(ValueError, match="sale/c: 'nope'"):
+        plan_notifications(loose, AT + timedelta(days=1), campaign_id="sale")

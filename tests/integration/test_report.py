@@ -23,9 +23,11 @@ from jobs.report.job import write_report
 from jobs.report.sections import wilson_interval
 from tests.support.browser import artifact
 
-SECTIONS = ["model_metrics", "data_quality", "segments", "notifications", "send_hours", "outcomes", "policy_arms"]
-# Sections with a plot (the policy arms are a table).
-PLOTTED = SECTIONS[:-1]
+SECTIONS = [
+    "model_metrics", "data_quality", "segments", "notifications", "send_hours", "outcomes", "policy_arms", "ab_tests",
+]  # fmt: skip
+# Sections with a plot (the policy arms and the A/B tests are tables).
+PLOTTED = SECTIONS[:-2]
 FIRST_DAY = date(2026, 11, 20)
 DAYS = 4
 USERS = 60
@@ -46,7 +48,22 @@ def seed_history(engine, seed: int = 7) -> dict:
     facts["policy_arms"] = {"full": [0, 0, 0], "random_hour": [0, 0, 0]}
     facts.update(delivered=0, clicks=0, conversions=0, decisions={}, windows=0, failed_windows=0, reasons={})
     facts["window_starts"] = []
+    # An A/B test: the first users' messages belong to campaign "spring", variant a or b.
+    facts["variants"] = {"a": 0, "b": 0}
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, valid_from, valid_to, channels)"
+                " VALUES ('spring', 'Spring', :start, :end, '{push}')"
+            ),
+            {"start": _at(days[0]), "end": _at(days[-1] + timedelta(days=1))},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO push.campaign_variants (campaign_id, variant, template, control)"
+                " VALUES ('spring', 'a', NULL, true), ('spring', 'b', 'urgent', false)"
+            )
+        )
         for n, day in enumerate(days):
             metrics = {f"{m}@10": rng.uniform(0.05, 0.4) for m in ("ndcg", "precision", "recall", "map")}
             metrics.update(coverage=rng.uniform(0.2, 0.9), users_evaluated=rng.randint(20, 60), rmse=rng.random())
@@ -125,14 +142,16 @@ def seed_history(engine, seed: int = 7) -> dict:
             for u in range(USERS):
                 user = f"u{u:03d}"
                 policy = "full" if u % 2 else "random_hour"
+                variant = None if u >= 20 else "ab"[(u // 2) % 2]
                 decision = rng.choice(DECISIONS)
                 key = f"{run_key}-{user}"
                 scheduled = at + timedelta(hours=rng.randint(0, 23))
                 conn.execute(
                     text(
                         "INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, channel,"
-                        " expected_value, decision, idempotency_key, decided_at, scheduled_at, policy_arm)"
-                        " VALUES (:k, :u, 'rec', 'recommendation', 'push', 0.1, :d, :key, :at, :sched, :policy)"
+                        " expected_value, decision, idempotency_key, decided_at, scheduled_at, policy_arm,"
+                        " campaign_id, variant) VALUES (:k, :u, 'rec', 'recommendation', 'push', 0.1, :d, :key, :at,"
+                        " :sched, :policy, :campaign, :variant)"
                     ),
                     {
                         "k": run_key,
@@ -142,6 +161,8 @@ def seed_history(engine, seed: int = 7) -> dict:
                         "at": at,
                         "sched": scheduled,
                         "policy": policy,
+                        "campaign": "spring" if variant else None,
+                        "variant": variant,
                     },
                 )
                 facts["decisions"][decision] = facts["decisions"].get(decision, 0) + 1
@@ -185,6 +206,8 @@ def seed_history(engine, seed: int = 7) -> dict:
                 )
                 facts["delivered"] += 1
                 facts["policy_arms"][policy][0] += 1
+                if variant:
+                    facts["variants"][variant] += 1
                 facts["clicks"] += clicked
                 facts["conversions"] += bought
     facts["days"] = days
@@ -272,6 +295,10 @@ def test_report_from_the_tables_shows_every_section_with_its_plot(seeded, settin
     for policy, (delivered, treated, converted) in seeded["policy_arms"].items():
         assert _table_value(html, policy) == str(delivered)
         assert f"{100 * (converted / treated - p2):.2f} % [" in html
+    # The A/B test: delivered messages per variant, the reference named as such.
+    assert _table_value(html, "spring / a") == str(seeded["variants"]["a"])
+    assert _table_value(html, "spring / b") == str(seeded["variants"]["b"])
+    assert "<td>reference</td>" in html
 
 
 def test_report_until_a_time_leaves_out_what_came_later(seeded, settings, tmp_path):

@@ -111,7 +111,7 @@ def test_decisions_by_day_orders_reasons_by_volume():
 
 def test_empty_data_gives_every_section_an_empty_message_and_no_figure():
     sections = build_sections(ReportData())
-    assert len(sections) == 7
+    assert len(sections) == 8
     assert all(s.empty and s.figure is None and s.how_to_read for s in sections)
 
 
@@ -129,7 +129,7 @@ def test_page_embeds_figures_and_escapes_text():
 def test_report_of_no_data_renders():
     html = build_report(ReportData(), datetime(2026, 11, 25, tzinfo=UTC))
     assert "Data up to 2026-11-25 00:00 UTC." in html
-    assert html.count("<section") == 7
+    assert html.count("<section") == 8
 
 
 def test_an_interval_that_misses_its_value_by_a_rounding_error_still_plots():

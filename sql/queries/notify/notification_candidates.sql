@@ -10,6 +10,8 @@
 --   :arms_salt, :arm_names, :arm_bounds   the policy arms (push.policy_arm): a random_hour user
 --                  is planned at a hashed hour of each local day, a popularity user is shown the
 --                  week's most bought items instead of their recommendations
+-- A campaign with variants (push.campaign_variants) gives each user's candidate the user's
+-- variant (push.campaign_variant): its template, and its channel instead of the campaign's.
 -- natural_at is when a candidate wants to go out: the user's best local hour (send-time
 -- optimisation) for recommendations and campaigns, the trigger's fire time for triggers.
 -- expected_value = weight x price x estimated click-and-convert rate at that hour; the weights
@@ -18,7 +20,7 @@
 -- for the accepted ones when they are recorded.
 INSERT INTO plan_candidates (user_id, candidate_key, source, kind, campaign_id, item_id, category, transactional,
                              allowed_channels, idempotency_key, natural_at, not_before, expires_at,
-                             expected_value, reason, discount_text, old_price)
+                             expected_value, reason, discount_text, old_price, variant, template)
 WITH scope AS (
     -- Each user's clock at the run's logical time: computed once per user, used three times.
     SELECT u.user_id, u.timezone, l.local_at, l.local_at::date AS local_day,
@@ -159,17 +161,19 @@ SELECT r.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL,
        push.idempotency_key(r.user_id, 'rec:' || r.item_id, r.slot_day),
        r.natural_at, NULL::timestamptz, r.natural_at + CAST(:expiry AS interval),
        (r.price * r.rate / r.rank)::double precision,
-       r.reason, NULL, NULL
+       r.reason, NULL, NULL, NULL, NULL
 FROM recs r
 WHERE r.rank <= 3 AND 'recommendation' = ANY(CAST(:kinds AS text[])) AND CAST(:campaign_id AS text) IS NULL
 UNION ALL
 SELECT m.user_id, 'campaign:' || m.campaign_id, 'campaign', 'campaign', m.campaign_id, m.item_id, m.category,
-       m.transactional, m.channels,
+       m.transactional, CASE WHEN v.channel IS NOT NULL THEN ARRAY[v.channel] ELSE m.channels END,
        push.idempotency_key(m.user_id, 'campaign:' || m.campaign_id, m.campaign_id || ':' || m.slot_day),
        m.natural_at, m.valid_from, least(m.valid_to, m.natural_at + CAST(:expiry AS interval)),
        (m.price * m.rate * (1 + m.priority / 10.0) * 1.2)::double precision,
-       m.reason, m.discount_text, NULL
+       m.reason, m.discount_text, NULL, v.variant, v.template
 FROM best_match m
+LEFT JOIN push.campaign_variants v
+    ON v.campaign_id = m.campaign_id AND v.variant = push.campaign_variant(m.campaign_id, m.user_id)
 UNION ALL
 SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.trigger_type, NULL, t.item_id,
        coalesce(i.category, t.category), false, NULL::text[],
@@ -178,7 +182,7 @@ SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.t
        (coalesce(i.price, 10) * :default_rate * CASE t.trigger_type
            WHEN 'cart_abandonment' THEN 3.0 WHEN 'price_drop' THEN 2.0 WHEN 'back_in_stock' THEN 2.0 ELSE 1.5
        END)::double precision,
-       'because of your recent activity', NULL, t.context ->> 'old_price'
+       'because of your recent activity', NULL, t.context ->> 'old_price', NULL, NULL
 FROM push.triggers t
 JOIN scope s ON s.user_id = t.user_id
 LEFT JOIN push.items i ON i.item_id = t.item_id

@@ -129,7 +129,7 @@ pre AS MATERIALIZED (
     -- read back from plan_candidates for the accepted candidates only, in "queued".
     SELECT cand.user_id, cand.candidate_key, cand.source, cand.campaign_id, cand.item_id, cand.transactional,
            cand.channel, cand.locale, cand.idempotency_key, cand.scheduled_at, cand.deferred, cand.expires_at,
-           cand.expected_value, cand.fatigued, cand.policy_arm,
+           cand.expected_value, cand.fatigued, cand.policy_arm, cand.variant,
            CASE
                WHEN channel IS NULL THEN 'suppressed_consent'
                WHEN in_holdout AND NOT transactional THEN 'holdout'
@@ -208,12 +208,12 @@ taken AS (
 decided AS MATERIALIZED (
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.policy_arm, p.pre_decision AS decision
+           p.policy_arm, p.variant, p.pre_decision AS decision
     FROM pre p WHERE p.pre_decision IS NOT NULL
     UNION ALL
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.policy_arm,
+           p.policy_arm, p.variant,
            coalesce(
                push.cap_decision(
                    t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
@@ -233,9 +233,9 @@ decided AS MATERIALIZED (
 recorded AS (
     INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,
                                              expected_value, decision, idempotency_key, decided_at, campaign_id,
-                                             transactional, scheduled_at, policy_arm)
+                                             transactional, scheduled_at, policy_arm, variant)
     SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
-           :at, campaign_id, transactional, scheduled_at, policy_arm
+           :at, campaign_id, transactional, scheduled_at, policy_arm, variant
     FROM decided
 ),
 queued AS (
@@ -247,7 +247,7 @@ queued AS (
            jsonb_build_object('locale', e.locale, 'facts', jsonb_build_object(
                'kind', c.kind, 'item_title', coalesce(i.title, c.category), 'category', coalesce(i.category, c.category),
                'price', to_char(coalesce(i.price, 0), 'FM999999990.00'), 'reason', c.reason,
-               'discount_text', c.discount_text, 'old_price', c.old_price)),
+               'discount_text', c.discount_text, 'old_price', c.old_price, 'template', c.template)),
            e.candidate_key, e.campaign_id, e.expected_value, e.expires_at, e.deferred
     FROM decided e
     JOIN plan_candidates c ON c.user_id = e.user_id AND c.candidate_key = e.candidate_key
