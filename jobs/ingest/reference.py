@@ -63,7 +63,7 @@ _ITEM_CHANGES = load_query("ingest/item_changes")
 
 
 def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[str, int]:
-    """Replace users, items and campaigns with the current snapshots; return row counts.
+    """Replace users, items, campaigns (and their variants) with the current snapshots; return row counts.
 
     Price drops and items back in stock relative to the previous catalogue are recorded in
     ``push.item_changes`` stamped ``as_of`` (the run's logical time), once per change.
@@ -85,11 +85,52 @@ def load_reference(settings: Settings, as_of: datetime | None = None) -> dict[st
                 copy_frame(conn, "push.user_pseudonyms", user_pseudonyms(frame, settings.pseudonym_key))
             conn.execute(text(f"DELETE FROM {table}"))
             counts[name] = copy_frame(conn, table, frame)
+        counts["campaign_variants"] = _load_campaign_variants(conn, settings.landing_dir)
         counts["item_changes"] = conn.execute(
             text(_ITEM_CHANGES), {"at": at, "min_drop": settings.price_drop_min_percent}
         ).rowcount
         counts["timezones_reset_to_utc"] = _reset_unknown_timezones(conn)
     return counts
+
+
+VARIANTS_FILE = "campaign_variants.csv"
+_VARIANT_COLUMNS = ("campaign_id", "variant", "weight", "template", "channel", "control")
+
+
+def _load_campaign_variants(conn, landing_dir: Path) -> int:
+    """Replace the campaigns' A/B/n variants with ``reference/campaign_variants.csv`` (optional).
+
+    Loaded with the campaigns, which they belong to (replacing the campaigns drops their
+    variants). A row the table would refuse is a ValueError naming the row and the problem.
+    """
+    conn.execute(text("DELETE FROM push.campaign_variants"))
+    path = landing_dir / "reference" / VARIANTS_FILE
+    if not path.exists():
+        return 0
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
+    unknown = sorted(set(frame.columns) - set(_VARIANT_COLUMNS))
+    missing = [c for c in ("campaign_id", "variant") if c not in frame.columns]
+    if unknown or missing:
+        raise ValueError(f"{VARIANTS_FILE}: unknown columns {unknown}, missing {missing}; known: {_VARIANT_COLUMNS}")
+    campaigns = set(conn.execute(text("SELECT campaign_id FROM push.campaigns")).scalars())
+    rows = []
+    for line, row in enumerate(frame.to_dict("records"), start=2):
+        where = f"{VARIANTS_FILE} line {line}"
+        if row["campaign_id"] not in campaigns:
+            raise ValueError(f"{where}: campaign {row['campaign_id']!r} is not in campaigns.csv")
+        control = (row.get("control") or "false").strip().lower()
+        if control not in ("true", "false"):
+            raise ValueError(f"{where}: control must be true or false, got {row.get('control')!r}")
+        weight = row.get("weight") or "1"
+        if not weight.isdigit() or int(weight) < 1:
+            raise ValueError(f"{where}: weight must be a whole number >= 1, got {weight!r}")
+        rows.append({**row, "weight": int(weight), "control": control == "true"})
+    variants = pd.DataFrame(rows, columns=_VARIANT_COLUMNS)
+    try:
+        with conn.begin_nested():
+            return copy_frame(conn, "push.campaign_variants", variants)
+    except Exception as error:  # a check constraint or a duplicate: name the file, keep the cause
+        raise ValueError(f"{VARIANTS_FILE}: refused by push.campaign_variants: {error.__cause__ or error}") from error
 
 
 def _without_dead_tokens(conn, users: pd.DataFrame, key: str) -> int:

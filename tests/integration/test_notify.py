@@ -637,3 +637,39 @@ def test_campaign_variants_are_assigned_by_weight_recorded_and_change_wording_an
         )
     with pytest.raises(ValueError, match="sale/c: 'nope'"):
         plan_notifications(loose, AT + timedelta(days=1), campaign_id="sale")
+
+
+def test_campaign_variants_load_with_the_campaigns_and_a_bad_row_is_refused_named(empty_db, settings, tmp_path):
+    from datetime import date
+
+    from jobs.ingest.reference import load_reference
+    from simulation.synthetic import GeneratorConfig, generate
+
+    generate(GeneratorConfig(users=10, items=40, days=1, seed=1, end_date=date(2026, 11, 24)), tmp_path)
+    local = replace(settings, landing_dir=tmp_path)
+    campaign = (tmp_path / "reference" / "campaigns.csv").read_text().splitlines()[1].split(",")[0]
+    variants = tmp_path / "reference" / "campaign_variants.csv"
+    variants.write_text(
+        f"campaign_id,variant,weight,template,channel,control\n{campaign},a,,,,true\n{campaign},b,3,urgent,email,\n"
+    )
+    assert load_reference(local)["campaign_variants"] == 2
+    assert load_reference(local)["campaign_variants"] == 2  # replaced, not added to
+    with empty_db.connect() as conn:
+        rows = conn.execute(
+            text("SELECT variant, weight, template, channel, control FROM push.campaign_variants")
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [("a", 1, None, None, True), ("b", 3, "urgent", "email", False)]
+    header = "campaign_id,variant,weight,template,channel,control\n"
+    for bad, why in [
+        ("nope,a,1,,,", "campaign 'nope' is not in campaigns.csv"),
+        (f"{campaign},a,0,,,", "weight must be a whole number"),
+        (f"{campaign},a,1,,,maybe", "control must be true or false"),
+        (f"{campaign},a,1,,fax,", "refused by push.campaign_variants"),
+        (f"{campaign},a,1,,,\n{campaign},a,2,,,", "refused by push.campaign_variants"),
+    ]:
+        variants.write_text(header + bad + "\n")
+        with pytest.raises(ValueError, match=why):
+            load_reference(local)
+    # A refused snapshot changes nothing: the last good variants stay.
+    with empty_db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM push.campaign_variants")).scalar_one() == 2
