@@ -29,6 +29,7 @@ from devenv.airflow_env import airflow_environment, migrate_metadata
 from jobs.core.config import Settings
 from jobs.core.db import apply_migrations, load_query, make_engine
 from jobs.notify.audience import preview_audience
+from jobs.notify.experiments import REFERENCE, load_variant_frames, variant_tests
 from jobs.report.job import write_report
 from simulation.closed_loop import delivered_messages
 from simulation.synthetic import (
@@ -61,6 +62,15 @@ EXAMPLE_QUERIES = {
         " FROM analytics.ingest_accounting ORDER BY window_start"
     ),
     "Segments, described": "SELECT segment, size, description FROM push.segments ORDER BY segment",
+    "Conversion lift over the control group, per planning run": (
+        "SELECT run_key, delivered, treatment_users, control_users, round(absolute_lift::numeric, 3) AS lift,"
+        " round(absolute_lift_ci_low::numeric, 3) AS ci_low, round(absolute_lift_ci_high::numeric, 3) AS ci_high"
+        " FROM analytics.notification_run_report WHERE delivered > 0 ORDER BY logical_time"
+    ),
+    "A/B test of the campaigns' wording (python -m jobs.notify.experiments for the sequential test)": (
+        "SELECT variant, sum(delivered) AS delivered, sum(clicks) AS clicks, sum(conversions) AS conversions,"
+        " sum(opted_out) AS opted_out FROM analytics.campaign_variant_daily GROUP BY 1 ORDER BY 1"
+    ),
 }
 
 
@@ -241,6 +251,12 @@ def print_loop(conn, settings: Settings, until: datetime) -> None:
     )
     report = write_report(settings, settings.reports_dir / "evaluation.html", until=until)
     print(f"  the loop: shoppers answered {delivered} delivered messages: CTR {ctr:.1%}, CVR {cvr:.1%}; {lift_text}")
+    for result in variant_tests(*load_variant_frames(make_engine(settings.database_url))):
+        if result.verdict != REFERENCE:
+            print(
+                f"  A/B test {result.campaign_id}: variant {result.variant} CTR {result.ctr or 0:.1%}, CVR"
+                f" {result.cvr or 0:.1%} over {result.delivered} messages; p = {result.p_value:.2f}: {result.verdict}"
+            )
     print(f"  evaluation report: {report}")
 
 
@@ -293,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         end_date=args.date - timedelta(days=1),
         new_items=NEW_ARRIVALS,
         new_users=NEW_USERS,
+        campaign_variants=True,
     )
     summary = generate(config, settings.landing_dir)
     print(

@@ -33,7 +33,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -131,8 +131,8 @@ def delivered_messages(engine) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT idempotency_key, user_id, item_id, scheduled_at FROM push.notification_ledger"
-                " WHERE status = 'sent' ORDER BY scheduled_at, idempotency_key"
+                "SELECT idempotency_key, user_id, item_id, scheduled_at, payload -> 'facts' ->> 'template' AS template"
+                " FROM push.notification_ledger WHERE status = 'sent' ORDER BY scheduled_at, idempotency_key"
             )
         ).all()
     return [row._asdict() for row in rows]
@@ -277,6 +277,7 @@ def simulate(config: SimulationConfig) -> dict:
         )
     result = compare(world, stack.groups(world))
     return {
+        "ab_tests": ab_tests(stack.engine, world.response),
         "product_view": stack.product_view(),
         "days": config.days,
         "seed": config.seed,
@@ -288,12 +289,42 @@ def simulate(config: SimulationConfig) -> dict:
     }
 
 
+def ab_tests(engine, response: ResponseConfig) -> dict:
+    """The product's A/B/n test of every campaign's wording (jobs.notify.experiments) beside the
+    planted truth: the click factor of each template in the world."""
+    from jobs.notify.experiments import REFERENCE, load_variant_frames, variant_tests
+
+    results = [r for r in variant_tests(*load_variant_frames(engine)) if r.verdict != REFERENCE]
+    return {"planted_click_factor": dict(response.wording_click), "variants": [asdict(r) for r in results]}
+
+
+def render_ab_tests(tests: dict) -> str:
+    lines = [
+        f"A/B tests of the campaigns' wording (planted click factor {tests['planted_click_factor']}):",
+        "| campaign / variant | delivered | CTR | CVR | CVR - reference [always-valid 95 % CI] | p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in tests["variants"]:
+        interval = (
+            "-"
+            if r["cvr_difference"] is None
+            else f"{r['cvr_difference']:+.3f} [{r['cvr_difference_low']:+.3f}, {r['cvr_difference_high']:+.3f}]"
+        )
+        lines.append(
+            f"| {r['campaign_id']} / {r['variant']} | {r['delivered']} | {r['ctr'] or 0:.3f} | {r['cvr'] or 0:.3f}"
+            f" | {interval} | {r['p_value']:.3f} | {r['verdict']} |"
+        )
+    return "\n".join(lines)
+
+
 def write_outputs(result: dict, reports_dir: Path) -> None:
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "simulation.json").write_text(json.dumps(result, indent=1))
     (reports_dir / "simulation.md").write_text(
         f"# Closed loop: {result['days']} simulated days, seed {result['seed']}, {result['users']} users\n\n"
         + render_table(result)
+        + "\n\n"
+        + render_ab_tests(result["ab_tests"])
         + "\n"
     )
 
@@ -324,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(result, Path(result["reports"]))
     print()
     print(render_table(result))
+    print()
+    print(render_ab_tests(result["ab_tests"]))
     print("\nThe product's own view (evaluation report; lift per planning run and user, attributed conversions):")
     for arm, view in result["product_view"].items():
         print(f"  {arm}: {view}")
@@ -337,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     # The last line: one JSON object, also appended to the benchmark results (Spark's gateway
     # would otherwise log its goodbye after it).
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    record("simulate", {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle")})
+    record("simulate", {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle", "ab_tests")})
     return 0
 
 

@@ -99,6 +99,8 @@ class GeneratorConfig:
     # 0.5..8 s times exp(dwell_signal x appeal), appeal in 0..1 being how well the item fits the
     # user's price level and brand (0 = dwell says nothing).
     dwell_signal: float = 2.5
+    # Also write reference/campaign_variants.csv: an A/B test on every campaign (make_campaign_variants).
+    campaign_variants: bool = False
 
 
 def make_items(rng: np.random.Generator, count: int) -> list[dict]:
@@ -248,6 +250,16 @@ def make_campaigns(end_date: date) -> list[dict]:
         for priority, category in enumerate(("shoes", "electronics", "beauty"))
     ]
     return [*by_taste, {**AUDIENCE_CAMPAIGN, "target_category": "", "priority": 5, **window}]
+
+
+def make_campaign_variants(campaigns: list[dict]) -> list[dict]:
+    """An A/B test on every campaign: variant a (control) as it is, variant b worded by the
+    'urgent' template (jobs/notify/templates/*/variants/urgent), equal weights."""
+    return [
+        {"campaign_id": c["campaign_id"], "variant": variant, "weight": 1, "template": template, "control": control}
+        for c in campaigns
+        for variant, template, control in (("a", "", "true"), ("b", "urgent", "false"))
+    ]
 
 
 class _EventWriter:
@@ -404,7 +416,10 @@ def generate(config: GeneratorConfig, out: Path) -> dict:
     arrivals = make_new_items(config, len(items))
     write_csv(out / "reference" / "items.csv", items + arrivals)
     write_csv(out / "reference" / "users.csv", users + newcomers)
-    write_csv(out / "reference" / "campaigns.csv", make_campaigns(config.end_date))
+    campaigns = make_campaigns(config.end_date)
+    write_csv(out / "reference" / "campaigns.csv", campaigns)
+    if config.campaign_variants:
+        write_csv(out / "reference" / "campaign_variants.csv", make_campaign_variants(campaigns))
     truth = out / "truth" / "user_tastes.json"
     truth.parent.mkdir(parents=True, exist_ok=True)
     truth.write_text(json.dumps([asdict(t) for t in tastes + newcomer_tastes], indent=1))

@@ -48,6 +48,7 @@ from simulation.synthetic import (
     _pick_item,
     add_demographics,
     day_sessions,
+    make_campaign_variants,
     make_campaigns,
     make_items,
     make_users,
@@ -79,6 +80,9 @@ class ResponseConfig:
     annoy_others: float = 0.004
     # Users the product never sees, planned by the world from the planted truth.
     oracle_share: float = 0.12
+    # The click chance of an opened message is multiplied by its wording's factor (the campaign
+    # variant's template, ``make_campaign_variants``): the truth an A/B/n test should find.
+    wording_click: tuple[tuple[str, float], ...] = (("urgent", 1.3),)
 
 
 @dataclass
@@ -169,7 +173,8 @@ class World:
 
     # --- the product's view ----------------------------------------------------------------
     def write_reference(self, landing: Path, start: date, end: date) -> None:
-        """Catalogue, the product's users (consents as of now) and campaigns valid over [start, end]."""
+        """Catalogue, the product's users (consents as of now) and campaigns valid over [start, end],
+        each with an A/B test of its wording."""
         users = []
         for shopper in self.shoppers.values():
             if shopper.oracle:
@@ -184,7 +189,9 @@ class World:
             "valid_from": datetime.combine(start, datetime.min.time(), UTC).isoformat(),
             "valid_to": datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC).isoformat(),
         }
-        write_csv(landing / "reference" / "campaigns.csv", [{**c, **window} for c in make_campaigns(end)])
+        campaigns = [{**c, **window} for c in make_campaigns(end)]
+        write_csv(landing / "reference" / "campaigns.csv", campaigns)
+        write_csv(landing / "reference" / "campaign_variants.csv", make_campaign_variants(campaigns))
         truth = landing / "truth"
         truth.mkdir(parents=True, exist_ok=True)
         (truth / "user_tastes.json").write_text(json.dumps([asdict(s.taste) for s in self.shoppers.values()]))
@@ -235,7 +242,8 @@ class World:
 
     # --- answers -----------------------------------------------------------------------------
     def answer(self, messages: list[dict]) -> int:
-        """Answer delivered messages (``idempotency_key``, ``user_id``, ``item_id``, ``scheduled_at``).
+        """Answer delivered messages (``idempotency_key``, ``user_id``, ``item_id``, ``scheduled_at``,
+        optionally ``template``).
 
         In time order per user; returns how many answer events were drawn. A message reaching a
         user who already opted out is counted but never answered.
@@ -308,7 +316,7 @@ class World:
         tally.opens += 1
         item_fields = {"item_id": item["item_id"], "price": item["price"]}
         events.append((opened, {**base, **item_fields, "event_type": "notification_open"}))
-        if draws[2] >= cfg.click[level]:
+        if draws[2] >= cfg.click[level] * dict(cfg.wording_click).get(message.get("template") or "", 1.0):
             return events
         clicked = opened + timedelta(seconds=float(rng.uniform(5, 120)))
         tally.clicks += 1
