@@ -55,6 +55,8 @@ class SimulationConfig:
     first_day: date = date(2026, 11, 2)
     holdout_percent: float = 20.0
     arms: str = DEFAULT_ARMS
+    # Share of (user, local day) pairs sent at a random hour, for the off-policy check.
+    explore_percent: float = 20.0
 
 
 def lift(treated: list[bool], control: list[bool]) -> dict:
@@ -145,6 +147,7 @@ class Stack:
         os.environ.setdefault("PUSH_LOCAL_DIR", str(Path(__file__).resolve().parents[1] / ".local" / "simulate"))
         os.environ["PUSH_HOLDOUT_PERCENT"] = str(config.holdout_percent)
         os.environ["PUSH_POLICY_ARMS"] = config.arms
+        os.environ["PUSH_EXPLORE_PERCENT"] = str(config.explore_percent)
         from devenv.airflow_env import airflow_environment, migrate_metadata
         from devenv.demo import ensure_database
         from jobs.core.config import Settings
@@ -278,6 +281,7 @@ def simulate(config: SimulationConfig) -> dict:
     result = compare(world, stack.groups(world))
     return {
         "ab_tests": ab_tests(stack.engine, world.response),
+        "off_policy": off_policy_check(stack.engine),
         "product_view": stack.product_view(),
         "days": config.days,
         "seed": config.seed,
@@ -296,6 +300,46 @@ def ab_tests(engine, response: ResponseConfig) -> dict:
 
     results = [r for r in variant_tests(*load_variant_frames(engine)) if r.verdict != REFERENCE]
     return {"planted_click_factor": dict(response.wording_click), "variants": [asdict(r) for r in results]}
+
+
+def off_policy_check(engine) -> dict:
+    """The random_hour arm's click rate per message, estimated off-policy from the full arm's
+    logs (its explored days), beside what the arm actually got: the off-policy estimate is
+    right when its interval holds the actual rate."""
+    from jobs.notify.offpolicy import estimate, load_log
+
+    estimated = estimate(load_log(engine, arms=["full"]), "uniform")
+    actual_log = load_log(engine, arms=["random_hour"])
+    messages = len(actual_log)
+    rate = float(actual_log["clicked"].mean()) if messages else None
+    half = 1.96 * math.sqrt(rate * (1 - rate) / messages) if messages else None
+    return {
+        "target": "uniform send hour (the random_hour arm's rule)",
+        "estimate_from_full_arm": asdict(estimated),
+        "actual_random_hour_arm": {
+            "messages": messages,
+            "ctr": None if rate is None else round(rate, 6),
+            "ci_low": None if rate is None else round(rate - half, 6),
+            "ci_high": None if rate is None else round(rate + half, 6),
+        },
+        "actual_within_snips_interval": None
+        if rate is None or estimated.snips is None
+        else estimated.snips_low <= rate <= estimated.snips_high,
+    }
+
+
+def render_off_policy(check: dict) -> str:
+    e, a = check["estimate_from_full_arm"], check["actual_random_hour_arm"]
+    if e["snips"] is None or a["ctr"] is None:
+        return "Off-policy check: not enough logged messages."
+    return (
+        f"Off-policy check, CTR of a {check['target']}:\n"
+        f"  estimated from the full arm's logs ({e['messages']} messages, effective sample {e['effective_sample']}):"
+        f" SNIPS {e['snips']:.3f} [{e['snips_low']:.3f}, {e['snips_high']:.3f}],"
+        f" IPS {e['ips']:.3f} [{e['ips_low']:.3f}, {e['ips_high']:.3f}]\n"
+        f"  actually run (random_hour arm, {a['messages']} messages): {a['ctr']:.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}]"
+        f" -> {'within' if check['actual_within_snips_interval'] else 'outside'} the SNIPS interval"
+    )
 
 
 def render_ab_tests(tests: dict) -> str:
@@ -325,6 +369,8 @@ def write_outputs(result: dict, reports_dir: Path) -> None:
         + render_table(result)
         + "\n\n"
         + render_ab_tests(result["ab_tests"])
+        + "\n\n"
+        + render_off_policy(result["off_policy"])
         + "\n"
     )
 
@@ -339,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--holdout", type=float, default=defaults.holdout_percent, help="control group, percent")
     parser.add_argument("--arms", default=defaults.arms, help="policy arms, percent each (PUSH_POLICY_ARMS)")
+    parser.add_argument(
+        "--explore", type=float, default=defaults.explore_percent, help="explored (user, day) pairs, percent"
+    )
     args = parser.parse_args(argv)
     if args.days < 2 or args.warmup_days < 1:
         parser.error("--days must be at least 2 and --warmup-days at least 1")
@@ -350,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         holdout_percent=args.holdout,
         arms=args.arms,
+        explore_percent=args.explore,
     )
     result = simulate(config)
     write_outputs(result, Path(result["reports"]))
@@ -357,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(result))
     print()
     print(render_ab_tests(result["ab_tests"]))
+    print()
+    print(render_off_policy(result["off_policy"]))
     print("\nThe product's own view (evaluation report; lift per planning run and user, attributed conversions):")
     for arm, view in result["product_view"].items():
         print(f"  {arm}: {view}")
@@ -370,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     # The last line: one JSON object, also appended to the benchmark results (Spark's gateway
     # would otherwise log its goodbye after it).
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    record("simulate", {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle", "ab_tests")})
+    record(
+        "simulate",
+        {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle", "ab_tests", "off_policy")},
+    )
     return 0
 
 

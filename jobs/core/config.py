@@ -214,6 +214,10 @@ class Settings:
     # replaced, e.g. random_hour:15,fixed_cap:15,popularity:15; the rest get the full policy.
     policy_arms: dict[str, float] = field(default_factory=lambda: _env_map("POLICY_ARMS", "", float))
     policy_arms_salt: str = field(default_factory=lambda: _env("POLICY_ARMS_SALT", "push-arms-v1"))
+    # Exploration for off-policy evaluation: percent of (user, local day) pairs whose send hour
+    # is drawn at random (by a keyed hash) instead of the estimate; each decision logs its propensity.
+    explore_percent: float = field(default_factory=lambda: _env_float("EXPLORE_PERCENT", 0.0))
+    explore_salt: str = field(default_factory=lambda: _env("EXPLORE_SALT", "push-explore-v1"))
     # Adaptive frequency: after this many ignored messages in a row the fatigue caps apply.
     fatigue_after: int = field(default_factory=lambda: _env_int("FATIGUE_AFTER", 3))
     fatigue_daily_cap: int = field(default_factory=lambda: _env_int("FATIGUE_DAILY_CAP", 1))

@@ -85,6 +85,7 @@ def collect_candidates(
             "expiry": timedelta(hours=settings.message_expiry_hours),
             "default_rate": policy.DEFAULT_RATE,
             **policy.arm_params(settings),
+            **policy.explore_params(settings),
         },
     )
     # Unique: a candidate is decided once per run (the detectors key triggers per user, item and window).

@@ -80,6 +80,13 @@ def arm_params(settings: Settings) -> dict:
     return {"arms_salt": settings.policy_arms_salt, "arm_names": list(settings.policy_arms), "arm_bounds": bounds}
 
 
+def explore_params(settings: Settings) -> dict:
+    """SQL parameters of ``push.send_hour``: the exploration salt and share in basis points."""
+    if not 0 <= settings.explore_percent <= 100:
+        raise ValueError(f"PUSH_EXPLORE_PERCENT must be a percent in [0, 100], got {settings.explore_percent}")
+    return {"explore_salt": settings.explore_salt, "explore_basis_points": round(settings.explore_percent * 100)}
+
+
 def policy_params(settings: Settings) -> dict:
     """SQL parameters of ``notification_policy.sql``, validated."""
     quiet_start = _clock(settings.quiet_hours_start, "QUIET_HOURS_START")
@@ -107,4 +114,5 @@ def policy_params(settings: Settings) -> dict:
         "channel_caps": [settings.channel_daily_caps.get(channel, 2_147_483_647) for channel in CHANNEL_ORDER],
         "campaign_cap": settings.campaign_cap,
         **arm_params(settings),
+        **explore_params(settings),
     }

@@ -6,6 +6,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
@@ -673,3 +674,69 @@ def test_campaign_variants_load_with_the_campaigns_and_a_bad_row_is_refused_name
     # A refused snapshot changes nothing: the last good variants stay.
     with empty_db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM push.campaign_variants")).scalar_one() == 2
+
+
+def test_explored_send_hours_are_logged_with_their_propensities_and_read_back_for_evaluation(
+    published, policy_settings
+):
+    """Best hour 15:00 for everyone; half the (user, day) pairs explored, a quarter of the users in
+    the random_hour arm: each decision's planned hour is its send hour, and its propensity is
+    push.send_hour's chance of picking it."""
+    from jobs.notify.offpolicy import estimate, load_log, uniform_share
+
+    exploring = replace(policy_settings, explore_percent=50.0, policy_arms={"random_hour": 25.0}, min_gap_minutes=0)
+    with published.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.send_time_estimates SELECT user_id, d, 15, 0.1, 'user'"
+                " FROM push.users CROSS JOIN generate_series(0, 6) AS d"
+            )
+        )
+    day = datetime(2026, 11, 25, tzinfo=UTC)
+    for n in range(3):
+        plan_notifications(exploring, day + timedelta(days=n), horizon_hours=24)
+    with published.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT user_id, policy_arm, planned_hour, best_hour, hour_propensity, scheduled_at, idempotency_key"
+                " FROM push.notification_decisions WHERE decision = 'sent'"
+            )
+        ).all()
+    assert len(rows) > 2 * len(USERS)  # three days, less the rolling daily cap between close hours
+    explored = 0
+    for row in rows:
+        assert row.scheduled_at.astimezone(UTC).hour == row.planned_hour  # UTC users, no quiet hours
+        assert row.best_hour == 15
+        share = float(uniform_share(np.array([row.planned_hour]))[0])
+        if row.policy_arm == "random_hour":
+            assert row.hour_propensity == pytest.approx(share)
+        else:
+            assert row.hour_propensity == pytest.approx(0.5 * share + 0.5 * (row.planned_hour == 15))
+            explored += row.planned_hour != 15
+    assert 0 < explored < len(rows)
+    # Without exploration the full policy's hour is the best one, with propensity 1.
+    quiet = replace(policy_settings, explore_percent=0.0, min_gap_minutes=0)
+    plan_notifications(quiet, day + timedelta(days=5), horizon_hours=24)
+    with published.connect() as conn:
+        later = conn.execute(
+            text(
+                "SELECT DISTINCT planned_hour, hour_propensity FROM push.notification_decisions"
+                " WHERE decided_at = :at AND decision = 'sent'"
+            ),
+            {"at": day + timedelta(days=5)},
+        ).all()
+    assert later == [(15, 1.0)]
+    # Outcomes of the delivered messages read back for evaluation: every second one clicked.
+    with published.begin() as conn:
+        for n, row in enumerate(rows):
+            conn.execute(
+                text(
+                    "INSERT INTO push.message_outcomes (idempotency_key, run_key, user_id, source, channel, sent_at,"
+                    " clicked_at) VALUES (:k, 'r', :u, 'recommendation', 'push', :at, :clicked)"
+                ),
+                {"k": row.idempotency_key, "u": row.user_id, "at": row.scheduled_at,
+                 "clicked": row.scheduled_at if n % 2 else None},
+            )  # fmt: skip
+    log = load_log(published, arms=["full"])
+    assert len(log) == sum(r.policy_arm == "full" for r in rows)
+    assert estimate(log, "estimate").matching == sum(r.policy_arm == "full" and r.planned_hour == 15 for r in rows)

@@ -10,6 +10,9 @@
 --   :arms_salt, :arm_names, :arm_bounds   the policy arms (push.policy_arm): a random_hour user
 --                  is planned at a hashed hour of each local day, a popularity user is shown the
 --                  week's most bought items instead of their recommendations
+--   :explore_salt, :explore_basis_points   exploration (push.send_hour): that share of (user,
+--                  local day) pairs is planned at a hashed hour; every recommendation and campaign
+--                  candidate carries its planned hour, the best hour and the planned hour's propensity
 -- A campaign with variants (push.campaign_variants) gives each user's candidate the user's
 -- variant (push.campaign_variant): its template, and its channel instead of the campaign's.
 -- natural_at is when a candidate wants to go out: the user's best local hour (send-time
@@ -20,7 +23,8 @@
 -- for the accepted ones when they are recorded.
 INSERT INTO plan_candidates (user_id, candidate_key, source, kind, campaign_id, item_id, category, transactional,
                              allowed_channels, idempotency_key, natural_at, not_before, expires_at,
-                             expected_value, reason, discount_text, old_price, variant, template)
+                             expected_value, reason, discount_text, old_price, variant, template, planned_hour,
+                             best_hour, hour_propensity)
 WITH scope AS (
     -- Each user's clock at the run's logical time: computed once per user, used three times.
     SELECT u.user_id, u.timezone, l.local_at, l.local_at::date AS local_day,
@@ -43,17 +47,13 @@ latest_profiles AS (
 -- run) to the end of the horizon. The three days are spelled out (plain joins, one row per
 -- user) rather than generated and sorted per user. Materialised: each moment is referenced
 -- several times below, and inlined, its time-zone arithmetic would run once per reference.
-day_moments AS MATERIALIZED (
-    SELECT s.user_id, s.arm, p.top_categories, p.top_brands,
-           timezone(s.timezone, s.local_day + make_interval(hours => CASE WHEN s.arm = 'random_hour'
-               THEN push.holdout_bucket(s.user_id || ':' || s.local_day, :arms_salt) % 24
-               ELSE coalesce(e0.best_hour, p.preferred_hour, s.hour) END)) AS at0,
-           timezone(s.timezone, s.local_day + 1 + make_interval(hours => CASE WHEN s.arm = 'random_hour'
-               THEN push.holdout_bucket(s.user_id || ':' || (s.local_day + 1), :arms_salt) % 24
-               ELSE coalesce(e1.best_hour, p.preferred_hour, s.hour) END)) AS at1,
-           timezone(s.timezone, s.local_day + 2 + make_interval(hours => CASE WHEN s.arm = 'random_hour'
-               THEN push.holdout_bucket(s.user_id || ':' || (s.local_day + 2), :arms_salt) % 24
-               ELSE coalesce(e2.best_hour, p.preferred_hour, s.hour) END)) AS at2,
+day_hours AS (
+    -- Each of the three local days' best hour (the estimate for that weekday, else the profile's
+    -- most active hour, else the hour of the run) and rate.
+    SELECT s.user_id, s.arm, s.timezone, s.local_day, p.top_categories, p.top_brands,
+           coalesce(e0.best_hour, p.preferred_hour, s.hour) AS best0,
+           coalesce(e1.best_hour, p.preferred_hour, s.hour) AS best1,
+           coalesce(e2.best_hour, p.preferred_hour, s.hour) AS best2,
            coalesce(e0.rate, :default_rate) AS rate0, coalesce(e1.rate, :default_rate) AS rate1,
            coalesce(e2.rate, :default_rate) AS rate2
     FROM scope s
@@ -62,6 +62,24 @@ day_moments AS MATERIALIZED (
     LEFT JOIN push.send_time_estimates e1 ON e1.user_id = s.user_id AND e1.weekday = (s.weekday + 1) % 7
     LEFT JOIN push.send_time_estimates e2 ON e2.user_id = s.user_id AND e2.weekday = (s.weekday + 2) % 7
     WHERE 'recommendation' = ANY(CAST(:kinds AS text[])) OR 'campaign' = ANY(CAST(:kinds AS text[]))
+),
+day_moments AS MATERIALIZED (
+    -- The hour each day is planned at (push.send_hour: the best hour, or a hashed one for the
+    -- random_hour arm and for explored days) as a moment in UTC.
+    SELECT d.user_id, d.arm, d.top_categories, d.top_brands, d.best0, d.best1, d.best2, d.rate0, d.rate1, d.rate2,
+           h.hour0, h.hour1, h.hour2,
+           timezone(d.timezone, d.local_day + make_interval(hours => h.hour0)) AS at0,
+           timezone(d.timezone, d.local_day + 1 + make_interval(hours => h.hour1)) AS at1,
+           timezone(d.timezone, d.local_day + 2 + make_interval(hours => h.hour2)) AS at2
+    FROM day_hours d
+    CROSS JOIN LATERAL (
+        SELECT push.send_hour(d.user_id, d.local_day, d.arm, d.best0, :arms_salt, CAST(:explore_salt AS text),
+                              CAST(:explore_basis_points AS integer)) AS hour0,
+               push.send_hour(d.user_id, d.local_day + 1, d.arm, d.best1, :arms_salt, CAST(:explore_salt AS text),
+                              CAST(:explore_basis_points AS integer)) AS hour1,
+               push.send_hour(d.user_id, d.local_day + 2, d.arm, d.best2, :arms_salt, CAST(:explore_salt AS text),
+                              CAST(:explore_basis_points AS integer)) AS hour2
+    ) AS h
 ),
 day_ok AS (
     SELECT d.*,
@@ -77,13 +95,24 @@ best_moment AS MATERIALIZED (
            to_char(greatest(m.send_at, CAST(:at AS timestamptz)) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS slot_day,
            CASE WHEN m.ok0 AND m.at0 = m.send_at THEN m.rate0
                 WHEN m.ok1 AND m.at1 = m.send_at THEN m.rate1
-                ELSE m.rate2 END AS rate
+                ELSE m.rate2 END AS rate,
+           -- The chosen day's planned and best hours and the planned hour's propensity (logged
+           -- with each decision for off-policy evaluation).
+           h.planned_hour, h.best_hour,
+           push.send_hour_propensity(h.planned_hour, m.arm, h.best_hour, CAST(:explore_basis_points AS integer))
+               AS hour_propensity
     FROM (
         SELECT d.*, least(CASE WHEN d.ok0 THEN d.at0 END, CASE WHEN d.ok1 THEN d.at1 END,
                           CASE WHEN d.ok2 THEN d.at2 END) AS send_at
         FROM day_ok d
         OFFSET 0  -- send_at once per user, not once per use
     ) AS m
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN m.ok0 AND m.at0 = m.send_at THEN m.hour0
+                    WHEN m.ok1 AND m.at1 = m.send_at THEN m.hour1 ELSE m.hour2 END AS planned_hour,
+               CASE WHEN m.ok0 AND m.at0 = m.send_at THEN m.best0
+                    WHEN m.ok1 AND m.at1 = m.send_at THEN m.best1 ELSE m.best2 END AS best_hour
+    ) AS h
     WHERE m.send_at IS NOT NULL
 ),
 popular AS (
@@ -102,7 +131,7 @@ recs AS MATERIALIZED (
     -- The user's live recommendations (in stock) with the user's moment, rate and tastes; for
     -- the popularity arm, the popular items the user has not bought, ranked by purchases.
     SELECT r.user_id, r.rank, r.item_id, r.reason, i.category, i.brand, i.price, b.natural_at, b.rate,
-           b.top_categories, b.top_brands, b.slot_day
+           b.top_categories, b.top_brands, b.slot_day, b.planned_hour, b.best_hour, b.hour_propensity
     FROM push.published_recommendations pub
     JOIN push.recommendations r ON r.run_id = pub.run_id
     JOIN best_moment b ON b.user_id = r.user_id AND b.arm <> 'popularity'
@@ -111,7 +140,7 @@ recs AS MATERIALIZED (
     UNION ALL
     SELECT b.user_id, (row_number() OVER (PARTITION BY b.user_id ORDER BY p.purchases DESC, p.item_id ASC))::integer,
            p.item_id, 'popular right now', i.category, i.brand, i.price, b.natural_at, b.rate,
-           b.top_categories, b.top_brands, b.slot_day
+           b.top_categories, b.top_brands, b.slot_day, b.planned_hour, b.best_hour, b.hour_propensity
     FROM best_moment b
     CROSS JOIN popular p
     JOIN push.items i ON i.item_id = p.item_id
@@ -161,7 +190,7 @@ SELECT r.user_id, 'rec:' || r.item_id, 'recommendation', 'recommendation', NULL,
        push.idempotency_key(r.user_id, 'rec:' || r.item_id, r.slot_day),
        r.natural_at, NULL::timestamptz, r.natural_at + CAST(:expiry AS interval),
        (r.price * r.rate / r.rank)::double precision,
-       r.reason, NULL, NULL, NULL, NULL
+       r.reason, NULL, NULL, NULL, NULL, r.planned_hour, r.best_hour, r.hour_propensity
 FROM recs r
 WHERE r.rank <= 3 AND 'recommendation' = ANY(CAST(:kinds AS text[])) AND CAST(:campaign_id AS text) IS NULL
 UNION ALL
@@ -170,7 +199,7 @@ SELECT m.user_id, 'campaign:' || m.campaign_id, 'campaign', 'campaign', m.campai
        push.idempotency_key(m.user_id, 'campaign:' || m.campaign_id, m.campaign_id || ':' || m.slot_day),
        m.natural_at, m.valid_from, least(m.valid_to, m.natural_at + CAST(:expiry AS interval)),
        (m.price * m.rate * (1 + m.priority / 10.0) * 1.2)::double precision,
-       m.reason, m.discount_text, NULL, v.variant, v.template
+       m.reason, m.discount_text, NULL, v.variant, v.template, m.planned_hour, m.best_hour, m.hour_propensity
 FROM best_match m
 LEFT JOIN push.campaign_variants v
     ON v.campaign_id = m.campaign_id AND v.variant = push.campaign_variant(m.campaign_id, m.user_id)
@@ -182,7 +211,7 @@ SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.t
        (coalesce(i.price, 10) * :default_rate * CASE t.trigger_type
            WHEN 'cart_abandonment' THEN 3.0 WHEN 'price_drop' THEN 2.0 WHEN 'back_in_stock' THEN 2.0 ELSE 1.5
        END)::double precision,
-       'because of your recent activity', NULL, t.context ->> 'old_price', NULL, NULL
+       'because of your recent activity', NULL, t.context ->> 'old_price', NULL, NULL, NULL, NULL, NULL
 FROM push.triggers t
 JOIN scope s ON s.user_id = t.user_id
 LEFT JOIN push.items i ON i.item_id = t.item_id

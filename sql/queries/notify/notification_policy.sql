@@ -129,7 +129,8 @@ pre AS MATERIALIZED (
     -- read back from plan_candidates for the accepted candidates only, in "queued".
     SELECT cand.user_id, cand.candidate_key, cand.source, cand.campaign_id, cand.item_id, cand.transactional,
            cand.channel, cand.locale, cand.idempotency_key, cand.scheduled_at, cand.deferred, cand.expires_at,
-           cand.expected_value, cand.fatigued, cand.policy_arm, cand.variant,
+           cand.expected_value, cand.fatigued, cand.policy_arm, cand.variant, cand.planned_hour, cand.best_hour,
+           cand.hour_propensity,
            CASE
                WHEN channel IS NULL THEN 'suppressed_consent'
                WHEN in_holdout AND NOT transactional THEN 'holdout'
@@ -208,12 +209,12 @@ taken AS (
 decided AS MATERIALIZED (
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.policy_arm, p.variant, p.pre_decision AS decision
+           p.policy_arm, p.variant, p.planned_hour, p.best_hour, p.hour_propensity, p.pre_decision AS decision
     FROM pre p WHERE p.pre_decision IS NOT NULL
     UNION ALL
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.policy_arm, p.variant,
+           p.policy_arm, p.variant, p.planned_hour, p.best_hour, p.hour_propensity,
            coalesce(
                push.cap_decision(
                    t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
@@ -233,9 +234,11 @@ decided AS MATERIALIZED (
 recorded AS (
     INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,
                                              expected_value, decision, idempotency_key, decided_at, campaign_id,
-                                             transactional, scheduled_at, policy_arm, variant)
+                                             transactional, scheduled_at, policy_arm, variant, planned_hour,
+                                             best_hour, hour_propensity)
     SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
-           :at, campaign_id, transactional, scheduled_at, policy_arm, variant
+           :at, campaign_id, transactional, scheduled_at, policy_arm, variant, planned_hour, best_hour,
+           hour_propensity
     FROM decided
 ),
 queued AS (

@@ -4,7 +4,8 @@ CREATE TEMP TABLE plan_candidates (
     item_id text, category text, transactional boolean NOT NULL, allowed_channels text[], idempotency_key text NOT NULL,
     natural_at timestamptz NOT NULL, not_before timestamptz, expires_at timestamptz NOT NULL,
     expected_value double precision NOT NULL,
-    reason text, discount_text text, old_price text, variant text, template text
+    reason text, discount_text text, old_price text, variant text, template text,
+    planned_hour integer, best_hour integer, hour_propensity double precision
 );
 CREATE TEMP TABLE plan_users (
     user_id text PRIMARY KEY, n bigint NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
