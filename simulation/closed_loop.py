@@ -296,9 +296,9 @@ def simulate(config: SimulationConfig) -> dict:
 def ab_tests(engine, response: ResponseConfig) -> dict:
     """The product's A/B/n test of every campaign's wording (jobs.notify.experiments) beside the
     planted truth: the click factor of each template in the world."""
-    from jobs.notify.experiments import REFERENCE, load_variant_frames, variant_tests
+    from jobs.notify.experiments import load_variant_frames, variant_tests
 
-    results = [r for r in variant_tests(*load_variant_frames(engine)) if r.verdict != REFERENCE]
+    results = variant_tests(*load_variant_frames(engine))
     return {"planted_click_factor": dict(response.wording_click), "variants": [asdict(r) for r in results]}
 
 
@@ -356,7 +356,7 @@ def render_ab_tests(tests: dict) -> str:
         )
         lines.append(
             f"| {r['campaign_id']} / {r['variant']} | {r['delivered']} | {r['ctr'] or 0:.3f} | {r['cvr'] or 0:.3f}"
-            f" | {interval} | {r['p_value']:.3f} | {r['verdict']} |"
+            f" | {interval} | {'-' if r['p_value'] is None else format(r['p_value'], '.3f')} | {r['verdict']} |"
         )
     return "\n".join(lines)
 
