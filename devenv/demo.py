@@ -255,7 +255,8 @@ def print_loop(conn, settings: Settings, until: datetime) -> None:
         if result.verdict != REFERENCE:
             print(
                 f"  A/B test {result.campaign_id}: variant {result.variant} CTR {result.ctr or 0:.1%}, CVR"
-                f" {result.cvr or 0:.1%} over {result.delivered} messages; p = {result.p_value:.2f}: {result.verdict}"
+                f" {result.cvr or 0:.1%} over {result.delivered} messages; p = {result.p_value:.2f}"
+                f" (of CTR {result.ctr_p_value:.2f}): {result.verdict}"
             )
     print(f"  evaluation report: {report}")
 

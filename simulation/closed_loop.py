@@ -342,11 +342,15 @@ def render_off_policy(check: dict) -> str:
     )
 
 
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def render_ab_tests(tests: dict) -> str:
     lines = [
         f"A/B tests of the campaigns' wording (planted click factor {tests['planted_click_factor']}):",
-        "| campaign / variant | delivered | CTR | CVR | CVR - reference [always-valid 95 % CI] | p | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| campaign / variant | delivered | CTR | CVR | CVR - reference [always-valid 95 % CI] | p | p of CTR | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in tests["variants"]:
         interval = (
@@ -356,7 +360,7 @@ def render_ab_tests(tests: dict) -> str:
         )
         lines.append(
             f"| {r['campaign_id']} / {r['variant']} | {r['delivered']} | {r['ctr'] or 0:.3f} | {r['cvr'] or 0:.3f}"
-            f" | {interval} | {'-' if r['p_value'] is None else format(r['p_value'], '.3f')} | {r['verdict']} |"
+            f" | {interval} | {_p(r['p_value'])} | {_p(r.get('ctr_p_value'))} | {r['verdict']} |"
         )
     return "\n".join(lines)
 

@@ -22,7 +22,9 @@ matching confidence sequence holds the differences ``theta_0`` with ``Lambda_n(t
 ``tau`` (the mixing standard deviation) is the size of difference the test finds fastest; it
 does not change the error guarantee. The guardrail reads the opt-out rate per message the same
 way: when the interval of the variant's opt-out rate minus the reference's lies wholly above 0,
-the verdict is "stop: more opt-outs", whatever the conversions say.
+the verdict is "stop: more opt-outs", whatever the conversions say. The same test on the click
+rate is reported beside the verdict (``ctr_p_value``): a wording often moves clicks long before
+a difference in sales can be seen.
 
 CLI: ``python -m jobs.notify.experiments [--campaign ID] [--alpha 0.05]`` prints one JSON
 object per variant.
@@ -47,6 +49,7 @@ from jobs.core.timeutil import parse_utc
 ALPHA = 0.05
 # Mixing standard deviations: the differences in rate per message each test is tuned for.
 TAU_CONVERSION = 0.02
+TAU_CLICK = 0.03
 TAU_OPT_OUT = 0.01
 
 REFERENCE = "reference"
@@ -127,6 +130,8 @@ def reference_variants(variants: pd.DataFrame) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class VariantResult:
+    """A variant's rates per delivered message and, for a variant other than the reference, its tests."""
+
     campaign_id: str
     variant: str
     verdict: str
@@ -136,13 +141,20 @@ class VariantResult:
     cvr: float | None
     revenue_per_message: float | None
     opt_out_rate: float | None
-    cvr_difference: float | None
-    cvr_difference_low: float | None
-    cvr_difference_high: float | None
-    p_value: float | None
-    opt_out_difference: float | None
-    opt_out_difference_low: float | None
-    opt_out_difference_high: float | None
+    # Conversions: the verdict's test.
+    cvr_difference: float | None = None
+    cvr_difference_low: float | None = None
+    cvr_difference_high: float | None = None
+    p_value: float | None = None
+    # Clicks: the same test on CTR, shown beside it (a wording may move clicks long before sales).
+    ctr_difference: float | None = None
+    ctr_difference_low: float | None = None
+    ctr_difference_high: float | None = None
+    ctr_p_value: float | None = None
+    # Opt-outs: the guardrail.
+    opt_out_difference: float | None = None
+    opt_out_difference_low: float | None = None
+    opt_out_difference_high: float | None = None
 
 
 def _rate(numerator: float, denominator: float) -> float | None:
@@ -158,6 +170,7 @@ def variant_tests(
     variants: pd.DataFrame,
     alpha: float = ALPHA,
     tau_conversion: float = TAU_CONVERSION,
+    tau_click: float = TAU_CLICK,
     tau_opt_out: float = TAU_OPT_OUT,
 ) -> list[VariantResult]:
     """One result per variant of every campaign in ``variants``.
@@ -180,16 +193,12 @@ def variant_tests(
             "revenue_per_message": _rate(last["revenue"], delivered),
             "opt_out_rate": _rate(last["opted_out"], delivered),
         }
+        days_sent = int((mine["delivered"] > 0).sum()) if not mine.empty else 0
         if row.variant == reference:
-            results.append(
-                VariantResult(
-                    row.campaign_id, row.variant, REFERENCE, int((mine["delivered"] > 0).sum()) if not mine.empty else 0,
-                    delivered, **rates, cvr_difference=None, cvr_difference_low=None, cvr_difference_high=None,
-                    p_value=None, opt_out_difference=None, opt_out_difference_low=None, opt_out_difference_high=None,
-                )
-            )  # fmt: skip
+            results.append(VariantResult(row.campaign_id, row.variant, REFERENCE, days_sent, delivered, **rates))
             continue
         conversion = sequential_test(_looks(mine, theirs, "conversions"), tau_conversion, alpha)
+        clicks = sequential_test(_looks(mine, theirs, "clicks"), tau_click, alpha)
         opt_out = sequential_test(_looks(mine, theirs, "opted_out"), tau_opt_out, alpha)
         if opt_out.low is not None and opt_out.low > 0:
             verdict = GUARDRAIL
@@ -199,10 +208,11 @@ def variant_tests(
             verdict = UNDECIDED
         results.append(
             VariantResult(
-                row.campaign_id, row.variant, verdict, int((mine["delivered"] > 0).sum()) if not mine.empty else 0,
-                delivered, **rates,
+                row.campaign_id, row.variant, verdict, days_sent, delivered, **rates,
                 cvr_difference=_rounded(conversion.difference), cvr_difference_low=_rounded(conversion.low),
                 cvr_difference_high=_rounded(conversion.high), p_value=round(conversion.p_value, 6),
+                ctr_difference=_rounded(clicks.difference), ctr_difference_low=_rounded(clicks.low),
+                ctr_difference_high=_rounded(clicks.high), ctr_p_value=round(clicks.p_value, 6),
                 opt_out_difference=_rounded(opt_out.difference), opt_out_difference_low=_rounded(opt_out.low),
                 opt_out_difference_high=_rounded(opt_out.high),
             )

@@ -390,7 +390,8 @@ def ab_tests_section(variant_daily: pd.DataFrame, campaign_variants: pd.DataFram
         "Each campaign variant (push.campaign_variants) against its campaign's reference variant, per delivered "
         "message. The CVR difference comes with a 95 % always-valid interval and p-value (mSPRT): they may be read "
         "every day, and a variant is called better or worse only when p <= 0.05. The guardrail stops a variant whose "
-        "opt-out rate is above the reference's with the same confidence, whatever its conversions."
+        "opt-out rate is above the reference's with the same confidence, whatever its conversions. The same test on "
+        "CTR is shown beside the verdict: wording often moves clicks before sales."
     )
     if campaign_variants.empty:
         return Section("ab_tests", title, how, empty="No campaign has variants yet.")
@@ -405,6 +406,7 @@ def ab_tests_section(variant_daily: pd.DataFrame, campaign_variants: pd.DataFram
             if result.cvr_difference is None
             else f"{_percent(result.cvr_difference)} {_interval(result.cvr_difference_low, result.cvr_difference_high)}",
             "p (always valid)": "-" if result.p_value is None else f"{result.p_value:.3f}",
+            "p of CTR": "-" if result.ctr_p_value is None else f"{result.ctr_p_value:.3f}",
             "verdict": result.verdict,
         }
         for result in variant_tests(variant_daily, campaign_variants)

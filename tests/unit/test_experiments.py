@@ -104,6 +104,10 @@ def test_verdicts_follow_conversions_and_the_opt_out_guardrail_wins():
     assert (verdicts["b"].cvr, verdicts["b"].delivered, verdicts["b"].days) == (0.09, 10_000, 10)
     assert verdicts["b"].cvr_difference_low < 0.04 < verdicts["b"].cvr_difference_high
     assert verdicts["e"].opt_out_difference_low > 0
+    # The same test on clicks, beside the verdict.
+    assert verdicts["b"].ctr_p_value < 0.05 < verdicts["f"].ctr_p_value
+    assert verdicts["b"].ctr_difference == pytest.approx(0.05)
+    assert verdicts["a"].ctr_p_value is None
 
 
 def test_the_reference_is_the_control_else_the_first_by_name_and_a_silent_variant_is_undecided():
