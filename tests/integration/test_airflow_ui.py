@@ -1,12 +1,19 @@
-"""The Airflow UI in a real browser: log in, see the project's DAGs, trigger the daily DAG, watch it succeed.
+"""The Airflow UI in a real browser, with the daily DAG on a real Spark standalone cluster.
 
 Airflow's API server, scheduler and DAG processor run as separate processes (each in its own
 process group, always stopped) on a free 127.0.0.1 port, configured by ``devenv.airflow_env``
-like ``make airflow``, against the test PostgreSQL. A small synthetic data set is generated
-first. Headless Chromium (Debian's package) logs in through the simple auth manager's form,
-triggers ``daily_recommendations`` from its page, and the run is followed through the UI until
-it succeeds (bounded); the REST API only reads the run's state. Screenshots go to
+like ``make airflow``, against the test PostgreSQL. Their tasks run Spark on a standalone master
+and worker (2 cores, 1 GB) from the pip pyspark distribution, as a deployment with a cluster
+does: ``PUSH_SPARK_MASTER=spark://127.0.0.1:<port>`` is the only difference. A small synthetic
+data set is generated first. Headless Chromium (Debian's package) logs in through the simple auth
+manager's form, triggers ``daily_recommendations`` from its page, and the run is followed through
+the UI until it succeeds (bounded); the REST API only reads the run's state. Screenshots go to
 ``test-artifacts/airflow-*.png``.
+
+Then the same stage functions the tasks call run again in this process, on the test session's
+local Spark, for the run's logical time and into a lake of their own: every table the DAG
+writes, the clean Parquet lake and the training ratings must hold the same values as the
+cluster's run.
 """
 
 from __future__ import annotations
@@ -21,15 +28,19 @@ import socket
 import subprocess
 import time
 import urllib.request
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
 from devenv.airflow_env import ui_login
 from jobs.core.db import truncate_pipeline_tables
+from jobs.core.timeutil import parse_utc
 from simulation.synthetic import GeneratorConfig, generate
 from tests.support.browser import artifact
+from tests.support.spark_standalone import standalone_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +48,22 @@ DAG_ID = "daily_recommendations"
 PROJECT_DAGS = ("daily_recommendations", "hourly_events", "notifications", "stream_supervisor")
 SERVICES = (["api-server", "--workers", "1"], ["scheduler"], ["dag-processor"])
 START_TIMEOUT = 120
-RUN_TIMEOUT = 420
+RUN_TIMEOUT = 480
+# Everything the daily DAG writes to PostgreSQL (the artifact path names the lake, so it differs).
+TABLES = {
+    "ingest_runs": "SELECT * FROM push.ingest_runs ORDER BY 1, 2",
+    "quarantine": "SELECT * FROM push.quarantine ORDER BY source_file, line_no",
+    "daily_event_summary": "SELECT * FROM push.daily_event_summary ORDER BY 1, 2, 3",
+    "validation_runs": "SELECT suite, window_start, window_end, success, evaluated, failed, failures"
+    " FROM push.validation_runs ORDER BY 1, 2",
+    "user_profiles": "SELECT * FROM push.user_profiles ORDER BY as_of, user_id",
+    "segments": "SELECT * FROM push.segments ORDER BY as_of, segment",
+    "model_runs": "SELECT run_id, as_of, algorithm, params, train_start, train_end, metrics, baseline_metrics,"
+    " promoted, decision FROM push.model_runs ORDER BY run_id",
+    "recommendations": "SELECT * FROM push.recommendations ORDER BY run_id, user_id, rank",
+    "published": "SELECT * FROM push.published_recommendations",
+    "item_changes": "SELECT * FROM push.item_changes ORDER BY 1, 2, 3",
+}
 
 
 def _free_port() -> int:
@@ -78,12 +104,20 @@ def small_data(settings, engine):
 
 
 @pytest.fixture
-def airflow_ui(airflow_db, settings, tmp_path):
-    """Airflow services on a free port; yields (url, user, password, log folder)."""
+def cluster(tmp_path):
+    with standalone_cluster(tmp_path / "spark", cores=2) as running:
+        yield running
+
+
+@pytest.fixture
+def airflow_ui(airflow_db, settings, tmp_path, cluster):
+    """Airflow services on a free port, their Spark on the cluster; yields (url, user, password, log folder)."""
     port = _free_port()
     env = dict(os.environ)
     env.update(
         {
+            "PUSH_SPARK_MASTER": cluster.master_url,
+            "PUSH_SPARK_DRIVER_MEMORY": "1g",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -156,7 +190,43 @@ def _report_images(browser, path) -> list[int]:
         page.close()
 
 
-def test_log_in_trigger_the_daily_dag_and_see_it_succeed(small_data, airflow_ui, browser, engine, settings):
+def _tables(engine) -> dict[str, pd.DataFrame]:
+    with engine.connect() as conn:
+        frames = {}
+        for name, sql in TABLES.items():
+            result = conn.execute(text(sql))
+            frames[name] = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return frames
+
+
+def _outputs(engine, lake_dir) -> dict[str, pd.DataFrame]:
+    clean = pd.read_parquet(lake_dir / "clean" / "events")
+    clean = clean.astype({"landing_date": str, "landing_hour": int})
+    ratings = pd.read_parquet(next((lake_dir / "models").glob("*/ratings.parquet")))
+    return {
+        **_tables(engine),
+        "clean_events": clean.sort_values("event_id").reset_index(drop=True),
+        "ratings": ratings.sort_values(["user_id", "item_id"]).reset_index(drop=True),
+    }
+
+
+def _run_stages_in_process(settings, at: datetime) -> None:
+    """What the daily DAG's Spark tasks call, in task order, on this process's local Spark."""
+    from jobs.ingest.tasks import clean, load_reference, validate
+    from jobs.profiles.tasks import build_profiles
+    from jobs.recs.tasks import publish_recommendations, train_and_evaluate
+
+    load_reference(settings, at)
+    clean(settings, at - timedelta(days=1), at)
+    validate(settings, at - timedelta(days=1), at)
+    build_profiles(settings, at)
+    train_and_evaluate(settings, at)
+    publish_recommendations(settings, at)
+
+
+def test_log_in_trigger_the_daily_dag_on_a_cluster_and_it_matches_local_mode(
+    small_data, cluster, airflow_ui, browser, engine, settings, spark, tmp_path
+):
     url, user, password, logs = airflow_ui
     started = time.monotonic()
     token = _token(url, user, password)
@@ -222,3 +292,24 @@ def test_log_in_trigger_the_daily_dag_and_see_it_succeed(small_data, airflow_ui,
     assert len(widths) >= 3  # model metrics, data quality, segments (no notifications ran)
     assert all(w > 0 for w in widths)
     print(f"Airflow UI test: services up to run success in {elapsed:.0f} s")
+
+    # Every Spark task ran as an application of the cluster, and finished.
+    with urllib.request.urlopen(f"{cluster.web_url}/json/", timeout=5) as response:
+        master_state = json.load(response)
+    assert not master_state["activeapps"]
+    finished = master_state["completedapps"]
+    assert len(finished) >= 4, finished  # clean, validate, profiles, training (at least)
+    assert {(app["name"], app["cores"]) for app in finished} == {("push-pipeline", 2)}
+    on_cluster = _outputs(engine, settings.lake_dir)
+
+    truncate_pipeline_tables(engine)
+    assert spark.sparkContext.master.startswith("local")
+    at = parse_utc(run["logical_date"] or run["run_after"])  # as the tasks read it (dags.orchestration)
+    local_settings = replace(settings, lake_dir=tmp_path / "lake-local", kmeans_k_max=3)
+    _run_stages_in_process(local_settings, at)
+    local = _outputs(engine, local_settings.lake_dir)
+
+    assert len(local["clean_events"]) > 300
+    assert local["segments"]["size"].sum() == len(local["user_profiles"]) > 40
+    for name, expected in local.items():
+        pd.testing.assert_frame_equal(on_cluster[name], expected, check_exact=False, rtol=1e-9, obj=name)
