@@ -59,7 +59,7 @@ bench-large: $(STAMP)
 	@$(MAKE) --no-print-directory bench-stages
 	@$(MAKE) --no-print-directory bench-stream
 
-## bench-clean: cleaning events/s at 10^6 and 10^7 events, Spark vs the same rules in pandas (EVENTS="1000000 10000000")
+## bench-clean: cleaning events/s at 10^6 and 10^7 events, Spark vs the same rules in pandas and vs a bare Spark pass (EVENTS="1000000 10000000")
 bench-clean: $(STAMP)
 	@$(PY) -m benchmarks.clean --events $(or $(EVENTS),1000000 10000000)
 
