@@ -105,6 +105,7 @@ def small_data(settings, engine):
 
 @pytest.fixture
 def cluster(tmp_path):
+    """A standalone master and one worker (2 cores, 1 GB), stopped after the Airflow services."""
     with standalone_cluster(tmp_path / "spark", cores=2) as running:
         yield running
 
