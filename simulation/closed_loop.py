@@ -14,7 +14,7 @@
 
 Users are split by keyed hashes: the product's control group (``--holdout`` percent: no
 message), its policy arms (``--arms``, ``PUSH_POLICY_ARMS``: random send hour, fixed cap,
-popularity content; the rest get the full policy) and the world's oracle users. Every figure is
+popularity content, no uplift targeting; the rest get the full policy) and the world's oracle users. Every figure is
 computed from what the world saw happen (its truth), per policy over the simulated days:
 messages, CTR (clicks per message), CVR (purchases after a click per message), revenue per
 user, opt-out rate, and the lift: the share of users who bought at least once, minus the
@@ -40,9 +40,9 @@ from pathlib import Path
 from simulation.synthetic import GeneratorConfig
 from simulation.world import ResponseConfig, World
 
-DEFAULT_ARMS = "random_hour:20,fixed_cap:20,popularity:20"
+DEFAULT_ARMS = "random_hour:15,fixed_cap:15,popularity:15,no_uplift:20"
 NOTIFY_CONF = {"horizon_hours": 24, "relay_ahead_hours": 24}
-POLICY_ORDER = ("full", "random_hour", "fixed_cap", "popularity", "none")
+POLICY_ORDER = ("full", "no_uplift", "random_hour", "fixed_cap", "popularity", "none")
 
 
 @dataclass(frozen=True)
@@ -278,8 +278,10 @@ def simulate(config: SimulationConfig) -> dict:
             f" ({time.monotonic() - day_started:.0f} s)",
             flush=True,
         )
-    result = compare(world, stack.groups(world))
+    groups = stack.groups(world)
+    result = compare(world, groups)
     return {
+        "uplift": uplift_check(stack.engine, world, groups),
         "ab_tests": ab_tests(stack.engine, world.response),
         "off_policy": off_policy_check(stack.engine),
         "product_view": stack.product_view(),
@@ -291,6 +293,75 @@ def simulate(config: SimulationConfig) -> dict:
         "dag_seconds": {k: round(v, 1) for k, v in stack.timings.items()},
         "reports": str(stack.settings.reports_dir),
     }
+
+
+def uplift_check(engine, world: World, groups: dict[str, list[str]]) -> dict:
+    """The uplift gate against the planted types: per type, the share of the full policy's gated
+    user-days it skipped, and per type in the full and no_uplift arms the messages and the
+    purchases they caused; the last estimate per cell."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        days = conn.execute(
+            text(
+                "SELECT user_id, bool_or(decision = 'skipped_uplift') AS skipped FROM push.notification_decisions"
+                " WHERE policy_arm = 'full' AND uplift_probability IS NOT NULL"
+                " GROUP BY user_id, date_trunc('day', decided_at, 'UTC')"
+            )
+        ).all()
+        last = (
+            conn.execute(
+                text(
+                    "SELECT as_of, cell, treatment_units, control_units, effect, effect_se, send_probability"
+                    " FROM push.uplift_estimates WHERE as_of = (SELECT max(as_of) FROM push.uplift_estimates)"
+                    " ORDER BY cell"
+                )
+            )
+            .mappings()
+            .all()
+        )
+    by_type: dict[str, dict] = {}
+    for uplift_type in sorted({s.uplift for s in world.shoppers.values()}):
+        own = [row.skipped for row in days if world.shoppers[row.user_id].uplift == uplift_type]
+        figures: dict = {"gated_days": len(own), "skipped_share": round(sum(own) / len(own), 3) if own else None}
+        for arm in ("full", "no_uplift"):
+            tallies = [world.tally[u] for u in groups.get(arm, []) if world.shoppers[u].uplift == uplift_type]
+            messages = sum(t.messages for t in tallies)
+            figures[arm] = {
+                "users": len(tallies),
+                "messages_per_user": round(messages / len(tallies), 2) if tallies else None,
+                "caused_purchases_per_message": round(sum(t.nudged_purchases for t in tallies) / messages, 4)
+                if messages
+                else None,
+            }
+        by_type[uplift_type] = figures
+    return {
+        "by_type": by_type,
+        "last_estimate": [{**row, "as_of": str(row["as_of"])} for row in last],
+    }
+
+
+def render_uplift(check: dict) -> str:
+    lines = [
+        "Uplift gate against the planted types (full policy's gated user-days; messages per user and purchases"
+        " caused per message, full vs no_uplift arm):",
+    ]
+    for uplift_type, f in check["by_type"].items():
+        full, plain = f["full"], f["no_uplift"]
+        skipped = "-" if f["skipped_share"] is None else f"{f['skipped_share']:.0%}"
+        lines.append(
+            f"  {uplift_type}: {skipped} of {f['gated_days']} days skipped; messages/user {full['messages_per_user']}"
+            f" vs {plain['messages_per_user']}; caused purchases/message {full['caused_purchases_per_message']}"
+            f" vs {plain['caused_purchases_per_message']}"
+        )
+    for row in check["last_estimate"]:
+        effect = "-" if row["effect"] is None else f"{row['effect']:+.4f} +/- {row['effect_se']:.4f}"
+        lines.append(
+            f"  estimate of {row['as_of']}, {row['cell']}: effect {effect}"
+            f" ({row['treatment_units']} messaged / {row['control_units']} held-out days) -> send share"
+            f" {row['send_probability']:.2f}"
+        )
+    return "\n".join(lines)
 
 
 def ab_tests(engine, response: ResponseConfig) -> dict:
@@ -372,6 +443,8 @@ def write_outputs(result: dict, reports_dir: Path) -> None:
         f"# Closed loop: {result['days']} simulated days, seed {result['seed']}, {result['users']} users\n\n"
         + render_table(result)
         + "\n\n"
+        + render_uplift(result["uplift"])
+        + "\n\n"
         + render_ab_tests(result["ab_tests"])
         + "\n\n"
         + render_off_policy(result["off_policy"])
@@ -410,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render_table(result))
     print()
+    print(render_uplift(result["uplift"]))
+    print()
     print(render_ab_tests(result["ab_tests"]))
     print()
     print(render_off_policy(result["off_policy"]))
@@ -428,7 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     record(
         "simulate",
-        {k: result[k] for k in ("days", "seed", "users", "seconds", "policies", "oracle", "ab_tests", "off_policy")},
+        {
+            k: result[k]
+            for k in ("days", "seed", "users", "seconds", "policies", "oracle", "uplift", "ab_tests", "off_policy")
+        },
     )
     return 0
 

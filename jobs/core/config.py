@@ -218,6 +218,17 @@ class Settings:
     # is drawn at random (by a keyed hash) instead of the estimate; each decision logs its propensity.
     explore_percent: float = field(default_factory=lambda: _env_float("EXPLORE_PERCENT", 0.0))
     explore_salt: str = field(default_factory=lambda: _env("EXPLORE_SALT", "push-explore-v1"))
+    # Uplift targeting (docs/notification-policy.md, "Uplift targeting"): each day, per cell of
+    # users (recent buyers or not), the measured effect of messaging on conversion (treatment
+    # minus control group) sets the share of the cell's user-days that may be messaged: the
+    # chance that the effect exceeds UPLIFT_MIN_EFFECT, never below UPLIFT_FLOOR. A cell with
+    # fewer than UPLIFT_MIN_UNITS user-days in either group is not gated.
+    uplift_targeting: bool = field(default_factory=lambda: _env("UPLIFT_TARGETING", "true") == "true")
+    uplift_min_effect: float = field(default_factory=lambda: _env_float("UPLIFT_MIN_EFFECT", 0.005))
+    uplift_floor: float = field(default_factory=lambda: _env_float("UPLIFT_FLOOR", 0.2))
+    uplift_min_units: int = field(default_factory=lambda: _env_int("UPLIFT_MIN_UNITS", 100))
+    uplift_window_days: int = field(default_factory=lambda: _env_int("UPLIFT_WINDOW_DAYS", 28))
+    uplift_salt: str = field(default_factory=lambda: _env("UPLIFT_SALT", "push-uplift-v1"))
     # Adaptive frequency: after this many ignored messages in a row the fatigue caps apply.
     fatigue_after: int = field(default_factory=lambda: _env_int("FATIGUE_AFTER", 3))
     fatigue_daily_cap: int = field(default_factory=lambda: _env_int("FATIGUE_DAILY_CAP", 1))

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import load_query, make_engine
 from jobs.core.timeutil import parse_utc
-from jobs.notify import policy
+from jobs.notify import policy, uplift
 from jobs.notify.render import template_exists
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,9 @@ def plan_notifications(
     engine = make_engine(settings.database_url)
     if "campaign" in kinds:
         check_variant_templates(engine)
+    # The day's uplift estimate is stored before its first run decides (also by a dry run: it
+    # is a fact about the outcomes known that day, not a decision).
+    uplift.ensure_estimates(engine, settings, uplift.uplift_day(at))
     shards = _shards(engine, users, settings.notify_workers if workers is None else workers, batch_size)
     run = _PlanRun(settings, run_key, at, horizon_hours, campaign_id, kinds, users, dry_run, batch_size)
     plan_shard = partial(_plan_shard, engine, run)
@@ -269,7 +272,9 @@ def _plan_shard(engine, run: _PlanRun, shard: tuple[str | None, str | None]) -> 
                 conn, run.settings, run.at, run.horizon_hours, run.campaign_id, run.kinds, run.users, shard
             )
             collected = time.monotonic()
-            conn.execute(text(load_query("notify/notification_moments")), {**params, "run_key": run.run_key})
+            conn.execute(
+                text(load_query("notify/notification_moments")), {**params, "run_key": run.run_key, "at": run.at}
+            )
             conn.execute(text("CREATE UNIQUE INDEX ON plan_users (n)"))
             conn.execute(text("ANALYZE plan_users"))
             batches = _batches(conn, run.batch_size)

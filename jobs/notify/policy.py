@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 
 from jobs.core.config import Settings
+from jobs.notify import uplift
 
 # Channel preference when a user consents to several (and has an address for them).
 CHANNEL_ORDER = ("push", "email", "sms", "webhook")
@@ -18,6 +19,7 @@ CHANNEL_ORDER = ("push", "email", "sms", "webhook")
 # Reason codes, in the order the rules apply.
 SUPPRESSED_CONSENT = "suppressed_consent"
 HOLDOUT = "holdout"
+SKIPPED_UPLIFT = "skipped_uplift"
 DUPLICATE = "duplicate"
 EXPIRED = "expired"
 EXPIRED_QUIET_HOURS = "expired_quiet_hours"
@@ -34,6 +36,7 @@ ACCEPTED = (SENT, DEFERRED_QUIET_HOURS)
 REASON_CODES = (
     SUPPRESSED_CONSENT,
     HOLDOUT,
+    SKIPPED_UPLIFT,
     DUPLICATE,
     EXPIRED,
     EXPIRED_QUIET_HOURS,
@@ -55,7 +58,8 @@ CANDIDATE_KINDS = ("recommendation", "campaign", "trigger")
 #   random_hour  a hashed hour of the user's day instead of the send-time estimate
 #   fixed_cap    the plain caps for everyone: fatigue never lowers them
 #   popularity   the week's most bought items instead of the user's recommendations
-POLICY_ARMS = ("random_hour", "fixed_cap", "popularity")
+#   no_uplift    every user-day may be messaged, whatever the uplift estimate of the user's cell
+POLICY_ARMS = ("random_hour", "fixed_cap", "popularity", "no_uplift")
 
 
 def _clock(value: str, name: str) -> time:
@@ -115,4 +119,5 @@ def policy_params(settings: Settings) -> dict:
         "campaign_cap": settings.campaign_cap,
         **arm_params(settings),
         **explore_params(settings),
+        **uplift.uplift_params(settings),
     }

@@ -358,8 +358,8 @@ def outcomes_section(notification_runs: pd.DataFrame, notification_totals: pd.Da
 def policy_arms_section(policy_arms: pd.DataFrame) -> Section:
     title = "Policy arms against the control group"
     how = (
-        "Each policy arm (PUSH_POLICY_ARMS: random_hour, fixed_cap, popularity; full is everyone else) pooled over "
-        "its planning runs: CTR and CVR per delivered message with 95 % Wilson intervals, and the arm's conversion "
+        "Each policy arm (PUSH_POLICY_ARMS: random_hour, fixed_cap, popularity, no_uplift; full is everyone else) "
+        "pooled over its planning runs: CTR and CVR per delivered message with 95 % Wilson intervals, and the arm's conversion "
         "rate minus the control group's with its 95 % interval. An arm that does worse than full is the part of the "
         "policy it replaced paying its way."
     )

@@ -21,10 +21,11 @@ WITH decided AS (
            count(*) FILTER (WHERE decision = 'capped_weekly') AS capped_weekly,
            count(*) FILTER (WHERE decision = 'capped_channel') AS capped_channel,
            count(*) FILTER (WHERE decision = 'capped_campaign') AS capped_campaign,
+           count(*) FILTER (WHERE decision = 'skipped_uplift') AS skipped_uplift,
            count(*) FILTER (WHERE decision NOT IN (
                'sent', 'deferred_quiet_hours', 'suppressed_consent', 'holdout', 'duplicate', 'expired',
                'expired_quiet_hours', 'capped_min_gap', 'capped_daily', 'capped_weekly', 'capped_channel',
-               'capped_campaign')) AS other_decisions
+               'capped_campaign', 'skipped_uplift')) AS other_decisions
     FROM push.notification_decisions
     WHERE campaign_id IS NOT NULL
     GROUP BY campaign_id
@@ -57,7 +58,7 @@ WITH decided AS (
     SELECT d.campaign_id, c.name AS campaign_name, d.runs, d.first_decided_at, d.last_decided_at,
            d.users, d.candidates, d.queued, d.deferred,
            d.suppressed_consent, d.holdout, d.duplicate, d.expired, d.capped_min_gap, d.capped_daily,
-           d.capped_weekly, d.capped_channel, d.capped_campaign, d.other_decisions,
+           d.capped_weekly, d.capped_channel, d.capped_campaign, d.other_decisions, d.skipped_uplift,
            coalesce(o.delivered, 0) AS delivered,
            coalesce(o.dead, 0) AS dead,
            coalesce(o.cancelled, 0) AS cancelled,
@@ -88,7 +89,9 @@ SELECT m.campaign_id, m.campaign_name, m.runs, m.first_decided_at, m.last_decide
        m.treatment_users, m.treatment_conversions, l.treatment_conversion_rate,
        m.control_users, m.control_conversions, l.control_conversion_rate,
        l.absolute_lift, l.absolute_lift_ci_low, l.absolute_lift_ci_high,
-       l.relative_lift, l.relative_lift_ci_low, l.relative_lift_ci_high
+       l.relative_lift, l.relative_lift_ci_low, l.relative_lift_ci_high,
+       -- Appended (a view keeps its earlier columns in place): user-days the uplift gate skipped.
+       m.skipped_uplift
 FROM measures m
 CROSS JOIN LATERAL analytics.conversion_lift(
     m.treatment_users, m.treatment_conversions, m.control_users, m.control_conversions) AS l;

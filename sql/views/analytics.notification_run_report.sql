@@ -1,6 +1,6 @@
 -- One row per planning run (a run in push.notification_runs, or one that recorded decisions
 -- but crashed before its run row: then logical_time is its decision time, horizon NULL).
---   candidates = queued + the suppression columns + other_decisions (codes this view does not
+--   candidates = queued + the suppression columns + skipped_uplift + other_decisions (codes this view does not
 --   know); queued = sent + deferred_quiet_hours (the decisions that filled the outbox);
 --   delivered .. pending: the outbox rows the run queued, by status now;
 --   opens .. revenue: push.message_outcomes of its delivered messages (attribution window of
@@ -27,10 +27,11 @@ WITH run_keys AS (
            count(*) FILTER (WHERE decision = 'capped_weekly') AS capped_weekly,
            count(*) FILTER (WHERE decision = 'capped_channel') AS capped_channel,
            count(*) FILTER (WHERE decision = 'capped_campaign') AS capped_campaign,
+           count(*) FILTER (WHERE decision = 'skipped_uplift') AS skipped_uplift,
            count(*) FILTER (WHERE decision NOT IN (
                'sent', 'deferred_quiet_hours', 'suppressed_consent', 'holdout', 'duplicate', 'expired',
                'expired_quiet_hours', 'capped_min_gap', 'capped_daily', 'capped_weekly', 'capped_channel',
-               'capped_campaign')) AS other_decisions
+               'capped_campaign', 'skipped_uplift')) AS other_decisions
     FROM push.notification_decisions
     GROUP BY run_key
 ), outbox AS (
@@ -74,6 +75,7 @@ WITH run_keys AS (
            coalesce(d.capped_channel, 0) AS capped_channel,
            coalesce(d.capped_campaign, 0) AS capped_campaign,
            coalesce(d.other_decisions, 0) AS other_decisions,
+           coalesce(d.skipped_uplift, 0) AS skipped_uplift,
            coalesce(o.delivered, 0) AS delivered,
            coalesce(o.dead, 0) AS dead,
            coalesce(o.cancelled, 0) AS cancelled,
@@ -104,7 +106,9 @@ SELECT m.run_key, m.logical_time, m.horizon_hours, m.campaign_id, m.users, m.can
        m.treatment_users, m.treatment_conversions, l.treatment_conversion_rate,
        m.control_users, m.control_conversions, l.control_conversion_rate,
        l.absolute_lift, l.absolute_lift_ci_low, l.absolute_lift_ci_high,
-       l.relative_lift, l.relative_lift_ci_low, l.relative_lift_ci_high
+       l.relative_lift, l.relative_lift_ci_low, l.relative_lift_ci_high,
+       -- Appended (a view keeps its earlier columns in place): user-days the uplift gate skipped.
+       m.skipped_uplift
 FROM measures m
 CROSS JOIN LATERAL analytics.conversion_lift(
     m.treatment_users, m.treatment_conversions, m.control_users, m.control_conversions) AS l;

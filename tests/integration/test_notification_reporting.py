@@ -273,7 +273,7 @@ def build_world() -> World:
         + ["duplicate", "expired", "expired_quiet_hours"]
         + ["capped_min_gap"] * 4
         + ["capped_daily"] * 2
-        + ["capped_weekly", "capped_channel", "capped_campaign", "legacy_reason"]
+        + ["capped_weekly", "capped_channel", "capped_campaign", "skipped_uplift", "legacy_reason"]
     )
     for i, decision in enumerate(plan_a):
         w.decide(
@@ -405,6 +405,7 @@ def measures(decisions: list[Decision], messages: list[Message], outcomes: list[
         "capped_weekly": codes["capped_weekly"],
         "capped_channel": codes["capped_channel"],
         "capped_campaign": codes["capped_campaign"],
+        "skipped_uplift": codes["skipped_uplift"],
         "other_decisions": sum(n for code, n in codes.items() if code not in policy.REASON_CODES),
         "delivered": delivered,
         "dead": status["dead"],
@@ -522,9 +523,11 @@ def test_run_report_matches_python_for_every_column(world, empty_db):
                 "capped_weekly",
                 "capped_channel",
                 "capped_campaign",
+                "skipped_uplift",
             )
         )
         assert row["candidates"] == row["queued"] + suppressed + row["other_decisions"]
+    assert rows[RUN_A]["skipped_uplift"] == 1
     assert rows[RUN_A]["other_decisions"] == 1
     no_control = rows[RUN_B]
     assert no_control["control_users"] == 0
@@ -824,6 +827,7 @@ def test_run_report_agrees_with_the_real_planner_relay_and_feedback(empty_db, po
         "capped_weekly",
         "capped_channel",
         "capped_campaign",
+        "skipped_uplift",
     ):
         assert row[reason] == decisions[reason], reason
     assert row["other_decisions"] == 0

@@ -7,6 +7,7 @@
 -- The rules apply in this order, the first that binds wins:
 --   1 consent      no consented channel with an address among the candidate's channels -> suppressed_consent
 --   2 control group  hash bucket below the holdout share (not for transactional)       -> holdout
+--   2b uplift gate   the user's day did not pass the uplift draw (not for transactional) -> skipped_uplift
 --   3 idempotency  the message's key is already in the outbox                          -> duplicate
 --   4 quiet hours  a send moment inside the user's quiet window moves to its end (deferred_quiet_hours);
 --                  past the message's expiry                                          -> expired / expired_quiet_hours
@@ -25,7 +26,7 @@ sched AS MATERIALIZED (
     -- this run decided while we waited for the locks is left out.
     -- The fixed_cap policy arm ignores fatigue: its users keep the plain caps.
     SELECT p.user_id, u.locale, coalesce(st.fatigued, false) AND p.policy_arm <> 'fixed_cap' AS fatigued,
-           p.policy_arm, p.in_holdout, p.scheduled_at, p.deferred,
+           p.policy_arm, p.in_holdout, p.uplift_skip, p.uplift_probability, p.scheduled_at, p.deferred,
            ARRAY[u.consent_push AND u.push_token IS NOT NULL,
                  u.consent_email AND u.email IS NOT NULL,
                  u.consent_sms AND u.phone IS NOT NULL,
@@ -107,7 +108,8 @@ campaign_usage AS (
 cand AS (
     -- Channel: the first of the channel order (4 channels, as in sched.reachable) that the
     -- user can be reached on and the candidate allows.
-    SELECT c.*, s.locale, s.in_holdout, s.fatigued, s.policy_arm, s.scheduled_at, s.deferred,
+    SELECT c.*, s.locale, s.in_holdout, s.uplift_skip, s.uplift_probability, s.fatigued, s.policy_arm,
+           s.scheduled_at, s.deferred,
            CASE
                WHEN s.reachable[1] AND (c.allowed_channels IS NULL OR o.ch[1] = ANY(c.allowed_channels)) THEN o.ch[1]
                WHEN s.reachable[2] AND (c.allowed_channels IS NULL OR o.ch[2] = ANY(c.allowed_channels)) THEN o.ch[2]
@@ -130,10 +132,11 @@ pre AS MATERIALIZED (
     SELECT cand.user_id, cand.candidate_key, cand.source, cand.campaign_id, cand.item_id, cand.transactional,
            cand.channel, cand.locale, cand.idempotency_key, cand.scheduled_at, cand.deferred, cand.expires_at,
            cand.expected_value, cand.fatigued, cand.policy_arm, cand.variant, cand.planned_hour, cand.best_hour,
-           cand.hour_propensity,
+           cand.hour_propensity, CASE WHEN NOT cand.transactional THEN cand.uplift_probability END AS uplift_probability,
            CASE
                WHEN channel IS NULL THEN 'suppressed_consent'
                WHEN in_holdout AND NOT transactional THEN 'holdout'
+               WHEN uplift_skip AND NOT transactional THEN 'skipped_uplift'
                WHEN EXISTS (SELECT 1 FROM push.notification_ledger l WHERE l.idempotency_key = cand.idempotency_key)
                    THEN 'duplicate'
                WHEN scheduled_at >= expires_at THEN CASE WHEN deferred THEN 'expired_quiet_hours' ELSE 'expired' END
@@ -209,12 +212,13 @@ taken AS (
 decided AS MATERIALIZED (
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.policy_arm, p.variant, p.planned_hour, p.best_hour, p.hour_propensity, p.pre_decision AS decision
+           p.policy_arm, p.variant, p.planned_hour, p.best_hour, p.hour_propensity, p.uplift_probability,
+           p.pre_decision AS decision
     FROM pre p WHERE p.pre_decision IS NOT NULL
     UNION ALL
     SELECT p.user_id, p.candidate_key, p.source, p.campaign_id, p.item_id, p.transactional,
            p.channel, p.locale, p.idempotency_key, p.scheduled_at, p.deferred, p.expires_at, p.expected_value,
-           p.policy_arm, p.variant, p.planned_hour, p.best_hour, p.hour_propensity,
+           p.policy_arm, p.variant, p.planned_hour, p.best_hour, p.hour_propensity, p.uplift_probability,
            coalesce(
                push.cap_decision(
                    t.transactional, t.gap_blocked, CAST(:min_gap AS interval) > interval '0',
@@ -235,10 +239,10 @@ recorded AS (
     INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, item_id, channel,
                                              expected_value, decision, idempotency_key, decided_at, campaign_id,
                                              transactional, scheduled_at, policy_arm, variant, planned_hour,
-                                             best_hour, hour_propensity)
+                                             best_hour, hour_propensity, uplift_probability)
     SELECT :run_key, user_id, candidate_key, source, item_id, channel, expected_value, decision, idempotency_key,
            :at, campaign_id, transactional, scheduled_at, policy_arm, variant, planned_hour, best_hour,
-           hour_propensity
+           hour_propensity, uplift_probability
     FROM decided
 ),
 queued AS (

@@ -9,5 +9,6 @@ CREATE TEMP TABLE plan_candidates (
 );
 CREATE TEMP TABLE plan_users (
     user_id text PRIMARY KEY, n bigint NOT NULL, scheduled_at timestamptz NOT NULL, deferred boolean NOT NULL,
-    in_holdout boolean NOT NULL, policy_arm text NOT NULL
+    in_holdout boolean NOT NULL, policy_arm text NOT NULL, uplift_probability double precision,
+    uplift_skip boolean NOT NULL
 );
