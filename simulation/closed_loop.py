@@ -254,7 +254,10 @@ def simulate(config: SimulationConfig) -> dict:
     world.write_reference(landing, warmup_start, last)
     at = datetime.combine(first, datetime.min.time(), UTC)
     print(f"warm-up: {config.warmup_days} days of own behaviour for {config.users} users", flush=True)
-    stack.run("hourly_events", at, {"hours": 24})
+    # The hourly DAG has seen every warm-up day, as it would have in production: the purchases
+    # (feedback) are what the uplift cells are made of.
+    for n in range(config.warmup_days):
+        stack.run("hourly_events", at - timedelta(days=config.warmup_days - 1 - n), {"hours": 24})
     stack.run("daily_recommendations", at, {"clean_days": config.warmup_days})
     world.reset_tallies()
     stack.run("notifications", at, NOTIFY_CONF)
