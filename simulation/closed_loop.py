@@ -286,7 +286,7 @@ def simulate(config: SimulationConfig) -> dict:
     return {
         "uplift": uplift_check(stack.engine, world, groups),
         "ab_tests": ab_tests(stack.engine, world.response),
-        "off_policy": off_policy_check(stack.engine),
+        "off_policy": off_policy_check(stack.engine, datetime.combine(last, datetime.min.time(), UTC)),
         "product_view": stack.product_view(),
         "days": config.days,
         "seed": config.seed,
@@ -376,11 +376,13 @@ def ab_tests(engine, response: ResponseConfig) -> dict:
     return {"planted_click_factor": dict(response.wording_click), "variants": [asdict(r) for r in results]}
 
 
-def off_policy_check(engine) -> dict:
+def off_policy_check(engine, until: datetime) -> dict:
     """The random_hour arm's click rate per message, estimated off-policy from the full arm's
     logs (its explored days), beside what the arm actually got: the off-policy estimate is
-    right when its interval holds the actual rate."""
-    from jobs.notify.offpolicy import estimate, load_log
+    right when its interval holds the actual rate. Likewise the no_uplift arm's conversion per
+    user-day (sending on every day), estimated from the full arm's gated days, over the runs
+    before ``until`` (whose outcomes are complete)."""
+    from jobs.notify.offpolicy import estimate, estimate_send_rule, load_gate_log, load_log
 
     estimated = estimate(load_log(engine, arms=["full"]), "uniform")
     actual_log = load_log(engine, arms=["random_hour"])
@@ -393,6 +395,30 @@ def off_policy_check(engine) -> dict:
         "actual_random_hour_arm": {
             "messages": messages,
             "ctr": None if rate is None else round(rate, 6),
+            "ci_low": None if rate is None else round(rate - half, 6),
+            "ci_high": None if rate is None else round(rate + half, 6),
+        },
+        "actual_within_snips_interval": None
+        if rate is None or estimated.snips is None
+        else estimated.snips_low <= rate <= estimated.snips_high,
+        "send_always": send_always_check(
+            estimate_send_rule(load_gate_log(engine, ["full"], until), "send_always"),
+            estimate_send_rule(load_gate_log(engine, ["no_uplift"], until), "gate"),
+        ),
+    }
+
+
+def send_always_check(estimated, actual) -> dict:
+    """The estimate of sending on every day beside the arm that does (its mean per user-day with
+    a 95 % normal interval)."""
+    rate = actual.snips
+    half = None if rate is None else 1.96 * math.sqrt(rate * (1 - rate) / actual.messages)
+    return {
+        "target": "send on every day (the no_uplift arm's rule), conversion per user-day",
+        "estimate_from_full_arm": asdict(estimated),
+        "actual_no_uplift_arm": {
+            "user_days": actual.messages,
+            "conversion": rate,
             "ci_low": None if rate is None else round(rate - half, 6),
             "ci_high": None if rate is None else round(rate + half, 6),
         },
@@ -412,6 +438,22 @@ def render_off_policy(check: dict) -> str:
         f" SNIPS {e['snips']:.3f} [{e['snips_low']:.3f}, {e['snips_high']:.3f}],"
         f" IPS {e['ips']:.3f} [{e['ips_low']:.3f}, {e['ips_high']:.3f}]\n"
         f"  actually run (random_hour arm, {a['messages']} messages): {a['ctr']:.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}]"
+        f" -> {'within' if check['actual_within_snips_interval'] else 'outside'} the SNIPS interval"
+        + render_send_always(check["send_always"])
+    )
+
+
+def render_send_always(check: dict) -> str:
+    e, a = check["estimate_from_full_arm"], check["actual_no_uplift_arm"]
+    if e["snips"] is None or a["conversion"] is None:
+        return "\nOff-policy check of sending every day: not enough gated user-days."
+    return (
+        f"\nOff-policy check, {check['target']}:\n"
+        f"  estimated from the full arm's user-days ({e['messages']}, effective sample {e['effective_sample']}):"
+        f" SNIPS {e['snips']:.4f} [{e['snips_low']:.4f}, {e['snips_high']:.4f}],"
+        f" IPS {e['ips']:.4f} [{e['ips_low']:.4f}, {e['ips_high']:.4f}]\n"
+        f"  actually run (no_uplift arm, {a['user_days']} user-days): {a['conversion']:.4f}"
+        f" [{a['ci_low']:.4f}, {a['ci_high']:.4f}]"
         f" -> {'within' if check['actual_within_snips_interval'] else 'outside'} the SNIPS interval"
     )
 

@@ -20,8 +20,14 @@ trades a little bias for much less variance. Rules (``--policy``):
 What is estimated is the rate per delivered message under the rule, for the messages that were
 delivered: the rule is assumed to change when a message goes out, not whether it does.
 
+**Whether to send.** The uplift gate (``jobs/notify/uplift.py``) lets a user-day through with a
+logged share ``p``. From the user-days it drew for (``sql/queries/notify/offpolicy_gate_log.sql``),
+the conversion per user-day of a rule that sends on every day (``--policy send_always``: the
+``no_uplift`` arm's rule) is estimated with ``w = 1 / p`` on the days that passed and 0 on the
+others, by the same two estimators; ``--policy gate`` is the logged rule itself (``w = 1``).
+
 CLI: ``python -m jobs.notify.offpolicy --policy uniform [--outcome clicked] [--arms full,fixed_cap]``
-prints one JSON object.
+(or ``--policy send_always``) prints one JSON object.
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ def uniform_share(hour: np.ndarray) -> np.ndarray:
     return np.where(hour < _BUCKETS % 24, _BUCKETS // 24 + 1, _BUCKETS // 24) / _BUCKETS
 
 
+# Rules of whether to send, evaluated on the gate's user-days (see the module doc).
+SEND_RULES = ("send_always", "gate")
+
+
 def target_probabilities(policy: str) -> Callable[[pd.DataFrame], np.ndarray]:
     """``pi(planned hour | context)`` for every logged message, for a rule named as in the module doc."""
     if policy == "estimate":
@@ -61,7 +71,7 @@ def target_probabilities(policy: str) -> Callable[[pd.DataFrame], np.ndarray]:
     if policy.startswith("hour:") and policy[5:].isdigit() and 0 <= int(policy[5:]) <= 23:
         hour = int(policy[5:])
         return lambda log: (log["planned_hour"].to_numpy() == hour).astype(float)
-    raise ValueError(f"unknown send-hour rule {policy!r}: estimate, uniform or hour:H (0-23)")
+    raise ValueError(f"unknown rule {policy!r}: estimate, uniform, hour:H (0-23), {' or '.join(SEND_RULES)}")
 
 
 @dataclass(frozen=True)
@@ -88,11 +98,31 @@ def estimate(log: pd.DataFrame, policy: str, outcome: str = "clicked") -> Estima
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
     pi = target_probabilities(policy)
-    n = len(log)
-    if n == 0:
+    if len(log) == 0:
         return Estimate(policy, outcome, 0, 0, 0.0, None, None, None, None, None, None)
     weights = pi(log) / log["hour_propensity"].to_numpy(dtype=float)
-    rewards = log[outcome].to_numpy(dtype=float)
+    return _weighted(policy, outcome, weights, log[outcome].to_numpy(dtype=float))
+
+
+def estimate_send_rule(gate_log: pd.DataFrame, policy: str) -> Estimate:
+    """IPS and SNIPS estimates of a rule of whether to send (``SEND_RULES``): conversion per
+    user-day, from ``gate_log`` (one row per user-day: ``send_probability``, ``passed``,
+    ``converted``; :func:`load_gate_log`)."""
+    if policy not in SEND_RULES:
+        raise ValueError(f"unknown rule of whether to send {policy!r}: {' or '.join(SEND_RULES)}")
+    if len(gate_log) == 0:
+        return Estimate(policy, "converted", 0, 0, 0.0, None, None, None, None, None, None)
+    passed = gate_log["passed"].to_numpy(dtype=bool)
+    if policy == "gate":
+        weights = np.ones(len(gate_log))
+    else:
+        weights = np.where(passed, 1.0 / gate_log["send_probability"].to_numpy(dtype=float), 0.0)
+    return _weighted(policy, "converted", weights, gate_log["converted"].to_numpy(dtype=float))
+
+
+def _weighted(policy: str, outcome: str, weights: np.ndarray, rewards: np.ndarray) -> Estimate:
+    """IPS and SNIPS with their 95 % intervals (module doc) from importance weights and rewards."""
+    n = len(weights)
     terms = weights * rewards
     ips = float(terms.mean())
     ips_half = Z_95 * float(terms.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
@@ -121,16 +151,27 @@ def load_log(engine: Engine, arms: list[str] | None = None, until: datetime | No
         return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
 
+def load_gate_log(engine: Engine, arms: list[str] | None = None, until: datetime | None = None) -> pd.DataFrame:
+    """User-days with their send share, passing and conversion (``offpolicy_gate_log.sql``)."""
+    with engine.connect() as conn:
+        result = conn.execute(text(load_query("notify/offpolicy_gate_log")), {"arms": arms, "until": until})
+        return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--policy", required=True, help="estimate, uniform or hour:H")
+    parser.add_argument("--policy", required=True, help="estimate, uniform, hour:H, send_always or gate")
     parser.add_argument("--outcome", choices=OUTCOMES, default="clicked")
     parser.add_argument("--arms", default=None, help="only the logs of these policy arms (comma-separated)")
     parser.add_argument("--until", type=parse_utc, default=None, help="only decisions made before this time")
     args = parser.parse_args(argv)
     arms = args.arms.split(",") if args.arms else None
-    log = load_log(make_engine(Settings.from_env().database_url), arms, args.until)
-    print(json.dumps(asdict(estimate(log, args.policy, args.outcome))))
+    engine = make_engine(Settings.from_env().database_url)
+    if args.policy in SEND_RULES:
+        result = estimate_send_rule(load_gate_log(engine, arms, args.until), args.policy)
+    else:
+        result = estimate(load_log(engine, arms, args.until), args.policy, args.outcome)
+    print(json.dumps(asdict(result)))
     return 0
 
 

@@ -61,7 +61,7 @@ def test_a_purchase_right_after_a_click_does_not_make_a_buyer_and_only_the_past_
     assert set(cells.values()) == {"recent_buyer", "no_recent_purchase"}
 
 
-def _plant_day(conn, day, user, arm, converted, decision="sent", policy_arm="full", moment_hours=12):
+def _plant_day(conn, day, user, arm, converted, decision="sent", policy_arm="full", moment_hours=12, share=None):
     run_key = f"plan-{day:%Y%m%d}"
     conn.execute(
         text(
@@ -74,8 +74,8 @@ def _plant_day(conn, day, user, arm, converted, decision="sent", policy_arm="ful
     conn.execute(
         text(
             "INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, expected_value,"
-            " decision, idempotency_key, decided_at, scheduled_at, policy_arm)"
-            " VALUES (:k, :u, 'rec:i1', 'recommendation', 0.1, :d, :k || :u, :t, :m, :a)"
+            " decision, idempotency_key, decided_at, scheduled_at, policy_arm, uplift_probability)"
+            " VALUES (:k, :u, 'rec:i1', 'recommendation', 0.1, :d, :k || :u, :t, :m, :a, :p)"
         ),
         {
             "k": run_key,
@@ -84,6 +84,7 @@ def _plant_day(conn, day, user, arm, converted, decision="sent", policy_arm="ful
             "t": day,
             "m": moment,
             "a": policy_arm,
+            "p": share,
         },
     )
     conn.execute(
@@ -205,3 +206,31 @@ def test_the_control_group_the_no_uplift_arm_and_a_gate_turned_off_are_never_ski
             ).all()
         )
     assert "skipped_uplift" not in later
+
+
+def test_the_gate_log_has_one_row_per_user_day_with_its_share_and_leaves_the_control_group_out(published):
+    from jobs.notify.offpolicy import estimate_send_rule, load_gate_log
+
+    day1, day2 = DAY - timedelta(days=2), DAY - timedelta(days=1)
+    with published.begin() as conn:
+        _plant_day(conn, day1, "u000", "treatment", True, share=0.25)
+        _plant_day(conn, day1, "u001", "treatment", False, decision="skipped_uplift", share=0.25)
+        _plant_day(conn, day1, "u002", "control", True)
+        _plant_day(conn, day1, "u020", "treatment", True, policy_arm="no_uplift")
+        _plant_day(conn, day2, "u000", "treatment", False, decision="skipped_uplift", share=0.25)
+        _plant_day(conn, day2, "u021", "treatment", False, share=1.0)
+    log = load_gate_log(published, ["full"], until=DAY)
+    rows = {(r.user_id, r.day.date()): (r.send_probability, r.passed, r.converted) for r in log.itertuples()}
+    assert rows == {
+        ("u000", day1.date()): (0.25, True, True),
+        ("u001", day1.date()): (0.25, False, False),
+        ("u000", day2.date()): (0.25, False, False),
+        ("u021", day2.date()): (1.0, True, False),
+    }
+    assert len(load_gate_log(published, ["full"], until=day2)) == 2
+    plain = load_gate_log(published, ["no_uplift"])
+    assert list(zip(plain.user_id, plain.send_probability, plain.passed, strict=True)) == [("u020", 1.0, True)]
+    # Sending every day: the passed day of u000 stands for four, u021's for one, of four days.
+    always = estimate_send_rule(log, "send_always")
+    assert always.ips == pytest.approx((1 / 0.25) / 4)
+    assert always.snips == pytest.approx(4 / (4 + 1))

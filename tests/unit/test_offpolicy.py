@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.notify.offpolicy import estimate, target_probabilities, uniform_share
+from jobs.notify.offpolicy import estimate, estimate_send_rule, target_probabilities, uniform_share
 
 EXPLORE = 0.2
 HOURS = np.arange(24)
@@ -73,10 +73,43 @@ def test_one_large_log_pins_each_rule_and_ranks_them_right():
 
 
 def test_rules_and_outcomes_are_checked_and_an_empty_log_estimates_nothing():
-    with pytest.raises(ValueError, match="unknown send-hour rule"):
+    with pytest.raises(ValueError, match="unknown rule"):
         target_probabilities("hour:24")
     with pytest.raises(ValueError, match="outcome"):
         estimate(_logs(10, 1), "uniform", outcome="opened")
     empty = estimate(_logs(10, 1).iloc[:0], "uniform")
     assert (empty.messages, empty.ips, empty.snips) == (0, None, None)
     assert estimate(_logs(2000, 3), "estimate", outcome="converted").snips < 0.2
+
+
+def _gate_logs(days: int, seed: int) -> tuple[pd.DataFrame, float]:
+    """User-days of two cells drawn by a gate, and the true conversion of sending every day.
+
+    Cell a (60 %): converts 0.02 left alone and 0.06 messaged, sent on every day. Cell b: converts
+    0.15 either way, sent on 30 % of its days."""
+    rng = np.random.default_rng(seed)
+    in_b = rng.random(days) < 0.4
+    share = np.where(in_b, 0.3, 1.0)
+    passed = rng.random(days) < share
+    chance = np.where(in_b, 0.15, np.where(passed, 0.06, 0.02))
+    converted = rng.random(days) < chance
+    truth = 0.6 * 0.06 + 0.4 * 0.15
+    return pd.DataFrame({"send_probability": share, "passed": passed, "converted": converted}), truth
+
+
+def test_sending_every_day_is_estimated_from_a_gated_log_and_the_gate_is_its_own_mean():
+    covered = 0
+    runs = 60
+    for seed in range(runs):
+        log, truth = _gate_logs(20_000, seed)
+        always = estimate_send_rule(log, "send_always")
+        covered += always.snips_low <= truth <= always.snips_high
+    assert covered / runs >= 0.88
+    log, truth = _gate_logs(400_000, 7)
+    assert estimate_send_rule(log, "send_always").snips == pytest.approx(truth, abs=0.002)
+    gate = estimate_send_rule(log, "gate")
+    assert gate.snips == pytest.approx(log["converted"].mean())
+    assert gate.effective_sample == len(log)
+    with pytest.raises(ValueError, match="whether to send"):
+        estimate_send_rule(log, "send_never")
+    assert estimate_send_rule(log.iloc[:0], "send_always").snips is None
