@@ -52,7 +52,8 @@ class SimulationConfig:
     days: int = 14
     warmup_days: int = 7
     seed: int = 42
-    first_day: date = date(2026, 11, 2)
+    # The warm-up (7 days before) starts on the DAGs' start date.
+    first_day: date = date(2026, 11, 8)
     holdout_percent: float = 20.0
     arms: str = DEFAULT_ARMS
     # Share of (user, local day) pairs sent at a random hour, for the off-policy check.
@@ -173,6 +174,13 @@ class Stack:
         self.timings: dict[str, float] = {}
 
     def run(self, dag_id: str, logical: datetime, conf: dict) -> None:
+        start_date = self.dags[dag_id].start_date
+        if start_date is not None and logical < start_date:
+            # dag.test() would create a run without tasks and call it a success.
+            raise SystemExit(
+                f"{dag_id} cannot run for {logical:%Y-%m-%d %H:%M}: before its start date {start_date:%Y-%m-%d};"
+                " start the simulation (and its warm-up) later"
+            )
         started = time.monotonic()
         state = str(self.dags[dag_id].test(logical_date=logical, run_conf=conf).state)
         self.timings[dag_id] = self.timings.get(dag_id, 0.0) + time.monotonic() - started
