@@ -229,6 +229,12 @@ class Settings:
     uplift_min_units: int = field(default_factory=lambda: _env_int("UPLIFT_MIN_UNITS", 100))
     uplift_window_days: int = field(default_factory=lambda: _env_int("UPLIFT_WINDOW_DAYS", 28))
     uplift_salt: str = field(default_factory=lambda: _env("UPLIFT_SALT", "push-uplift-v1"))
+    # Campaign variants: "fixed" assigns users by the variants' weights; "thompson" shifts each
+    # day's users toward the variant most likely to be best on VARIANT_OBJECTIVE (converted or
+    # clicked), each variant keeping at least VARIANT_MIN_SHARE of them.
+    variant_allocation: str = field(default_factory=lambda: _env("VARIANT_ALLOCATION", "fixed"))
+    variant_objective: str = field(default_factory=lambda: _env("VARIANT_OBJECTIVE", "converted"))
+    variant_min_share: float = field(default_factory=lambda: _env_float("VARIANT_MIN_SHARE", 0.1))
     # Adaptive frequency: after this many ignored messages in a row the fatigue caps apply.
     fatigue_after: int = field(default_factory=lambda: _env_int("FATIGUE_AFTER", 3))
     fatigue_daily_cap: int = field(default_factory=lambda: _env_int("FATIGUE_DAILY_CAP", 1))

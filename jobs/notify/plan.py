@@ -36,7 +36,7 @@ from sqlalchemy import Connection, text
 from jobs.core.config import Settings
 from jobs.core.db import load_query, make_engine
 from jobs.core.timeutil import parse_utc
-from jobs.notify import policy, uplift
+from jobs.notify import allocation, policy, uplift
 from jobs.notify.render import template_exists
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def plan_notifications(
     engine = make_engine(settings.database_url)
     if "campaign" in kinds:
         check_variant_templates(engine)
+        allocation.ensure_allocations(engine, settings, uplift.uplift_day(at))
     # The day's uplift estimate is stored before its first run decides (also by a dry run: it
     # is a fact about the outcomes known that day, not a decision).
     uplift.ensure_estimates(engine, settings, uplift.uplift_day(at))

@@ -640,6 +640,96 @@ def test_campaign_variants_are_assigned_by_weight_recorded_and_change_wording_an
         plan_notifications(loose, AT + timedelta(days=1), campaign_id="sale")
 
 
+def test_thompson_shares_follow_the_complete_outcomes_and_assign_the_days_users(published, policy_settings):
+    """Variant b converted 30 of 100 delivered messages, a 5 of 100: the day's shares move to b
+    (a keeps its floor), the planner assigns users by them, and a message sent within the
+    attribution window before the day is not counted yet."""
+    from jobs.notify.allocation import ensure_allocations
+
+    with published.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
+                " priority, channels) VALUES ('sale', 'Sale', ARRAY['i2'], '50% off', '2026-11-01', '2026-12-01', 50,"
+                " '{push}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO push.campaign_variants (campaign_id, variant, weight, template, control)"
+                " VALUES ('sale', 'a', 1, NULL, true), ('sale', 'b', 1, 'urgent', false)"
+            )
+        )
+        for n in range(201):
+            variant, converted = ("a", n < 5) if n < 100 else ("b", n < 130)
+            sent_at = AT - timedelta(days=3) if n < 200 else AT - timedelta(hours=1)  # the last: too recent
+            key = f"m{n}"
+            conn.execute(
+                text(
+                    "INSERT INTO push.notification_decisions (run_key, user_id, candidate_key, source, expected_value,"
+                    " decision, idempotency_key, decided_at, campaign_id, variant)"
+                    " VALUES ('old', :u, 'campaign:sale', 'campaign', 1, 'sent', :k, :t, 'sale', :v)"
+                ),
+                {"u": f"x{n}", "k": key, "t": sent_at, "v": "b" if n == 200 else variant},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO push.message_outcomes (idempotency_key, run_key, user_id, campaign_id, source, channel,"
+                    " sent_at, converted_at) VALUES (:k, 'old', :u, 'sale', 'campaign', 'push', :t, :c)"
+                ),
+                {"k": key, "u": f"x{n}", "t": sent_at, "c": sent_at + timedelta(hours=1) if converted else None},
+            )
+    thompson = replace(policy_settings, variant_allocation="thompson", variant_min_share=0.1, min_gap_minutes=0)
+    day = AT.date()
+    stored = {a.variant: a for a in ensure_allocations(published, thompson, day)}
+    assert (stored["a"].messages, stored["a"].successes, stored["b"].messages, stored["b"].successes) == (
+        100,
+        5,
+        100,
+        30,
+    )
+    assert stored["b"].chance_best > 0.999
+    assert stored["a"].share == pytest.approx(0.1, abs=0.001)
+    assert ensure_allocations(published, thompson, day) is None  # once a day
+    with published.connect() as conn:
+        split = dict(
+            conn.execute(
+                text(
+                    "SELECT push.campaign_variant_on('sale', 'y' || g, :d), count(*)"
+                    " FROM generate_series(1, 20000) g GROUP BY 1"
+                ),
+                {"d": day},
+            ).all()
+        )
+        # A day without shares falls back on the weights (1:1).
+        other_day = dict(
+            conn.execute(
+                text(
+                    "SELECT push.campaign_variant_on('sale', 'y' || g, :d), count(*)"
+                    " FROM generate_series(1, 20000) g GROUP BY 1"
+                ),
+                {"d": day - timedelta(days=30)},
+            ).all()
+        )
+    assert abs(split["a"] / 20000 - stored["a"].share) < 0.01
+    assert abs(other_day["a"] / 20000 - 0.5) < 0.02
+    plan_notifications(thompson, AT, campaign_id="sale")
+    with published.connect() as conn:
+        decided = (
+            conn.execute(
+                text(
+                    "SELECT d.variant = push.campaign_variant_on('sale', d.user_id, :d) FROM push.notification_decisions d"
+                    " WHERE d.run_key <> 'old'"
+                ),
+                {"d": day},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(decided) == 40
+    assert all(decided)
+
+
 def test_campaign_variants_load_with_the_campaigns_and_a_bad_row_is_refused_named(empty_db, settings, tmp_path):
     from datetime import date
 

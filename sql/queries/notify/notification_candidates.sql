@@ -14,7 +14,8 @@
 --                  local day) pairs is planned at a hashed hour; every recommendation and campaign
 --                  candidate carries its planned hour, the best hour and the planned hour's propensity
 -- A campaign with variants (push.campaign_variants) gives each user's candidate the user's
--- variant (push.campaign_variant): its template, and its channel instead of the campaign's.
+-- variant of the run's UTC day (push.campaign_variant_on: by the day's Thompson-sampling shares
+-- when there are any, else by the weights): its template, and its channel instead of the campaign's.
 -- natural_at is when a candidate wants to go out: the user's best local hour (send-time
 -- optimisation) for recommendations and campaigns, the trigger's fire time for triggers.
 -- expected_value = weight x price x estimated click-and-convert rate at that hour; the weights
@@ -202,7 +203,9 @@ SELECT m.user_id, 'campaign:' || m.campaign_id, 'campaign', 'campaign', m.campai
        m.reason, m.discount_text, NULL, v.variant, v.template, m.planned_hour, m.best_hour, m.hour_propensity
 FROM best_match m
 LEFT JOIN push.campaign_variants v
-    ON v.campaign_id = m.campaign_id AND v.variant = push.campaign_variant(m.campaign_id, m.user_id)
+    ON v.campaign_id = m.campaign_id
+   AND v.variant = push.campaign_variant_on(m.campaign_id, m.user_id,
+                                            CAST(CAST(:at AS timestamptz) AT TIME ZONE 'UTC' AS date))
 UNION ALL
 SELECT t.user_id, 'trigger:' || t.trigger_key, 'trigger:' || t.trigger_type, t.trigger_type, NULL, t.item_id,
        coalesce(i.category, t.category), false, NULL::text[],
