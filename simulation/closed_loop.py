@@ -58,6 +58,8 @@ class SimulationConfig:
     arms: str = DEFAULT_ARMS
     # Share of (user, local day) pairs sent at a random hour, for the off-policy check.
     explore_percent: float = 20.0
+    # How campaign variants share the users: fixed weights, or Thompson sampling.
+    variant_allocation: str = "fixed"
 
 
 def lift(treated: list[bool], control: list[bool]) -> dict:
@@ -149,6 +151,7 @@ class Stack:
         os.environ["PUSH_HOLDOUT_PERCENT"] = str(config.holdout_percent)
         os.environ["PUSH_POLICY_ARMS"] = config.arms
         os.environ["PUSH_EXPLORE_PERCENT"] = str(config.explore_percent)
+        os.environ["PUSH_VARIANT_ALLOCATION"] = config.variant_allocation
         from devenv.airflow_env import airflow_environment, migrate_metadata
         from devenv.demo import ensure_database
         from jobs.core.config import Settings
@@ -378,10 +381,31 @@ def render_uplift(check: dict) -> str:
 def ab_tests(engine, response: ResponseConfig) -> dict:
     """The product's A/B/n test of every campaign's wording (jobs.notify.experiments) beside the
     planted truth: the click factor of each template in the world."""
+    from sqlalchemy import text
+
     from jobs.notify.experiments import load_variant_frames, variant_tests
 
     results = variant_tests(*load_variant_frames(engine))
-    return {"planted_click_factor": dict(response.wording_click), "variants": [asdict(r) for r in results]}
+    factors = dict(response.wording_click)
+    with engine.connect() as conn:
+        templates = {
+            (c, v): t
+            for c, v, t in conn.execute(text("SELECT campaign_id, variant, template FROM push.campaign_variants"))
+        }
+    # The planted best variant of each campaign: the one whose wording the world clicks most.
+    on_best = sum(
+        r.delivered
+        for r in results
+        if factors.get(templates.get((r.campaign_id, r.variant)) or "", 1.0)
+        == max(factors.get(t or "", 1.0) for (c, _), t in templates.items() if c == r.campaign_id)
+    )
+    delivered = sum(r.delivered for r in results)
+    return {
+        "planted_click_factor": factors,
+        "allocation": os.environ.get("PUSH_VARIANT_ALLOCATION", "fixed"),
+        "share_on_planted_best": round(on_best / delivered, 4) if delivered else None,
+        "variants": [asdict(r) for r in results],
+    }
 
 
 def off_policy_check(engine, until: datetime) -> dict:
@@ -466,13 +490,19 @@ def render_send_always(check: dict) -> str:
     )
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
 def render_ab_tests(tests: dict) -> str:
     lines = [
-        f"A/B tests of the campaigns' wording (planted click factor {tests['planted_click_factor']}):",
+        f"A/B tests of the campaigns' wording (planted click factor {tests['planted_click_factor']};"
+        f" {tests['allocation']} allocation, {_share(tests['share_on_planted_best'])} of the messages on the planted"
+        " best variant):",
         "| campaign / variant | delivered | CTR | CVR | CVR - reference [always-valid 95 % CI] | p | p of CTR | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -518,6 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--explore", type=float, default=defaults.explore_percent, help="explored (user, day) pairs, percent"
     )
+    parser.add_argument(
+        "--variant-allocation",
+        choices=("fixed", "thompson"),
+        default=defaults.variant_allocation,
+        help="how campaign variants share the users (PUSH_VARIANT_ALLOCATION)",
+    )
     args = parser.parse_args(argv)
     if args.days < 2 or args.warmup_days < 1:
         parser.error("--days must be at least 2 and --warmup-days at least 1")
@@ -530,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         holdout_percent=args.holdout,
         arms=args.arms,
         explore_percent=args.explore,
+        variant_allocation=args.variant_allocation,
     )
     result = simulate(config)
     write_outputs(result, Path(result["reports"]))
