@@ -102,9 +102,10 @@ bench-stream: $(STAMP)
 stream: $(STAMP) db
 	@$(PY) -m jobs.stream.job --trigger-seconds $(or $(TRIGGER),5)
 
-## simulate: the real DAGs day after day against shoppers who answer; policies compared (DAYS=14 USERS=2000 SEED=42)
+## simulate: the real DAGs day after day against shoppers who answer; policies compared (DAYS=14 USERS=2000 SEED=42 VARIANTS=fixed|thompson)
 simulate: $(STAMP)
-	@$(PY) -m simulation.closed_loop --days $(or $(DAYS),14) --users $(or $(USERS),2000) --seed $(or $(SEED),42)
+	@$(PY) -m simulation.closed_loop --days $(or $(DAYS),14) --users $(or $(USERS),2000) --seed $(or $(SEED),42) \
+		--variant-allocation $(or $(VARIANTS),fixed)
 
 ## evaluate: run a public rating file (user item rating timestamp) through the recommendation code
 evaluate: $(STAMP)

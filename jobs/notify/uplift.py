@@ -33,6 +33,17 @@ CELLS = ("no_recent_purchase", "recent_buyer")
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """Per-user sums of one group of a cell: users, and the sums over users of x^2, x n and n^2
+    (x conversions, n user-days of a user), for a standard error clustered by user."""
+
+    users: int = 0
+    xx: float = 0.0
+    xn: float = 0.0
+    nn: float = 0.0
+
+
+@dataclass(frozen=True)
 class CellCounts:
     """User-days and conversions of one cell in the treatment and the control group."""
 
@@ -41,6 +52,8 @@ class CellCounts:
     treatment_conversions: int = 0
     control_units: int = 0
     control_conversions: int = 0
+    treatment_cluster: Cluster | None = None
+    control_cluster: Cluster | None = None
 
 
 @dataclass(frozen=True)
@@ -55,25 +68,32 @@ def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
+def _rate_variance(units: int, conversions: int, cluster: Cluster | None) -> float:
+    """The variance of a group's conversion rate: the binomial one with the rate kept off 0 and 1
+    by half a unit (a group where nobody bought is still uncertain), or, when larger, the one
+    clustered by user (a user's days share the user's habits; the ratio estimator's sandwich)."""
+    q = (conversions + 0.5) / (units + 1)
+    binomial = q * (1 - q) / units
+    if cluster is None or cluster.users < 2:
+        return binomial
+    p = conversions / units
+    spread = max(cluster.xx - 2 * p * cluster.xn + p * p * cluster.nn, 0.0)
+    return max(binomial, cluster.users / (cluster.users - 1) * spread / units**2)
+
+
 def estimate_cell(counts: CellCounts, min_effect: float, floor: float, min_units: int) -> CellEstimate:
     """The cell's effect on conversion, its standard error and its send probability.
 
-    The effect is the difference of the two conversion rates; its standard error the Wald one,
-    with each rate kept off 0 and 1 by half a unit (a cell where nobody bought still has an
-    uncertain effect). The send probability is P(effect > min_effect), floored; 1 (no gate)
-    while either group has fewer than ``min_units`` user-days.
+    The effect is the difference of the two conversion rates; its standard error combines the
+    two rates' (:func:`_rate_variance`). The send probability is P(effect > min_effect),
+    floored; 1 (no gate) while either group has fewer than ``min_units`` user-days.
     """
-    n1, x1, n0, x0 = (
-        counts.treatment_units,
-        counts.treatment_conversions,
-        counts.control_units,
-        counts.control_conversions,
-    )
+    n1, x1 = counts.treatment_units, counts.treatment_conversions
+    n0, x0 = counts.control_units, counts.control_conversions
     if n1 == 0 or n0 == 0:
         return CellEstimate(counts, None, None, 1.0)
     p1, p0 = x1 / n1, x0 / n0
-    q1, q0 = (x1 + 0.5) / (n1 + 1), (x0 + 0.5) / (n0 + 1)
-    se = math.sqrt(q1 * (1 - q1) / n1 + q0 * (1 - q0) / n0)
+    se = math.sqrt(_rate_variance(n1, x1, counts.treatment_cluster) + _rate_variance(n0, x0, counts.control_cluster))
     effect = p1 - p0
     if n1 < min_units or n0 < min_units:
         return CellEstimate(counts, effect, se, 1.0)
@@ -115,7 +135,7 @@ def ensure_estimates(engine: Engine, settings: Settings, day: date) -> list[Cell
                 "attribution": timedelta(hours=settings.attribution_hours),
             },
         ).all()
-    found = {row.cell: CellCounts(*row) for row in rows}
+    found = {row.cell: _counts(row) for row in rows}
     estimates = [
         estimate_cell(
             found.get(cell, CellCounts(cell)),
@@ -158,6 +178,24 @@ def ensure_estimates(engine: Engine, settings: Settings, day: date) -> list[Cell
         ),
     )
     return estimates
+
+
+def _counts(row) -> CellCounts:
+    def cluster(group: str) -> Cluster:
+        return Cluster(
+            int(getattr(row, f"{group}_users") or 0),
+            *(float(getattr(row, f"{group}_{s}") or 0) for s in ("xx", "xn", "nn")),
+        )
+
+    return CellCounts(
+        row.cell,
+        int(row.treatment_units or 0),
+        int(row.treatment_conversions or 0),
+        int(row.control_units or 0),
+        int(row.control_conversions or 0),
+        cluster("treatment"),
+        cluster("control"),
+    )
 
 
 def uplift_params(settings: Settings) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jobs.notify.uplift import CellCounts, estimate_cell
+from jobs.notify.uplift import CellCounts, Cluster, estimate_cell
 
 
 def _estimate(n1, x1, n0, x0, min_effect=0.005, floor=0.2, min_units=200):
@@ -63,3 +63,28 @@ def test_the_share_follows_the_chance_that_the_effect_exceeds_the_threshold():
     assert np.mean(above) > 0.8
     assert np.mean(below) < 0.45
     assert np.mean(above) > np.mean(below) + 0.4
+
+
+def _clustered(users_x_n: list[tuple[int, int]]) -> tuple[int, int, Cluster]:
+    """(units, conversions, per-user sums) of a group whose users had (conversions, days) each."""
+    n = sum(days for _, days in users_x_n)
+    x = sum(conv for conv, _ in users_x_n)
+    return n, x, Cluster(len(users_x_n), sum(c * c for c, _ in users_x_n), sum(c * d for c, d in users_x_n),
+                         sum(d * d for _, d in users_x_n))  # fmt: skip
+
+
+def test_days_of_the_same_users_widen_the_error_and_one_day_a_user_is_the_binomial_one():
+    """20 users with 20 days each, some who buy every day and some never: far less evidence than
+    400 independent days with the same rate."""
+    n1, x1, c1 = _clustered([(20, 20)] * 4 + [(0, 20)] * 16)  # 20 % of days, all from 4 users
+    n0, x0, c0 = _clustered([(20, 20)] * 2 + [(0, 20)] * 18)  # 10 %
+    plain = estimate_cell(CellCounts("c", n1, x1, n0, x0), 0.005, 0.2, 100)
+    clustered = estimate_cell(CellCounts("c", n1, x1, n0, x0, c1, c0), 0.005, 0.2, 100)
+    assert clustered.effect == plain.effect == pytest.approx(0.1)
+    assert clustered.effect_se > 3 * plain.effect_se
+    assert clustered.send_probability < plain.send_probability
+    n1, x1, c1 = _clustered([(1, 1)] * 30 + [(0, 1)] * 370)
+    n0, x0, c0 = _clustered([(1, 1)] * 20 + [(0, 1)] * 380)
+    one_day = estimate_cell(CellCounts("c", n1, x1, n0, x0, c1, c0), 0.005, 0.2, 100)
+    independent = estimate_cell(CellCounts("c", n1, x1, n0, x0), 0.005, 0.2, 100)
+    assert one_day.effect_se == pytest.approx(independent.effect_se, rel=0.05)

@@ -28,17 +28,33 @@ planned AS (
     GROUP BY d.user_id, date_trunc('day', r.logical_time, 'UTC')
 ),
 units AS (
-    SELECT push.uplift_cell(x.user_id, x.day, CAST(:attribution AS interval)) AS cell, x.control, x.converted
+    SELECT x.user_id, push.uplift_cell(x.user_id, x.day, CAST(:attribution AS interval)) AS cell, x.control,
+           x.converted
     FROM days x
     JOIN planned p ON p.user_id = x.user_id AND p.day = x.day
     WHERE x.last_moment <= :as_of - CAST(:attribution AS interval)
       AND (x.control OR (coalesce(p.full_policy, true) AND NOT p.skipped))
+),
+per_user AS (
+    -- A user's days are not independent of each other: the standard error is clustered by user
+    -- (jobs/notify/uplift.py), from these sums per cell and group.
+    SELECT cell, control, user_id, count(*) AS n, count(*) FILTER (WHERE converted) AS x
+    FROM units
+    GROUP BY cell, control, user_id
 )
 SELECT cell,
-       count(*) FILTER (WHERE NOT control) AS treatment_units,
-       count(*) FILTER (WHERE NOT control AND converted) AS treatment_conversions,
-       count(*) FILTER (WHERE control) AS control_units,
-       count(*) FILTER (WHERE control AND converted) AS control_conversions
-FROM units
+       sum(n) FILTER (WHERE NOT control) AS treatment_units,
+       sum(x) FILTER (WHERE NOT control) AS treatment_conversions,
+       sum(n) FILTER (WHERE control) AS control_units,
+       sum(x) FILTER (WHERE control) AS control_conversions,
+       count(*) FILTER (WHERE NOT control) AS treatment_users,
+       sum(x * x) FILTER (WHERE NOT control) AS treatment_xx,
+       sum(x * n) FILTER (WHERE NOT control) AS treatment_xn,
+       sum(n * n) FILTER (WHERE NOT control) AS treatment_nn,
+       count(*) FILTER (WHERE control) AS control_users,
+       sum(x * x) FILTER (WHERE control) AS control_xx,
+       sum(x * n) FILTER (WHERE control) AS control_xn,
+       sum(n * n) FILTER (WHERE control) AS control_nn
+FROM per_user
 GROUP BY cell
 ORDER BY cell
