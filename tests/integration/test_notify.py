@@ -584,19 +584,24 @@ def test_policy_arms_replace_one_part_of_the_policy_each_and_are_recorded(publis
     assert len({rows[0].scheduled_at.hour for u, rows in per_user.items() if arm_of[u] == "random_hour"}) > 1
 
 
+def _add_sale_campaign(conn) -> None:
+    """Campaign 'sale': 50 % off item i2 in November, by push."""
+    conn.execute(
+        text(
+            "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
+            " priority, channels) VALUES ('sale', 'Sale', ARRAY['i2'], '50% off', '2026-11-01', '2026-12-01', 50,"
+            " '{push}')"
+        )
+    )
+
+
 def test_campaign_variants_are_assigned_by_weight_recorded_and_change_wording_and_channel(published, policy_settings):
     """Variant a (control) keeps the campaign as it is; b (three times its weight) is worded by
     the 'urgent' template and goes by e-mail."""
     from jobs.notify.relay import message_content
 
     with published.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
-                " priority, channels) VALUES ('sale', 'Sale', ARRAY['i2'], '50% off', '2026-11-01', '2026-12-01', 50,"
-                " '{push}')"
-            )
-        )
+        _add_sale_campaign(conn)
         conn.execute(
             text(
                 "INSERT INTO push.campaign_variants (campaign_id, variant, weight, template, channel, control)"
@@ -647,13 +652,7 @@ def test_thompson_shares_follow_the_complete_outcomes_and_assign_the_days_users(
     from jobs.notify.allocation import ensure_allocations
 
     with published.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO push.campaigns (campaign_id, name, target_items, discount_text, valid_from, valid_to,"
-                " priority, channels) VALUES ('sale', 'Sale', ARRAY['i2'], '50% off', '2026-11-01', '2026-12-01', 50,"
-                " '{push}')"
-            )
-        )
+        _add_sale_campaign(conn)
         conn.execute(
             text(
                 "INSERT INTO push.campaign_variants (campaign_id, variant, weight, template, control)"
