@@ -8,8 +8,9 @@ planning run. Its measures:
   ``deferred`` is the part queued for the end of the user's quiet hours.
 - One column per suppression reason (``suppressed_consent``, ``holdout``, ``duplicate``,
   ``expired`` (including ``expired_quiet_hours``), ``capped_min_gap``, ``capped_daily``,
-  ``capped_weekly``, ``capped_channel``, ``capped_campaign``) and ``other_decisions`` for codes
-  the view does not know, so that ``candidates = queued + suppressions + other_decisions``.
+  ``capped_weekly``, ``capped_channel``, ``capped_campaign``, and, last of the view's columns,
+  ``skipped_uplift``) and ``other_decisions`` for codes the view does not know, so that
+  ``candidates = queued + suppressions + other_decisions``.
 - What became of the queued messages in the outbox: ``delivered``, ``dead``, ``cancelled``
   (consent withdrawn before sending), ``expired_in_outbox``, ``pending``.
 - Engagement of delivered messages within the feedback step's attribution window
