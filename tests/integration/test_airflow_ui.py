@@ -311,6 +311,8 @@ def test_log_in_trigger_the_daily_dag_on_a_cluster_and_it_matches_local_mode(
     local = _outputs(engine, local_settings.lake_dir)
 
     assert len(local["clean_events"]) > 300
-    assert local["segments"]["size"].sum() == len(local["user_profiles"]) > 40
+    # About half of the 80 users are active in any 24 hours of the generated days (40 to 50,
+    # with the calendar day the run falls on): a real population to segment, not a handful.
+    assert local["segments"]["size"].sum() == len(local["user_profiles"]) > 30
     for name, expected in local.items():
         pd.testing.assert_frame_equal(on_cluster[name], expected, check_exact=False, rtol=1e-9, obj=name)
