@@ -9,7 +9,7 @@ INSERT INTO plan_users (user_id, n, scheduled_at, deferred, in_holdout, policy_a
 SELECT a.user_id, row_number() OVER (ORDER BY a.user_id), a.scheduled_at, a.deferred, a.in_holdout, a.policy_arm,
        e.send_probability,
        coalesce(push.holdout_bucket(a.user_id || ':' || a.day, :uplift_salt) >= e.send_probability * 10000, false)
-    -- The run's planned users with their moment, control group and arm.
+-- The run's planned users with their moment, control group and arm.
 FROM (
 SELECT m.user_id, coalesce(q.quiet_end, m.natural_at) AS scheduled_at,
        q.quiet_end IS NOT NULL AS deferred, push.holdout_bucket(m.user_id, :holdout_salt) < :holdout_basis_points
