@@ -420,19 +420,15 @@ def off_policy_check(engine, until: datetime) -> dict:
     actual_log = load_log(engine, arms=["random_hour"])
     messages = len(actual_log)
     rate = float(actual_log["clicked"].mean()) if messages else None
-    half = 1.96 * math.sqrt(rate * (1 - rate) / messages) if messages else None
     return {
         "target": "uniform send hour (the random_hour arm's rule)",
         "estimate_from_full_arm": asdict(estimated),
         "actual_random_hour_arm": {
             "messages": messages,
             "ctr": None if rate is None else round(rate, 6),
-            "ci_low": None if rate is None else round(rate - half, 6),
-            "ci_high": None if rate is None else round(rate + half, 6),
+            **_interval(rate, messages),
         },
-        "actual_within_snips_interval": None
-        if rate is None or estimated.snips is None
-        else estimated.snips_low <= rate <= estimated.snips_high,
+        "actual_within_snips_interval": _within(estimated, rate),
         "send_always": send_always_check(
             estimate_send_rule(load_gate_log(engine, ["full"], until), "send_always"),
             estimate_send_rule(load_gate_log(engine, ["no_uplift"], until), "gate"),
@@ -444,20 +440,27 @@ def send_always_check(estimated, actual) -> dict:
     """The estimate of sending on every day beside the arm that does (its mean per user-day with
     a 95 % normal interval)."""
     rate = actual.snips
-    half = None if rate is None else 1.96 * math.sqrt(rate * (1 - rate) / actual.messages)
     return {
         "target": "send on every day (the no_uplift arm's rule), conversion per user-day",
         "estimate_from_full_arm": asdict(estimated),
-        "actual_no_uplift_arm": {
-            "user_days": actual.messages,
-            "conversion": rate,
-            "ci_low": None if rate is None else round(rate - half, 6),
-            "ci_high": None if rate is None else round(rate + half, 6),
-        },
-        "actual_within_snips_interval": None
-        if rate is None or estimated.snips is None
-        else estimated.snips_low <= rate <= estimated.snips_high,
+        "actual_no_uplift_arm": {"user_days": actual.messages, "conversion": rate, **_interval(rate, actual.messages)},
+        "actual_within_snips_interval": _within(estimated, rate),
     }
+
+
+def _interval(rate: float | None, n: int) -> dict:
+    """A rate's 95 % normal-approximation interval (None without data)."""
+    if rate is None or n == 0:
+        return {"ci_low": None, "ci_high": None}
+    half = 1.96 * math.sqrt(rate * (1 - rate) / n)
+    return {"ci_low": round(rate - half, 6), "ci_high": round(rate + half, 6)}
+
+
+def _within(estimated, rate: float | None) -> bool | None:
+    """Whether the rate an arm actually got lies in the off-policy estimate's SNIPS interval."""
+    if rate is None or estimated.snips is None:
+        return None
+    return estimated.snips_low <= rate <= estimated.snips_high
 
 
 def render_off_policy(check: dict) -> str:

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, text
 
 from jobs.core.config import Settings
 from jobs.core.db import load_query, make_engine
-from jobs.core.timeutil import parse_utc
+from jobs.core.timeutil import as_utc, parse_utc
 from jobs.notify import allocation, policy, uplift
 from jobs.notify.render import template_exists
 
@@ -194,12 +194,13 @@ def plan_notifications(
         raise ValueError("horizon_hours must be at least 1")
     run_key = run_key or run_key_for(at, horizon_hours, campaign_id)
     engine = make_engine(settings.database_url)
+    day = as_utc(at).date()  # the UTC day whose variant shares and uplift estimate the run uses
     if "campaign" in kinds:
         check_variant_templates(engine)
-        allocation.ensure_allocations(engine, settings, uplift.uplift_day(at))
+        allocation.ensure_allocations(engine, settings, day)
     # The day's uplift estimate is stored before its first run decides (also by a dry run: it
     # is a fact about the outcomes known that day, not a decision).
-    uplift.ensure_estimates(engine, settings, uplift.uplift_day(at))
+    uplift.ensure_estimates(engine, settings, day)
     shards = _shards(engine, users, settings.notify_workers if workers is None else workers, batch_size)
     run = _PlanRun(settings, run_key, at, horizon_hours, campaign_id, kinds, users, dry_run, batch_size)
     plan_shard = partial(_plan_shard, engine, run)

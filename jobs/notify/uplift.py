@@ -108,11 +108,6 @@ def check_settings(settings: Settings) -> None:
         raise ValueError("PUSH_UPLIFT_WINDOW_DAYS and PUSH_UPLIFT_MIN_UNITS must be at least 1")
 
 
-def uplift_day(at: datetime) -> date:
-    """The day whose estimate a run at ``at`` uses (UTC)."""
-    return at.astimezone(UTC).date()
-
-
 def ensure_estimates(engine: Engine, settings: Settings, day: date) -> list[CellEstimate] | None:
     """Store the estimate of ``day`` unless it exists; return what was computed (None: it existed).
 
