@@ -31,6 +31,9 @@ def pytest_configure(config):
             "PUSH_TASK_RETRIES": "0",
             "PUSH_SPARK_MASTER": "local[2]",
             "PUSH_SPARK_SHUFFLE_PARTITIONS": "4",
+            # Test JVMs (the session's, each task's and subprocess's, a cluster's executors) are
+            # short-lived on small data: C1 alone costs less CPU than C2's compilations save.
+            "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
             "PUSH_KMEANS_K_MAX": "4",
             "PUSH_SVD_EPOCHS": "20",
             # Benchmarks run by tests record their runs here, not in benchmarks/results.jsonl.

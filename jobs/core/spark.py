@@ -39,8 +39,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC -XX:-DontCompileHugeMethods")
-        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", java_options("-Duser.timezone=UTC -XX:-DontCompileHugeMethods"))
+        .config("spark.executor.extraJavaOptions", java_options("-Duser.timezone=UTC"))
     )
     for key, value in extra_spark_conf(os.environ.get("PUSH_SPARK_CONF", "")).items():
         builder = builder.config(key, value)
@@ -48,6 +48,16 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
     session.sparkContext.setLogLevel("WARN")
     log.info("Spark %s started on %s", session.version, settings.spark_master)
     return session
+
+
+def java_options(own: str) -> str:
+    """The pipeline's own JVM options, then ``PUSH_SPARK_JAVA_OPTIONS`` (for driver and executors).
+
+    E.g. ``-XX:TieredStopAtLevel=1``: a JVM that lives for one short task on small data spends
+    more CPU compiling with C2 than C2's code saves; a long job on big data wants C2.
+    """
+    extra = os.environ.get("PUSH_SPARK_JAVA_OPTIONS", "").strip()
+    return f"{own} {extra}" if extra else own
 
 
 def extra_spark_conf(text: str) -> dict[str, str]:
