@@ -33,7 +33,8 @@ def pytest_configure(config):
             "PUSH_SPARK_SHUFFLE_PARTITIONS": "4",
             # Test JVMs (the session's, each task's and subprocess's, a cluster's executors) are
             # short-lived on small data: C1 alone costs less CPU than C2's compilations save.
-            "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
+            # C1's frames are larger: ALS's deep recursion needs a bigger thread stack.
+            "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss16m",
             "PUSH_KMEANS_K_MAX": "4",
             "PUSH_SVD_EPOCHS": "20",
             # Benchmarks run by tests record their runs here, not in benchmarks/results.jsonl.
