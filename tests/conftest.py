@@ -3,7 +3,9 @@
 The embedded cluster of the tests lives in its own folder (never the demo's), is started in
 ``pytest_configure`` (before anything imports Airflow, which reads its configuration at
 import), and is destroyed at the end of the session. A run of the unit tier alone
-(``pytest tests/unit``) starts no cluster: unit tests need no database.
+(``pytest tests/unit``) starts no cluster: unit tests need no database. Under pytest-xdist
+(``make test`` runs ``-n auto --dist loadfile``) each worker does all this for itself, and a
+test module stays on one worker, so its module-scoped fixtures run once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _LOCAL: Path | None = None
 
 def pytest_configure(config):
     global _CLUSTER, _LOCAL
+    if _hands_out_tests_only(config):
+        return
     local = _LOCAL = Path(tempfile.mkdtemp(prefix="test-", dir=scratch_root()))
     os.environ.update(
         {
@@ -31,10 +35,6 @@ def pytest_configure(config):
             "PUSH_TASK_RETRIES": "0",
             "PUSH_SPARK_MASTER": "local[2]",
             "PUSH_SPARK_SHUFFLE_PARTITIONS": "4",
-            # Test JVMs (the session's, each task's and subprocess's, a cluster's executors) are
-            # short-lived on small data: C1 alone costs less CPU than C2's compilations save.
-            # C1's frames are larger: ALS's deep recursion needs a bigger thread stack.
-            "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss16m",
             "PUSH_KMEANS_K_MAX": "4",
             "PUSH_SVD_EPOCHS": "20",
             # Benchmarks run by tests record their runs here, not in benchmarks/results.jsonl.
@@ -54,6 +54,12 @@ def pytest_configure(config):
     from devenv.airflow_env import airflow_environment
 
     os.environ.update(airflow_environment())
+
+
+def _hands_out_tests_only(config) -> bool:
+    """True in pytest-xdist's controller (``-n N``), which runs no test: each of its workers
+    configures itself (its own folder, cluster, Airflow home and Spark session)."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
 
 
 def _database_needed(config) -> bool:
