@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 ## test: unit, DAG-integrity and integration tests on real PostgreSQL, Spark and Airflow
 test: $(STAMP)
-	@$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+	@$(PY) -m pytest
 
 ## test-unit: the unit and DAG-integrity tests only
 test-unit: $(STAMP)

@@ -3,9 +3,7 @@
 The embedded cluster of the tests lives in its own folder (never the demo's), is started in
 ``pytest_configure`` (before anything imports Airflow, which reads its configuration at
 import), and is destroyed at the end of the session. A run of the unit tier alone
-(``pytest tests/unit``) starts no cluster: unit tests need no database. Under pytest-xdist
-(``make test`` runs ``-n auto --dist loadfile``) each worker does all this for itself, and a
-test module stays on one worker, so its module-scoped fixtures run once.
+(``pytest tests/unit``) starts no cluster: unit tests need no database.
 """
 
 from __future__ import annotations
@@ -26,8 +24,6 @@ _LOCAL: Path | None = None
 
 def pytest_configure(config):
     global _CLUSTER, _LOCAL
-    if _hands_out_tests_only(config):
-        return
     local = _LOCAL = Path(tempfile.mkdtemp(prefix="test-", dir=scratch_root()))
     os.environ.update(
         {
@@ -54,12 +50,6 @@ def pytest_configure(config):
     from devenv.airflow_env import airflow_environment
 
     os.environ.update(airflow_environment())
-
-
-def _hands_out_tests_only(config) -> bool:
-    """True in pytest-xdist's controller (``-n N``), which runs no test: each of its workers
-    configures itself (its own folder, cluster, Airflow home and Spark session)."""
-    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
 
 
 def _database_needed(config) -> bool:
