@@ -121,7 +121,7 @@ def airflow_ui(airflow_db, settings, tmp_path, cluster):
             "PUSH_SPARK_DRIVER_MEMORY": "1g",
             # Each task's driver and executor live for one short task on small data: C1 alone
             # costs less CPU than C2's compilations save (about a third of the run's time).
-            "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss16m",
+            "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss16m -XX:+UseParallelGC",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
