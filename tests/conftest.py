@@ -36,6 +36,9 @@ def pytest_configure(config):
             # The tests' one long-lived driver runs hundreds of small jobs on a small heap: the
             # parallel collector's cheaper write barriers beat G1 there (repeated DAG run -10 %).
             "PUSH_SPARK_JAVA_OPTIONS": "-XX:+UseParallelGC",
+            # One driver serves the whole session; at 2 GB its live heap reached 1.5 GB late in
+            # the suite and full collections took 196 s of pauses (-Xlog:gc).
+            "PUSH_SPARK_DRIVER_MEMORY": "4g",
             # Benchmarks run by tests record their runs here, not in benchmarks/results.jsonl.
             "PUSH_BENCH_RESULTS": str(local / "bench-results.jsonl"),
         }
