@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -65,3 +66,9 @@ def test_duplicates_slipping_through_the_cleaner_stop_the_daily_dag(settings, en
     docs = settings.local_dir / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert docs.exists()
     assert "clean_events" in docs.read_text()
+    # The failing suite ran again with examples: its page shows duplicated event ids.
+    clean = pd.read_parquet(settings.lake_dir / "clean" / "events", columns=["event_id"])
+    duplicated = set(clean["event_id"][clean["event_id"].duplicated()])
+    assert duplicated
+    pages = [p.read_text() for p in (docs.parent / "validations").rglob("*.html") if "clean_events" in str(p)]
+    assert any(event_id in page for page in pages for event_id in duplicated)
