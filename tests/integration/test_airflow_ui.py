@@ -13,7 +13,8 @@ the UI until it succeeds (bounded); the REST API only reads the run's state. Scr
 Then the same stage functions the tasks call run again in this process, on the test session's
 local Spark, for the run's logical time and into a lake of their own: every table the DAG
 writes, the clean Parquet lake and the training ratings must hold the same values as the
-cluster's run.
+cluster's run. The cluster's run generates code for its queries (Spark's default); the session
+evaluates expressions without (``tests/conftest.py``), so the two modes are compared too.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def airflow_ui(airflow_db, settings, tmp_path, cluster):
             # Each task's driver and executor live for one short task on small data: C1 alone
             # costs less CPU than C2's compilations save (about a third of the run's time).
             "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss16m -XX:+UseParallelGC",
+            # Spark's defaults (generated code), unlike the test session's interpreted mode: the
+            # comparison below then also checks that both modes compute the same tables.
+            "PUSH_SPARK_CONF": "",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
