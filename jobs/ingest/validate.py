@@ -51,7 +51,7 @@ class ValidationOutcome:
 
 # A passing suite needs counts only: GX otherwise runs one Spark job per expectation to fetch up
 # to 20 unexpected values, none of which exist. A failing suite is run again with the values, so
-# its Data Docs and recorded failures show examples of what broke.
+# its Data Docs page shows examples of what broke.
 COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
 WITH_EXAMPLES = {"result_format": "SUMMARY"}
 
