@@ -42,7 +42,7 @@ def pytest_configure(config):
             # Expressions evaluated, not compiled: on the tests' small frames, generating Java for
             # each query, compiling it with Janino and then JIT-compiling it costs more than
             # running it (the pipeline module 232 -> 190 s). Spark's own test suites run this way.
-            # The Airflow UI test's cluster run keeps the defaults and must match this mode.
+            # The Airflow UI test runs the stages again with code generation: both modes must match.
             "PUSH_SPARK_CONF": "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN",
             # Benchmarks run by tests record their runs here, not in benchmarks/results.jsonl.
             "PUSH_BENCH_RESULTS": str(local / "bench-results.jsonl"),

@@ -13,8 +13,9 @@ the UI until it succeeds (bounded); the REST API only reads the run's state. Scr
 Then the same stage functions the tasks call run again in this process, on the test session's
 local Spark, for the run's logical time and into a lake of their own: every table the DAG
 writes, the clean Parquet lake and the training ratings must hold the same values as the
-cluster's run. The cluster's run generates code for its queries (Spark's default); the session
-evaluates expressions without (``tests/conftest.py``), so the two modes are compared too.
+cluster's run. The cluster's tasks evaluate expressions without generating code, as the whole
+test session does (``tests/conftest.py``); the in-process run generates code (Spark's
+default), so the two modes are compared too.
 """
 
 from __future__ import annotations
@@ -123,9 +124,6 @@ def airflow_ui(airflow_db, settings, tmp_path, cluster):
             # Each task's driver and executor live for one short task on small data: C1 alone
             # costs less CPU than C2's compilations save (about a third of the run's time).
             "PUSH_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss16m -XX:+UseParallelGC",
-            # Spark's defaults (generated code), unlike the test session's interpreted mode: the
-            # comparison below then also checks that both modes compute the same tables.
-            "PUSH_SPARK_CONF": "",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -218,18 +216,40 @@ def _outputs(engine, lake_dir) -> dict[str, pd.DataFrame]:
     }
 
 
-def _run_stages_in_process(settings, at: datetime) -> None:
-    """What the daily DAG's Spark tasks call, in task order, on this process's local Spark."""
+@contextlib.contextmanager
+def _code_generation(spark):
+    """Spark's defaults (generated code) for a while, in a session the tests run without it."""
+    defaults = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+    before = {key: spark.conf.get(key, None) for key in defaults}
+    for key, value in defaults.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def _run_stages_in_process(spark, settings, at: datetime) -> None:
+    """What the daily DAG's Spark tasks call, in task order, on this process's local Spark.
+
+    With code generation on: the cluster's tasks evaluate expressions without it, as the whole
+    test session does (``tests/conftest.py``), so the comparison covers both modes.
+    """
     from jobs.ingest.tasks import clean, load_reference, validate
     from jobs.profiles.tasks import build_profiles
     from jobs.recs.tasks import publish_recommendations, train_and_evaluate
 
-    load_reference(settings, at)
-    clean(settings, at - timedelta(days=1), at)
-    validate(settings, at - timedelta(days=1), at)
-    build_profiles(settings, at)
-    train_and_evaluate(settings, at)
-    publish_recommendations(settings, at)
+    with _code_generation(spark):
+        load_reference(settings, at)
+        clean(settings, at - timedelta(days=1), at)
+        validate(settings, at - timedelta(days=1), at)
+        build_profiles(settings, at)
+        train_and_evaluate(settings, at)
+        publish_recommendations(settings, at)
 
 
 def test_log_in_trigger_the_daily_dag_on_a_cluster_and_it_matches_local_mode(
@@ -316,7 +336,7 @@ def test_log_in_trigger_the_daily_dag_on_a_cluster_and_it_matches_local_mode(
     assert spark.sparkContext.master.startswith("local")
     at = parse_utc(run["logical_date"] or run["run_after"])  # as the tasks read it (dags.orchestration)
     local_settings = replace(settings, lake_dir=tmp_path / "lake-local", kmeans_k_max=3)
-    _run_stages_in_process(local_settings, at)
+    _run_stages_in_process(spark, local_settings, at)
     local = _outputs(engine, local_settings.lake_dir)
 
     assert len(local["clean_events"]) > 300
