@@ -6,10 +6,12 @@ jobs run on a laptop or against a standalone/YARN/Kubernetes master by configura
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -52,6 +54,22 @@ def get_spark(settings: Settings | None = None, app_name: str = "push-pipeline")
     session.sparkContext.setLogLevel("WARN")
     log.info("Spark %s started on %s", session.version, settings.spark_master)
     return session
+
+
+@contextlib.contextmanager
+def temporary_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """Runtime SQL settings for the ``with`` block; each is put back (or unset) on the way out."""
+    before = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def java_options(own: str) -> str:

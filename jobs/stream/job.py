@@ -27,7 +27,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs.core.config import Settings
 from jobs.core.db import apply_migrations, make_engine
-from jobs.core.spark import get_spark
+from jobs.core.spark import get_spark, temporary_conf
 from jobs.ingest.reference import ITEM_REFERENCE_SCHEMA, REFERENCE_TABLES, read_items
 from jobs.stream.options import StreamOptions, checkpoint_dir, live_dir
 from jobs.stream.sink import ProgressRecorder, StreamBatchWriter
@@ -102,10 +102,6 @@ def start_stream(
         max_text_length=settings.max_text_length,
     )
     checkpoint.mkdir(parents=True, exist_ok=True)
-    # The number of state-store partitions is fixed by the checkpoint's first batch; a few (one
-    # per core) keep the per-batch task count, and so the latency floor, low on a small machine.
-    previous = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", str(options.state_partitions))
     writer = (
         output.writeStream.queryName(QUERY_NAME)
         .outputMode("append")
@@ -117,10 +113,11 @@ def start_stream(
         if once
         else writer.trigger(processingTime=f"{options.trigger_seconds} seconds")
     )
-    try:
+    # The number of state-store partitions is fixed by the checkpoint's first batch; a few (one
+    # per core) keep the per-batch task count, and so the latency floor, low on a small machine.
+    # The query takes the session's settings when it starts.
+    with temporary_conf(spark, {"spark.sql.shuffle.partitions": str(options.state_partitions)}):
         return writer.start()
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", previous)
 
 
 def configure_spark(settings: Settings, options: StreamOptions) -> SparkSession:

@@ -39,6 +39,7 @@ from sqlalchemy import text
 
 from devenv.airflow_env import ui_login
 from jobs.core.db import truncate_pipeline_tables
+from jobs.core.spark import temporary_conf
 from jobs.core.timeutil import parse_utc
 from simulation.synthetic import GeneratorConfig, generate
 from tests.support.browser import artifact
@@ -216,21 +217,8 @@ def _outputs(engine, lake_dir) -> dict[str, pd.DataFrame]:
     }
 
 
-@contextlib.contextmanager
-def _code_generation(spark):
-    """Spark's defaults (generated code) for a while, in a session the tests run without it."""
-    defaults = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
-    before = {key: spark.conf.get(key, None) for key in defaults}
-    for key, value in defaults.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+# Spark's defaults, which the test session turns off (``tests/conftest.py``).
+CODE_GENERATION = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
 
 
 def _run_stages_in_process(spark, settings, at: datetime) -> None:
@@ -243,7 +231,7 @@ def _run_stages_in_process(spark, settings, at: datetime) -> None:
     from jobs.profiles.tasks import build_profiles
     from jobs.recs.tasks import publish_recommendations, train_and_evaluate
 
-    with _code_generation(spark):
+    with temporary_conf(spark, CODE_GENERATION):
         load_reference(settings, at)
         clean(settings, at - timedelta(days=1), at)
         validate(settings, at - timedelta(days=1), at)
